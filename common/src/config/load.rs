@@ -1,0 +1,257 @@
+//! Reading the configuration from its file and the environment, with errors that name the key.
+
+use std::path::{Path, PathBuf};
+
+use super::model::Config;
+use super::validate;
+
+/// Environment variables with this prefix override keys: `FLEET_SECTION__KEY=value`.
+pub const ENV_PREFIX: &str = "FLEET_";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema (the message has the line).
+    #[error("config file {origin}: {message}")]
+    Parse {
+        /// The file (or other origin).
+        origin: String,
+        /// toml's message, with line, column and key.
+        message: String,
+    },
+    /// An environment override is malformed or gives a bad value.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is well-typed but not acceptable.
+    #[error("config {origin}{line}: key `{key}`: {message}", line = line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Invalid {
+        /// The file.
+        origin: String,
+        /// The dotted key.
+        key: String,
+        /// The line of the key in the file, when it is there.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Loads `path` and applies the `FLEET_*` overrides from the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_from_str(&text, &path.display().to_string(), std::env::vars())
+}
+
+/// Loads configuration text named `origin` (for messages), with overrides taken from `env`.
+pub fn load_from_str(
+    text: &str,
+    origin: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    // The file alone first, so that its errors carry its line numbers.
+    let from_file: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        origin: origin.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
+    let overrides: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
+        .collect();
+    let config = if overrides.is_empty() {
+        from_file
+    } else {
+        apply_env(text, &overrides)?
+    };
+    validate::validate(&config).map_err(|(key, message)| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        line: locate(text, &key),
+        key,
+        message,
+    })?;
+    Ok(config)
+}
+
+fn apply_env(text: &str, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
+    let mut table: toml::Table = toml::from_str(text).expect("parsed once already");
+    for (var, raw) in overrides {
+        let path: Vec<String> = var[ENV_PREFIX.len()..]
+            .split("__")
+            .map(|p| p.to_ascii_lowercase())
+            .collect();
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::Env {
+                var: var.clone(),
+                message: "expected FLEET_SECTION__KEY".into(),
+            });
+        }
+        let value = parse_env_value(raw);
+        set_path(&mut table, &path, value).map_err(|message| ConfigError::Env {
+            var: var.clone(),
+            message,
+        })?;
+    }
+    let vars: Vec<&str> = overrides.iter().map(|(k, _)| k.as_str()).collect();
+    Config::deserialize_table(table).map_err(|e| ConfigError::Env {
+        var: vars.join(", "),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
+impl Config {
+    fn deserialize_table(table: toml::Table) -> Result<Self, toml::de::Error> {
+        use serde::Deserialize;
+        Config::deserialize(toml::Value::Table(table))
+    }
+}
+
+/// A value is TOML if it parses as one (`18080`, `true`, `["a"]`, `"1s"`), plain text otherwise.
+fn parse_env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().expect("non-empty path");
+    let mut current = table;
+    for (depth, part) in parents.iter().enumerate() {
+        current = current
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("`{}` is not a table", path[..=depth].join(".")))?;
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+/// The 1-based line where a dotted key is set in `text`, if it is written there plainly.
+fn locate(text: &str, key: &str) -> Option<usize> {
+    let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+    let leaf = leaf.split('[').next().unwrap_or(leaf);
+    let mut in_section = section.is_empty();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            let name = header
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim();
+            in_section = name == section;
+            continue;
+        }
+        if in_section && line.split_once('=').is_some_and(|(k, _)| k.trim() == leaf) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASTER: &str = include_str!("../../../config.master.toml");
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn master_file_loads() {
+        let c = load_from_str(MASTER, "config.master.toml", no_env()).unwrap();
+        assert_eq!(c.postgres.database, "av_telemetry");
+        assert_eq!(c.consumer.group, "fleet-consumer");
+        assert_eq!(c.broker.topic, "telemetry");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = MASTER.replace("[ingest]\n", "[ingest]\nbogus_key = 1\n");
+        let err = load_from_str(&text, "x.toml", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus_key"), "{err}");
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let text = MASTER.replace("report_interval = \"1s\"", "report_interval = \"soon\"");
+        let err = load_from_str(&text, "x.toml", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("report_interval"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_apply_and_are_typed() {
+        let env = vec![
+            ("FLEET_STACK__NAME".to_owned(), "e2e-1".to_owned()),
+            ("FLEET_INGEST__HOST_PORT".to_owned(), "18080".to_owned()),
+            (
+                "FLEET_VEHICLES__REPORT_INTERVAL".to_owned(),
+                "250ms".to_owned(),
+            ),
+            ("UNRELATED".to_owned(), "x".to_owned()),
+        ];
+        let c = load_from_str(MASTER, "x.toml", env).unwrap();
+        assert_eq!(c.stack.name, "e2e-1");
+        assert_eq!(c.ingest.host_port, 18080);
+        assert_eq!(
+            c.vehicles.report_interval,
+            std::time::Duration::from_millis(250)
+        );
+    }
+
+    #[test]
+    fn env_override_with_bad_value_names_the_variable() {
+        let env = vec![("FLEET_INGEST__HOST_PORT".to_owned(), "lots".to_owned())];
+        let err = load_from_str(MASTER, "x.toml", env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FLEET_INGEST__HOST_PORT"), "{err}");
+        assert!(err.contains("host_port"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_name_key_and_line() {
+        let text = MASTER.replace("name = \"fleet\"", "name = \"Not Valid!\"");
+        let err = load_from_str(&text, "x.toml", no_env()).unwrap_err();
+        match err {
+            ConfigError::Invalid { key, line, .. } => {
+                assert_eq!(key, "stack.name");
+                assert!(line.is_some());
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn duplicate_ports_are_rejected() {
+        let env = vec![("FLEET_INGEST__HOST_PORT".to_owned(), "5432".to_owned())];
+        let err = load_from_str(MASTER, "x.toml", env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("host_port"), "{err}");
+    }
+}

@@ -1,0 +1,221 @@
+//! The configuration structs. Every field is documented; the docs double as the reference of
+//! `config.master.toml`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of one stack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Stack identity and where its ports are published.
+    pub stack: StackConfig,
+    /// How the base image is obtained.
+    pub images: ImagesConfig,
+    /// ZooKeeper.
+    pub zookeeper: ZookeeperConfig,
+    /// The Kafka-API broker (Tansu by default).
+    pub broker: BrokerConfig,
+    /// PostgreSQL.
+    pub postgres: PostgresConfig,
+    /// The HTTP-to-Kafka ingest service.
+    pub ingest: IngestConfig,
+    /// The Kafka-to-PostgreSQL consumer.
+    pub consumer: ConsumerConfig,
+    /// The simulated vehicles.
+    pub vehicles: VehiclesConfig,
+}
+
+/// Stack identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackConfig {
+    /// Name of the stack: the `io.fleet.stack` label and the prefix of every container, network
+    /// and volume. Lower-case letters, digits and `-`, at most 32 characters.
+    pub name: String,
+    /// Host address that published ports bind to. `127.0.0.1` keeps them off the network.
+    pub bind_address: String,
+    /// Directory for per-stack state (the generated PostgreSQL password). Empty: the user's
+    /// state directory (`$XDG_STATE_HOME/fleet` or `~/.local/state/fleet`).
+    #[serde(default)]
+    pub state_dir: String,
+    /// Directory for build artefacts kept across stacks (the broker binary, the base root file
+    /// system). Empty: `$XDG_CACHE_HOME/fleet` or `~/.cache/fleet`.
+    #[serde(default)]
+    pub cache_dir: String,
+    /// Directory holding the image recipes (one folder per image), relative to the config file.
+    pub recipes_dir: String,
+}
+
+/// Where the base image comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaseSource {
+    /// Pull `images.base_image`; bootstrap with debootstrap if the pull fails.
+    Auto,
+    /// Pull `images.base_image` only.
+    Pull,
+    /// Always bootstrap with debootstrap.
+    Debootstrap,
+}
+
+/// How images are obtained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// `auto`, `pull` or `debootstrap`.
+    pub base_source: BaseSource,
+    /// The upstream base image to pull.
+    pub base_image: String,
+    /// Debian suite used by debootstrap and by every recipe.
+    pub debian_suite: String,
+    /// Debian mirror used by debootstrap.
+    pub debian_mirror: String,
+    /// Prefix of the tags of images that fleet builds, e.g. `fleet` gives `fleet/broker:<hash>`.
+    pub tag_prefix: String,
+    /// Cargo profile our binaries are built with for the runtime image.
+    pub cargo_profile: String,
+}
+
+/// Settings every infrastructure service shares: an optional upstream image and how long to
+/// wait for readiness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageOverride {
+    /// Upstream image to run instead of building the recipe (needs a registry). Empty: build.
+    #[serde(default)]
+    pub image: String,
+    /// Command for the upstream image. Empty: the image's own.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Extra environment for the upstream image.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// ZooKeeper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZookeeperConfig {
+    /// Host port for the client port 2181.
+    pub host_port: u16,
+    /// How long to wait for `ruok` to answer `imok`.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
+    /// Upstream image instead of the built one.
+    #[serde(default)]
+    pub upstream: Option<ImageOverride>,
+}
+
+/// The Kafka-API broker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Tansu version installed with `cargo install --locked`.
+    pub tansu_version: String,
+    /// Cargo features of the Tansu build (a storage engine is required).
+    pub tansu_features: Vec<String>,
+    /// Host port of the host listener: Kafka clients on the host bootstrap here and are told
+    /// to come back here.
+    pub host_port: u16,
+    /// The input topic.
+    pub topic: String,
+    /// Partitions of the input topic.
+    pub partitions: i32,
+    /// Records that can never be stored go here, with the reason.
+    pub dlq_topic: String,
+    /// How long to wait for the broker to answer a metadata request.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
+    /// Upstream image instead of the built one.
+    #[serde(default)]
+    pub upstream: Option<ImageOverride>,
+}
+
+/// PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Host port for 5432.
+    pub host_port: u16,
+    /// Database name.
+    pub database: String,
+    /// The application role (owner of the database). Its password is generated per stack.
+    pub user: String,
+    /// How long to wait for a query to succeed.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
+    /// Upstream image instead of the built one.
+    #[serde(default)]
+    pub upstream: Option<ImageOverride>,
+}
+
+/// The ingest service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Host port of the HTTP API and the events page.
+    pub host_port: u16,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+    /// How long a request waits for the broker's acknowledgement before answering 503.
+    #[serde(with = "humantime_serde")]
+    pub produce_timeout: Duration,
+    /// How long to wait for `/readyz`.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
+}
+
+/// The consumer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// Kafka consumer group.
+    pub group: String,
+    /// Most records written in one transaction.
+    pub batch_max_records: usize,
+    /// Longest a batch waits to fill.
+    #[serde(with = "humantime_serde")]
+    pub batch_max_wait: Duration,
+    /// How long to wait for `/readyz`.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
+}
+
+/// One manufacturer of the vehicle catalogue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueEntry {
+    /// Manufacturer name (at most 20 characters).
+    pub make: String,
+    /// World manufacturer identifier: the first 3 characters of its VINs.
+    pub wmi: String,
+    /// Model names (each at most 20 characters).
+    pub models: Vec<String>,
+}
+
+/// The simulated vehicles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VehiclesConfig {
+    /// Time between two reports of one vehicle.
+    #[serde(with = "humantime_serde")]
+    pub report_interval: Duration,
+    /// Vehicles simulated by one container.
+    pub per_container: u32,
+    /// Seed of the simulation: the same seed gives the same VINs and trips.
+    pub seed: u64,
+    /// Origin of the local frame, latitude in degrees.
+    pub origin_lat: f64,
+    /// Origin of the local frame, longitude in degrees.
+    pub origin_lon: f64,
+    /// Vehicles stay within this distance of the origin, metres.
+    pub area_radius_m: f64,
+    /// How long `launch-fleet` waits for every vehicle's first acknowledged event.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
+    /// Makes and models the simulator draws from.
+    pub catalogue: Vec<CatalogueEntry>,
+}

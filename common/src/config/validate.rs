@@ -1,0 +1,155 @@
+//! Checks of values that are well-typed but unacceptable. Each failure names the dotted key.
+
+use std::collections::BTreeMap;
+
+use super::model::Config;
+
+type Failure = (String, String);
+
+fn fail(key: &str, message: impl Into<String>) -> Result<(), Failure> {
+    Err((key.to_owned(), message.into()))
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_topic(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 249
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Returns the first failure as (key, message).
+pub(super) fn validate(c: &Config) -> Result<(), Failure> {
+    if !is_dns_label(&c.stack.name) {
+        fail(
+            "stack.name",
+            format!(
+                "{:?} must be 1-32 lower-case letters, digits or '-', starting with a letter or digit",
+                c.stack.name
+            ),
+        )?;
+    }
+    if c.stack.bind_address.parse::<std::net::IpAddr>().is_err() {
+        fail(
+            "stack.bind_address",
+            format!("{:?} is not an IP address", c.stack.bind_address),
+        )?;
+    }
+    let mut ports: BTreeMap<u16, &str> = BTreeMap::new();
+    for (key, port) in [
+        ("zookeeper.host_port", c.zookeeper.host_port),
+        ("broker.host_port", c.broker.host_port),
+        ("postgres.host_port", c.postgres.host_port),
+        ("ingest.host_port", c.ingest.host_port),
+    ] {
+        if port == 0 {
+            fail(key, "must be a port between 1 and 65535")?;
+        }
+        if let Some(other) = ports.insert(port, key) {
+            fail(key, format!("port {port} is already used by `{other}`"))?;
+        }
+    }
+    for (key, topic) in [
+        ("broker.topic", &c.broker.topic),
+        ("broker.dlq_topic", &c.broker.dlq_topic),
+    ] {
+        if !is_topic(topic) {
+            fail(key, format!("{topic:?} is not a valid topic name"))?;
+        }
+    }
+    if c.broker.topic == c.broker.dlq_topic {
+        fail("broker.dlq_topic", "must differ from broker.topic")?;
+    }
+    if !(1..=1000).contains(&c.broker.partitions) {
+        fail("broker.partitions", "must be between 1 and 1000")?;
+    }
+    if c.broker.tansu_features.is_empty() {
+        fail(
+            "broker.tansu_features",
+            "Tansu needs a storage feature, e.g. \"libsql\"",
+        )?;
+    }
+    for (key, ident) in [
+        ("postgres.database", &c.postgres.database),
+        ("postgres.user", &c.postgres.user),
+    ] {
+        if ident.is_empty()
+            || ident.len() > 63
+            || !ident.starts_with(|ch: char| ch.is_ascii_lowercase())
+            || !ident
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        {
+            fail(
+                key,
+                format!("{ident:?} must be a lower-case SQL identifier"),
+            )?;
+        }
+    }
+    if c.ingest.max_body_bytes < 1024 {
+        fail("ingest.max_body_bytes", "must be at least 1024")?;
+    }
+    if c.consumer.batch_max_records == 0 {
+        fail("consumer.batch_max_records", "must be at least 1")?;
+    }
+    if c.vehicles.report_interval.is_zero() {
+        fail("vehicles.report_interval", "must be longer than 0")?;
+    }
+    if c.vehicles.per_container == 0 {
+        fail("vehicles.per_container", "must be at least 1")?;
+    }
+    if !(-90.0..=90.0).contains(&c.vehicles.origin_lat) {
+        fail("vehicles.origin_lat", "must be within [-90, 90]")?;
+    }
+    if !(-180.0..=180.0).contains(&c.vehicles.origin_lon) {
+        fail("vehicles.origin_lon", "must be within [-180, 180]")?;
+    }
+    if !(c.vehicles.area_radius_m > 0.0 && c.vehicles.area_radius_m <= 100_000.0) {
+        fail("vehicles.area_radius_m", "must be within (0, 100000]")?;
+    }
+    if c.vehicles.catalogue.is_empty() {
+        fail("vehicles.catalogue", "needs at least one make")?;
+    }
+    for entry in &c.vehicles.catalogue {
+        let name_ok = |s: &str| !s.trim().is_empty() && s.chars().count() <= 20;
+        if !name_ok(&entry.make) {
+            fail(
+                "vehicles.catalogue.make",
+                format!("{:?} must be 1-20 characters", entry.make),
+            )?;
+        }
+        if entry.models.is_empty() || !entry.models.iter().all(|m| name_ok(m)) {
+            fail(
+                "vehicles.catalogue.models",
+                format!(
+                    "models of {:?} must be 1-20 characters each, at least one",
+                    entry.make
+                ),
+            )?;
+        }
+        if entry.wmi.len() != 3
+            || crate::vin::Vin::parse(&crate::vin::Vin::from_serial(&entry.wmi, 0).to_string())
+                .is_err()
+            || !entry
+                .wmi
+                .chars()
+                .all(|ch| ch.is_ascii_digit() || (ch.is_ascii_uppercase() && !"IOQ".contains(ch)))
+        {
+            fail(
+                "vehicles.catalogue.wmi",
+                format!(
+                    "{:?} must be 3 VIN characters (digits, A-Z except I, O, Q)",
+                    entry.wmi
+                ),
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! The telemetry event: one reading of one vehicle, as vehicles send it, ingest validates it,
+//! the broker carries it (JSON, key = VIN) and the consumer stores it.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::vin::{Vin, VinError};
+
+/// Longest `make` or `model`, the width of the old `diag` columns (`varchar(20)`).
+pub const MAX_NAME_LEN: usize = 20;
+
+/// One telemetry reading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryEvent {
+    /// Unique id set by the vehicle; the idempotency key downstream.
+    pub event_id: Uuid,
+    /// The vehicle's VIN (17 characters, valid check digit).
+    pub vin: Vin,
+    /// Per-vehicle counter from 0, without gaps.
+    pub seq: u64,
+    /// Event time: RFC 3339 text or epoch seconds on input, RFC 3339 on output.
+    pub ts: EventTime,
+    /// Manufacturer, at most 20 characters.
+    pub make: String,
+    /// Model, at most 20 characters.
+    pub model: String,
+    /// Where the vehicle is.
+    pub position: Position,
+    /// Speed over ground in m/s.
+    pub speed: f64,
+    /// Heading in degrees, 0 = north, clockwise, in `[0, 360)`.
+    #[serde(default)]
+    pub heading: f64,
+    /// Environment sensor readings.
+    pub sensors: Sensors,
+}
+
+/// A position: metres in the simulation's local frame (x east, y north, z up) and WGS84.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    /// Metres east of the origin.
+    pub x: f64,
+    /// Metres north of the origin.
+    pub y: f64,
+    /// Metres above the origin.
+    pub z: f64,
+    /// Latitude in degrees.
+    #[serde(default)]
+    pub lat: f64,
+    /// Longitude in degrees.
+    #[serde(default)]
+    pub lon: f64,
+}
+
+/// Environment sensor readings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sensors {
+    /// Air temperature in °C.
+    pub temperature_c: f64,
+    /// Relative humidity in percent.
+    pub humidity_pct: f64,
+    /// Air pressure in hPa.
+    pub pressure_hpa: f64,
+}
+
+/// Event time in UTC. Deserializes from RFC 3339 text or epoch seconds (integer or float).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventTime(pub DateTime<Utc>);
+
+impl EventTime {
+    /// Seconds since the Unix epoch, with fractions, as the old `diag.timestamp` column holds it.
+    pub fn epoch_seconds(&self) -> f64 {
+        self.0.timestamp_micros() as f64 / 1e6
+    }
+
+    /// The time from epoch seconds; `None` when out of range or not finite.
+    pub fn from_epoch_seconds(secs: f64) -> Option<Self> {
+        if !secs.is_finite() {
+            return None;
+        }
+        let micros = (secs * 1e6).round();
+        if micros.abs() > i64::MAX as f64 {
+            return None;
+        }
+        Utc.timestamp_micros(micros as i64).single().map(Self)
+    }
+}
+
+impl Serialize for EventTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    }
+}
+
+impl<'de> Deserialize<'de> for EventTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(f64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => DateTime::parse_from_rfc3339(&s)
+                .map(|t| Self(t.with_timezone(&Utc)))
+                .map_err(|e| serde::de::Error::custom(format!("not an RFC 3339 time: {e}"))),
+            Raw::Number(n) => Self::from_epoch_seconds(n)
+                .ok_or_else(|| serde::de::Error::custom("epoch seconds out of range")),
+        }
+    }
+}
+
+/// Why a well-formed event is rejected: the field and the rule it breaks.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("field `{field}`: {rule}")]
+pub struct ValidationError {
+    /// Dotted path of the field, e.g. `sensors.humidity_pct`.
+    pub field: &'static str,
+    /// The rule, in words.
+    pub rule: String,
+}
+
+impl ValidationError {
+    fn new(field: &'static str, rule: impl Into<String>) -> Self {
+        Self {
+            field,
+            rule: rule.into(),
+        }
+    }
+}
+
+/// Accepted ranges of the numeric fields: wide enough for any real vehicle, narrow enough to
+/// catch unit mix-ups and garbage.
+pub mod limits {
+    /// Highest accepted speed, m/s (about 360 km/h).
+    pub const MAX_SPEED: f64 = 100.0;
+    /// Largest accepted |x|, |y| in the local frame, metres.
+    pub const MAX_HORIZONTAL: f64 = 1_000_000.0;
+    /// Accepted altitude range, metres.
+    pub const ALTITUDE: (f64, f64) = (-500.0, 9_000.0);
+    /// Accepted temperature range, °C.
+    pub const TEMPERATURE: (f64, f64) = (-60.0, 70.0);
+    /// Accepted pressure range, hPa.
+    pub const PRESSURE: (f64, f64) = (300.0, 1_100.0);
+    /// How far in the future an event time may lie, seconds (clock skew allowance).
+    pub const MAX_FUTURE_SECS: i64 = 300;
+}
+
+fn check_range(
+    field: &'static str,
+    value: f64,
+    (lo, hi): (f64, f64),
+) -> Result<(), ValidationError> {
+    if !value.is_finite() {
+        return Err(ValidationError::new(field, "must be a finite number"));
+    }
+    if value < lo || value > hi {
+        return Err(ValidationError::new(
+            field,
+            format!("{value} is outside [{lo}, {hi}]"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    let len = value.chars().count();
+    if len > MAX_NAME_LEN {
+        return Err(ValidationError::new(
+            field,
+            format!("{len} characters, at most {MAX_NAME_LEN} allowed"),
+        ));
+    }
+    Ok(())
+}
+
+impl TelemetryEvent {
+    /// Checks every rule that the JSON shape alone does not: VIN check digit, names, ranges of
+    /// speed, position and sensors, heading, and an event time not too far past `now`.
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<(), ValidationError> {
+        Vin::parse(self.vin.as_str())
+            .map_err(|e: VinError| ValidationError::new("vin", e.to_string()))?;
+        self.validate_fields(now)
+    }
+
+    /// Like [`validate`](Self::validate) but accepts the old client's VINs (17 letters or
+    /// digits, no check digit).
+    pub fn validate_legacy(&self, now: DateTime<Utc>) -> Result<(), ValidationError> {
+        Vin::parse_legacy(self.vin.as_str())
+            .map_err(|e| ValidationError::new("vin", e.to_string()))?;
+        self.validate_fields(now)
+    }
+
+    fn validate_fields(&self, now: DateTime<Utc>) -> Result<(), ValidationError> {
+        use limits::*;
+        check_name("make", &self.make)?;
+        check_name("model", &self.model)?;
+        check_range("speed", self.speed, (0.0, MAX_SPEED))?;
+        check_range("heading", self.heading, (0.0, 360.0))?;
+        let horizontal = (-MAX_HORIZONTAL, MAX_HORIZONTAL);
+        check_range("position.x", self.position.x, horizontal)?;
+        check_range("position.y", self.position.y, horizontal)?;
+        check_range("position.z", self.position.z, ALTITUDE)?;
+        check_range("position.lat", self.position.lat, (-90.0, 90.0))?;
+        check_range("position.lon", self.position.lon, (-180.0, 180.0))?;
+        check_range(
+            "sensors.temperature_c",
+            self.sensors.temperature_c,
+            TEMPERATURE,
+        )?;
+        check_range(
+            "sensors.humidity_pct",
+            self.sensors.humidity_pct,
+            (0.0, 100.0),
+        )?;
+        check_range("sensors.pressure_hpa", self.sensors.pressure_hpa, PRESSURE)?;
+        if self.ts.0 > now + Duration::seconds(MAX_FUTURE_SECS) {
+            return Err(ValidationError::new(
+                "ts",
+                format!(
+                    "{} is more than {MAX_FUTURE_SECS} s in the future",
+                    self.ts.0.to_rfc3339()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> TelemetryEvent {
+        serde_json::from_value(serde_json::json!({
+            "event_id": "6f1c7e3a-3f0e-4a55-9b43-1b2f0d6a9e01",
+            "vin": "1M8GDM9AXKP042788",
+            "seq": 0,
+            "ts": "2026-11-21T10:00:00Z",
+            "make": "Volvo",
+            "model": "XC40",
+            "position": {"x": 1.0, "y": 2.0, "z": 3.0, "lat": 59.3, "lon": 18.0},
+            "speed": 12.5,
+            "heading": 90.0,
+            "sensors": {"temperature_c": 21.0, "humidity_pct": 40.0, "pressure_hpa": 1013.0}
+        }))
+        .expect("sample parses")
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-21T10:00:10Z".parse().unwrap()
+    }
+
+    #[test]
+    fn sample_is_valid_and_round_trips() {
+        let e = sample();
+        e.validate(now()).unwrap();
+        let back: TelemetryEvent =
+            serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn epoch_seconds_are_accepted() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["ts"] = serde_json::json!(1_700_000_000.25);
+        let e: TelemetryEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(e.ts.epoch_seconds(), 1_700_000_000.25);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_by_name() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["colour"] = serde_json::json!("red");
+        let err = serde_json::from_value::<TelemetryEvent>(v).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn rules_name_the_field() {
+        type Mutation = fn(&mut TelemetryEvent);
+        let cases: Vec<(Mutation, &str)> = vec![
+            (|e| e.speed = -1.0, "speed"),
+            (|e| e.speed = f64::NAN, "speed"),
+            (|e| e.sensors.humidity_pct = 101.0, "sensors.humidity_pct"),
+            (|e| e.sensors.pressure_hpa = 5.0, "sensors.pressure_hpa"),
+            (|e| e.position.z = 1e9, "position.z"),
+            (|e| e.make = "x".repeat(21), "make"),
+            (|e| e.model = String::new(), "model"),
+            (
+                |e| e.vin = Vin::parse_legacy("QWERTYUIOPASDFGH1").unwrap(),
+                "vin",
+            ),
+            (
+                |e| e.ts = EventTime("2030-01-01T00:00:00Z".parse().unwrap()),
+                "ts",
+            ),
+        ];
+        for (mutate, field) in cases {
+            let mut e = sample();
+            mutate(&mut e);
+            let err = e.validate(now()).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn legacy_validation_accepts_vins_without_check_digit() {
+        let mut e = sample();
+        e.vin = Vin::parse_legacy("QWERTYUIOPASDFGH1").unwrap();
+        e.validate_legacy(now()).unwrap();
+    }
+}

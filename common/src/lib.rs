@@ -1,0 +1,16 @@
+//! Types shared by every `fleet` component.
+//!
+//! - [`event`]: the telemetry event that vehicles send, ingest validates and the consumer stores.
+//! - [`vin`]: vehicle identification numbers with their check digit.
+//! - [`config`]: the typed `config.master.toml`.
+//! - [`schema`]: the PostgreSQL schema of the `av_telemetry` database.
+//! - [`logging`]: the one `tracing` setup that every binary uses.
+
+pub mod config;
+pub mod event;
+pub mod logging;
+pub mod schema;
+pub mod vin;
+
+pub use event::{EventTime, Position, Sensors, TelemetryEvent, ValidationError};
+pub use vin::Vin;
