@@ -1,0 +1,89 @@
+//! The command line: global options and one variant per subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::ProgressMode;
+
+/// fleet: provisions the streaming-telemetry stack on Docker, simulates a vehicle fleet, and
+/// checks the pipeline end to end.
+#[derive(Debug, Parser)]
+#[command(name = "fleet", version, about)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "FLEET_CONFIG",
+        default_value = "config.master.toml"
+    )]
+    pub config: PathBuf,
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// How progress is shown.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Launch the infrastructure, then N vehicles; prints the events URL.
+    Up {
+        /// Vehicles to simulate.
+        #[arg(long, default_value_t = 3)]
+        num_vehicles: u32,
+        /// Vehicles per container (default: vehicles.per_container).
+        #[arg(long)]
+        per_container: Option<u32>,
+        /// Keep what a failed launch created, for debugging.
+        #[arg(long)]
+        keep_on_failure: bool,
+    },
+    /// Build (or reuse) every image without starting anything.
+    Build,
+    /// Build images, start ZooKeeper, broker, PostgreSQL, ingest and consumer, wait until ready.
+    LaunchInfra {
+        /// Keep what a failed launch created, for debugging.
+        #[arg(long)]
+        keep_on_failure: bool,
+    },
+    /// Run N simulated vehicles (scales an existing fleet to N).
+    LaunchFleet {
+        /// Vehicles to simulate.
+        #[arg(long)]
+        num_vehicles: u32,
+        /// Vehicles per container (default: vehicles.per_container).
+        #[arg(long)]
+        per_container: Option<u32>,
+    },
+    /// Remove every container, network and volume of the stack.
+    Teardown {
+        /// Remove only the vehicles.
+        #[arg(long)]
+        fleet_only: bool,
+    },
+    /// Show each service's state and readiness.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a service's container output (e.g. `ingest`, `consumer`, `vehicle-0`).
+    Logs {
+        /// Service or container suffix.
+        service: String,
+        /// Keep following.
+        #[arg(short, long)]
+        follow: bool,
+        /// Lines from the end.
+        #[arg(long, default_value_t = 100)]
+        tail: usize,
+    },
+}

@@ -1,0 +1,59 @@
+//! What every subcommand starts from: the loaded config, the host paths, the progress display
+//! and a connected Docker client.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use fleet_common::config::Config;
+
+use crate::docker::Docker;
+use crate::output::{Progress, ProgressMode};
+use crate::paths::StackPaths;
+
+/// The shared context of a command.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The config file.
+    pub config_file: PathBuf,
+    /// The configuration.
+    pub config: Config,
+    /// Host paths.
+    pub paths: StackPaths,
+    /// Progress display.
+    pub progress: Progress,
+}
+
+impl Ctx {
+    /// Loads the config at `config_file` (with `FLEET_*` overrides).
+    pub fn load(config_file: &Path, progress: ProgressMode) -> anyhow::Result<Self> {
+        let config = fleet_common::config::load(config_file)?;
+        Ok(Self {
+            paths: StackPaths::new(config_file, &config),
+            config_file: config_file.to_owned(),
+            config,
+            progress: Progress::new(progress),
+        })
+    }
+
+    /// Connects to the Docker engine.
+    pub async fn docker(&self) -> anyhow::Result<Docker> {
+        Docker::connect()
+            .await
+            .context("connect to the Docker engine")
+    }
+
+    /// The stack's name.
+    pub fn stack(&self) -> &str {
+        &self.config.stack.name
+    }
+
+    /// The URL of the events endpoint.
+    pub fn events_url(&self) -> String {
+        let host = crate::engine::connect_host(&self.config.stack.bind_address);
+        let host = match host {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        format!("http://{host}:{}/events", self.config.ingest.host_port)
+    }
+}

@@ -1,0 +1,167 @@
+//! `fleet launch-infra`: images, network, volumes, then the services in dependency waves (each
+//! wave in parallel), each converged and probed. A failed launch removes what it created.
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use futures::future::join_all;
+
+use super::Ctx;
+use crate::docker::Docker;
+use crate::engine::{self, Action, ReadyError};
+use crate::images::{self, ImageSet};
+use crate::plan::{self, InfraPlan, Service};
+
+/// What a launch did, per service.
+#[derive(Debug)]
+pub struct Launched {
+    /// Service to (action, readiness report).
+    pub services: Vec<(Service, Action, String)>,
+    /// The images used.
+    pub images: ImageSet,
+}
+
+#[derive(Default)]
+struct Created {
+    containers: Vec<String>,
+    volumes: Vec<String>,
+    network: Option<String>,
+}
+
+/// Runs the command: brings the infrastructure to its plan and prints the events URL.
+pub async fn run(ctx: &Ctx, keep_on_failure: bool) -> anyhow::Result<Launched> {
+    let docker = ctx.docker().await?;
+    let password = crate::state::postgres_password(&ctx.paths.state)?;
+    let images = images::ensure_images(&docker, &ctx.config, &ctx.paths, &ctx.progress)
+        .await
+        .context("prepare images")?;
+    let plan = plan::infra_plan(&ctx.config, &images, &password);
+    let mut created = Created::default();
+    match apply(ctx, &docker, &plan, &password, &mut created).await {
+        Ok(services) => {
+            println!("stack {} is ready", ctx.stack());
+            println!("events: {}", ctx.events_url());
+            Ok(Launched { services, images })
+        }
+        Err(e) => {
+            if keep_on_failure {
+                ctx.progress
+                    .line("keeping what this launch created (--keep-on-failure)");
+            } else {
+                rollback(ctx, &docker, &created).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn apply(
+    ctx: &Ctx,
+    docker: &Docker,
+    plan: &InfraPlan,
+    password: &str,
+    created: &mut Created,
+) -> anyhow::Result<Vec<(Service, Action, String)>> {
+    let stack = ctx.stack();
+    if docker.ensure_network(&plan.network, stack).await? {
+        created.network = Some(plan.network.clone());
+    }
+    for (volume, service) in &plan.volumes {
+        if docker.ensure_volume(volume, stack, service).await? {
+            created.volumes.push(volume.clone());
+        }
+    }
+    let by_service: HashMap<Service, &plan::ServicePlan> =
+        plan.services.iter().map(|s| (s.service, s)).collect();
+    let host = engine::connect_host(&ctx.config.stack.bind_address);
+    let mut report = Vec::new();
+    for wave in plan::waves(&plan.services) {
+        let results = join_all(wave.iter().map(|service| {
+            let service_plan = by_service[service];
+            async move {
+                let step = ctx.progress.step(format!("{:<11}", service.name()));
+                let applied = match engine::converge(docker, &service_plan.spec).await {
+                    Ok(applied) => applied,
+                    Err(e) => {
+                        step.fail(&e.to_string());
+                        return (*service, Err(anyhow::Error::from(e)), None);
+                    }
+                };
+                step.update(&format!(
+                    "{}; waiting: {}",
+                    applied.action.word(),
+                    service_plan.readiness.describe()
+                ));
+                match engine::wait_ready(docker, service_plan, host, password).await {
+                    Ok(outcome) => {
+                        step.finish(&format!("{}, ready: {outcome}", applied.action.word()));
+                        (*service, Ok(outcome), Some(applied.action))
+                    }
+                    Err(e) => {
+                        step.fail(&format!("not ready: {}", e.last_error));
+                        (*service, Err(anyhow::Error::from(e)), Some(applied.action))
+                    }
+                }
+            }
+        }))
+        .await;
+        let mut failure: Option<anyhow::Error> = None;
+        for (service, result, action) in results {
+            if let Some(action) = action {
+                if action.created_it() {
+                    created
+                        .containers
+                        .push(by_service[&service].spec.name.clone());
+                }
+            }
+            match result {
+                Ok(outcome) => report.push((service, action.expect("converged"), outcome)),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failure {
+            if let Some(ready) = e.downcast_ref::<ReadyError>() {
+                ctx.progress.line(format!(
+                    "service {} failed its probe: {}",
+                    ready.service, ready.probe
+                ));
+            }
+            return Err(e);
+        }
+    }
+    Ok(report)
+}
+
+async fn rollback(ctx: &Ctx, docker: &Docker, created: &Created) {
+    if created.containers.is_empty() && created.volumes.is_empty() && created.network.is_none() {
+        return;
+    }
+    let step = ctx.progress.step("rollback");
+    for name in &created.containers {
+        if let Err(e) = docker.remove_container(name).await {
+            ctx.progress.line(format!("rollback: {e}"));
+        }
+    }
+    for volume in &created.volumes {
+        if let Err(e) = docker.remove_volume(volume).await {
+            ctx.progress.line(format!("rollback: {e}"));
+        }
+    }
+    if let Some(network) = &created.network {
+        if let Err(e) = docker.remove_network(network).await {
+            ctx.progress.line(format!("rollback: {e}"));
+        }
+    }
+    step.finish(&format!(
+        "removed {} container(s), {} volume(s){} created by this launch",
+        created.containers.len(),
+        created.volumes.len(),
+        if created.network.is_some() {
+            " and the network"
+        } else {
+            ""
+        }
+    ));
+}

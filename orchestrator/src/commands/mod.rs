@@ -1,0 +1,12 @@
+//! One module per subcommand, plus the context they share.
+
+pub mod build;
+mod context;
+pub mod launch_fleet;
+pub mod launch_infra;
+pub mod logs;
+pub mod status;
+pub mod teardown;
+pub mod up;
+
+pub use context::Ctx;

@@ -1,0 +1,12 @@
+//! The images a stack runs: the base, the recipes in the repo built on top of it, and the
+//! host-built binaries they carry. An image whose recipe hash already has a tag is reused.
+
+mod base;
+mod context;
+mod host_build;
+mod set;
+
+pub use base::ensure_base;
+pub use context::BuildContext;
+pub use host_build::{HostBuildError, build_workspace_binaries, install_tansu};
+pub use set::{ImageError, ImageSet, Resolved, ensure_images, runtime_image};

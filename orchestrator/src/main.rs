@@ -1,0 +1,56 @@
+//! The `fleet` binary: parses the command line, runs the subcommand, maps the outcome to an
+//! exit code (0 success, 1 a check failed, 2 an infrastructure or usage error).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use fleet_orchestrator::cli::{Cli, Command};
+use fleet_orchestrator::commands::{self, Ctx};
+
+/// A check did not hold (e.g. a service is not ready).
+const EXIT_ASSERTION: u8 = 1;
+/// Infrastructure or usage error.
+const EXIT_ERROR: u8 = 2;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    fleet_common::logging::init(cli.verbose);
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_ASSERTION),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let ctx = Ctx::load(&cli.config, cli.progress)?;
+    match cli.command {
+        Command::Up {
+            num_vehicles,
+            per_container,
+            keep_on_failure,
+        } => commands::up::run(&ctx, num_vehicles, per_container, keep_on_failure).await?,
+        Command::Build => commands::build::run(&ctx).await?,
+        Command::LaunchInfra { keep_on_failure } => {
+            commands::launch_infra::run(&ctx, keep_on_failure).await?;
+        }
+        Command::LaunchFleet {
+            num_vehicles,
+            per_container,
+        } => commands::launch_fleet::run(&ctx, num_vehicles, per_container).await?,
+        Command::Teardown { fleet_only } => {
+            commands::teardown::run(&ctx, fleet_only).await?;
+        }
+        Command::Status { json } => return commands::status::run(&ctx, json).await,
+        Command::Logs {
+            service,
+            follow,
+            tail,
+        } => commands::logs::run(&ctx, &service, follow, tail).await?,
+    }
+    Ok(true)
+}

@@ -1,0 +1,615 @@
+//! The launch plan as data: which containers a stack has, what each depends on, and how each is
+//! known to be ready. Built from the config and the resolved images without touching Docker,
+//! so that it is unit-tested.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fleet_common::config::{Config, ImageOverride};
+
+use crate::docker::{ContainerSpec, PortMap, SecretFile};
+use crate::images::{ImageSet, Resolved};
+
+/// Where the PostgreSQL password is handed to containers.
+pub const PASSWORD_PATH: &str = "/run/secrets/postgres-password";
+/// Port of the broker inside the stack network.
+pub const BROKER_PORT: u16 = 9092;
+/// HTTP port of ingest inside its container.
+pub const INGEST_PORT: u16 = 8080;
+/// HTTP port of the consumer inside its container.
+pub const CONSUMER_PORT: u16 = 8081;
+/// HTTP port of a vehicle container (`/stats`).
+pub const VEHICLE_PORT: u16 = 8090;
+/// uid of the `fleet` user of the runtime image.
+const RUNTIME_UID: u64 = 10001;
+/// uid of the `postgres` user of the postgres image.
+const POSTGRES_UID: u64 = 999;
+
+/// The services of the infrastructure, in a stable order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Service {
+    /// ZooKeeper.
+    Zookeeper,
+    /// The broker.
+    Broker,
+    /// The broker's host listener: a Kafka proxy that advertises the published host port.
+    BrokerHost,
+    /// PostgreSQL.
+    Postgres,
+    /// ingest.
+    Ingest,
+    /// consumer.
+    Consumer,
+}
+
+impl Service {
+    /// Every infrastructure service.
+    pub const ALL: [Service; 6] = [
+        Service::Zookeeper,
+        Service::Broker,
+        Service::BrokerHost,
+        Service::Postgres,
+        Service::Ingest,
+        Service::Consumer,
+    ];
+
+    /// The `io.fleet.service` label and container name suffix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Zookeeper => "zookeeper",
+            Service::Broker => "broker",
+            Service::BrokerHost => "broker-host",
+            Service::Postgres => "postgres",
+            Service::Ingest => "ingest",
+            Service::Consumer => "consumer",
+        }
+    }
+}
+
+/// The `io.fleet.service` label of vehicle containers.
+pub const VEHICLE_SERVICE: &str = "vehicle";
+
+/// How a service is known to be ready (and what is set up once it is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// The container runs (for services probed through another one).
+    Running,
+    /// ZooKeeper answers `ruok` with `imok` and `srvr` with a mode.
+    ZookeeperRuok {
+        /// Container port to reach through its published host port.
+        port: u16,
+    },
+    /// A Kafka metadata request lists a broker; then the topics are created.
+    KafkaMetadata {
+        /// Container port to reach through its published host port.
+        port: u16,
+        /// Topics to create: (name, partitions).
+        topics: Vec<(String, i32)>,
+    },
+    /// A query succeeds as the application role; then the schema is applied.
+    PostgresQuery {
+        /// Container port to reach through its published host port.
+        port: u16,
+        /// The role.
+        user: String,
+        /// The database.
+        database: String,
+    },
+    /// `GET path` answers 200.
+    Http {
+        /// Container port to reach through its published host port.
+        port: u16,
+        /// The path, e.g. `/readyz`.
+        path: String,
+    },
+}
+
+impl Readiness {
+    /// A short description for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Readiness::Running => "container running".into(),
+            Readiness::ZookeeperRuok { .. } => "ZooKeeper `ruok` answers `imok`".into(),
+            Readiness::KafkaMetadata { .. } => {
+                "Kafka metadata lists a broker, topics created".into()
+            }
+            Readiness::PostgresQuery { user, database, .. } => {
+                format!("query as {user} on {database} succeeds, schema applied")
+            }
+            Readiness::Http { path, .. } => format!("GET {path} answers 200"),
+        }
+    }
+}
+
+/// One container of the plan.
+#[derive(Debug, Clone)]
+pub struct ServicePlan {
+    /// Which service.
+    pub service: Service,
+    /// The container.
+    pub spec: ContainerSpec,
+    /// Services that must be ready before this one starts.
+    pub depends_on: Vec<Service>,
+    /// How readiness is checked.
+    pub readiness: Readiness,
+    /// How long readiness may take.
+    pub timeout: Duration,
+}
+
+/// The whole infrastructure of a stack.
+#[derive(Debug, Clone)]
+pub struct InfraPlan {
+    /// The stack network.
+    pub network: String,
+    /// Named volumes: (volume, service).
+    pub volumes: Vec<(String, String)>,
+    /// The containers.
+    pub services: Vec<ServicePlan>,
+}
+
+/// Naming of a stack's resources.
+pub fn container_name(stack: &str, service: &str) -> String {
+    format!("{stack}-{service}")
+}
+
+/// The stack network's name.
+pub fn network_name(stack: &str) -> String {
+    format!("{stack}-net")
+}
+
+fn volume_name(stack: &str, service: Service) -> String {
+    format!("{stack}-{}-data", service.name())
+}
+
+struct Builder<'a> {
+    config: &'a Config,
+    network: String,
+}
+
+impl Builder<'_> {
+    fn spec(&self, service: &str, image: &Resolved) -> ContainerSpec {
+        ContainerSpec {
+            name: container_name(&self.config.stack.name, service),
+            stack: self.config.stack.name.clone(),
+            service: service.to_owned(),
+            image: image.reference.clone(),
+            image_id: image.id.clone(),
+            cmd: Vec::new(),
+            env: BTreeMap::new(),
+            ports: Vec::new(),
+            volumes: BTreeMap::new(),
+            network: self.network.clone(),
+            files: Vec::new(),
+        }
+    }
+
+    fn publish(&self, spec: &mut ContainerSpec, container: u16, host: u16) {
+        spec.ports.push(PortMap {
+            container,
+            host_ip: self.config.stack.bind_address.clone(),
+            host,
+        });
+    }
+
+    fn host(&self, service: Service) -> String {
+        container_name(&self.config.stack.name, service.name())
+    }
+}
+
+fn apply_upstream(spec: &mut ContainerSpec, upstream: Option<&ImageOverride>) {
+    if let Some(u) = upstream.filter(|u| !u.image.is_empty()) {
+        if !u.command.is_empty() {
+            spec.cmd = u.command.clone();
+        }
+        spec.env.extend(u.env.clone());
+    }
+}
+
+/// How `service` of `config` is known to be ready.
+pub fn readiness(config: &Config, service: Service) -> Readiness {
+    match service {
+        Service::Zookeeper => Readiness::ZookeeperRuok { port: 2181 },
+        Service::Broker => Readiness::Running,
+        Service::BrokerHost => Readiness::KafkaMetadata {
+            port: BROKER_PORT,
+            topics: vec![
+                (config.broker.topic.clone(), config.broker.partitions),
+                (config.broker.dlq_topic.clone(), 1),
+            ],
+        },
+        Service::Postgres => Readiness::PostgresQuery {
+            port: 5432,
+            user: config.postgres.user.clone(),
+            database: config.postgres.database.clone(),
+        },
+        Service::Ingest => Readiness::Http {
+            port: INGEST_PORT,
+            path: "/readyz".into(),
+        },
+        Service::Consumer => Readiness::Http {
+            port: CONSUMER_PORT,
+            path: "/readyz".into(),
+        },
+    }
+}
+
+/// The plan for `config` with `images` and the stack's PostgreSQL `password`.
+pub fn infra_plan(config: &Config, images: &ImageSet, password: &str) -> InfraPlan {
+    let stack = &config.stack.name;
+    let b = Builder {
+        config,
+        network: network_name(stack),
+    };
+    let brokers = format!("{}:{BROKER_PORT}", b.host(Service::Broker));
+    let mut services = Vec::new();
+
+    let mut zk = b.spec(Service::Zookeeper.name(), &images.zookeeper);
+    b.publish(&mut zk, 2181, config.zookeeper.host_port);
+    zk.volumes.insert(
+        volume_name(stack, Service::Zookeeper),
+        "/var/lib/zookeeper".into(),
+    );
+    apply_upstream(&mut zk, config.zookeeper.upstream.as_ref());
+    services.push(ServicePlan {
+        service: Service::Zookeeper,
+        spec: zk,
+        depends_on: vec![],
+        readiness: readiness(config, Service::Zookeeper),
+        timeout: config.zookeeper.start_timeout,
+    });
+
+    let upstream_broker = config
+        .broker
+        .upstream
+        .as_ref()
+        .filter(|u| !u.image.is_empty());
+    let mut broker = b.spec(Service::Broker.name(), &images.broker);
+    broker.cmd = vec![
+        "broker".into(),
+        "--listener-url".into(),
+        format!("tcp://0.0.0.0:{BROKER_PORT}"),
+        "--advertised-listener-url".into(),
+        format!("tcp://{brokers}"),
+        "--storage-engine".into(),
+        "sqlite://tansu.db".into(),
+    ];
+    broker
+        .volumes
+        .insert(volume_name(stack, Service::Broker), "/var/lib/tansu".into());
+    apply_upstream(&mut broker, upstream_broker);
+    services.push(ServicePlan {
+        service: Service::Broker,
+        spec: broker,
+        // An upstream Kafka in ZooKeeper mode needs ZooKeeper first; Tansu does not.
+        depends_on: if upstream_broker.is_some() {
+            vec![Service::Zookeeper]
+        } else {
+            vec![]
+        },
+        readiness: readiness(config, Service::Broker),
+        timeout: config.broker.start_timeout,
+    });
+
+    let mut host = b.spec(Service::BrokerHost.name(), &images.broker);
+    host.cmd = vec![
+        "proxy".into(),
+        "--listener-url".into(),
+        format!("tcp://0.0.0.0:{BROKER_PORT}"),
+        "--advertised-listener-url".into(),
+        format!("tcp://127.0.0.1:{}", config.broker.host_port),
+        "--origin-url".into(),
+        format!("tcp://{brokers}"),
+    ];
+    b.publish(&mut host, BROKER_PORT, config.broker.host_port);
+    services.push(ServicePlan {
+        service: Service::BrokerHost,
+        spec: host,
+        depends_on: vec![Service::Broker],
+        readiness: readiness(config, Service::BrokerHost),
+        timeout: config.broker.start_timeout,
+    });
+
+    let mut pg = b.spec(Service::Postgres.name(), &images.postgres);
+    b.publish(&mut pg, 5432, config.postgres.host_port);
+    pg.volumes.insert(
+        volume_name(stack, Service::Postgres),
+        "/var/lib/postgresql/data".into(),
+    );
+    pg.env
+        .insert("POSTGRES_USER".into(), config.postgres.user.clone());
+    pg.env
+        .insert("POSTGRES_DB".into(), config.postgres.database.clone());
+    pg.env
+        .insert("POSTGRES_PASSWORD_FILE".into(), PASSWORD_PATH.into());
+    pg.files.push(SecretFile {
+        path: PASSWORD_PATH.into(),
+        uid: POSTGRES_UID,
+        mode: 0o400,
+        content: password.as_bytes().to_vec(),
+    });
+    apply_upstream(&mut pg, config.postgres.upstream.as_ref());
+    services.push(ServicePlan {
+        service: Service::Postgres,
+        spec: pg,
+        depends_on: vec![],
+        readiness: readiness(config, Service::Postgres),
+        timeout: config.postgres.start_timeout,
+    });
+
+    let mut ingest = b.spec(Service::Ingest.name(), &images.runtime);
+    ingest.cmd = vec!["ingest".into()];
+    b.publish(&mut ingest, INGEST_PORT, config.ingest.host_port);
+    ingest.env.extend([
+        ("INGEST_LISTEN".to_owned(), format!("0.0.0.0:{INGEST_PORT}")),
+        ("KAFKA_BROKERS".to_owned(), brokers.clone()),
+        ("KAFKA_TOPIC".to_owned(), config.broker.topic.clone()),
+        (
+            "INGEST_MAX_BODY_BYTES".to_owned(),
+            config.ingest.max_body_bytes.to_string(),
+        ),
+        (
+            "INGEST_PRODUCE_TIMEOUT".to_owned(),
+            humantime::format_duration(config.ingest.produce_timeout).to_string(),
+        ),
+    ]);
+    services.push(ServicePlan {
+        service: Service::Ingest,
+        spec: ingest,
+        depends_on: vec![Service::BrokerHost],
+        readiness: readiness(config, Service::Ingest),
+        timeout: config.ingest.start_timeout,
+    });
+
+    let mut consumer = b.spec(Service::Consumer.name(), &images.runtime);
+    consumer.cmd = vec!["consumer".into()];
+    // Published on a free host port, for readiness and metrics.
+    b.publish(&mut consumer, CONSUMER_PORT, 0);
+    consumer.env.extend([
+        (
+            "CONSUMER_LISTEN".to_owned(),
+            format!("0.0.0.0:{CONSUMER_PORT}"),
+        ),
+        ("KAFKA_BROKERS".to_owned(), brokers.clone()),
+        ("KAFKA_TOPIC".to_owned(), config.broker.topic.clone()),
+        (
+            "KAFKA_DLQ_TOPIC".to_owned(),
+            config.broker.dlq_topic.clone(),
+        ),
+        ("CONSUMER_GROUP".to_owned(), config.consumer.group.clone()),
+        (
+            "CONSUMER_INSTANCE_ID".to_owned(),
+            format!("{stack}-consumer-0"),
+        ),
+        ("PG_HOST".to_owned(), b.host(Service::Postgres)),
+        ("PG_PORT".to_owned(), "5432".to_owned()),
+        ("PG_USER".to_owned(), config.postgres.user.clone()),
+        ("PG_DATABASE".to_owned(), config.postgres.database.clone()),
+        ("PG_PASSWORD_FILE".to_owned(), PASSWORD_PATH.to_owned()),
+        (
+            "CONSUMER_BATCH_MAX_RECORDS".to_owned(),
+            config.consumer.batch_max_records.to_string(),
+        ),
+        (
+            "CONSUMER_BATCH_MAX_WAIT".to_owned(),
+            humantime::format_duration(config.consumer.batch_max_wait).to_string(),
+        ),
+    ]);
+    consumer.files.push(SecretFile {
+        path: PASSWORD_PATH.into(),
+        uid: RUNTIME_UID,
+        mode: 0o400,
+        content: password.as_bytes().to_vec(),
+    });
+    services.push(ServicePlan {
+        service: Service::Consumer,
+        spec: consumer,
+        depends_on: vec![Service::BrokerHost, Service::Postgres],
+        readiness: readiness(config, Service::Consumer),
+        timeout: config.consumer.start_timeout,
+    });
+
+    let volumes = [Service::Zookeeper, Service::Broker, Service::Postgres]
+        .iter()
+        .map(|s| (volume_name(stack, *s), s.name().to_owned()))
+        .collect();
+    InfraPlan {
+        network: b.network,
+        volumes,
+        services,
+    }
+}
+
+/// Groups services into waves: each wave's dependencies are all in earlier waves, so a wave's
+/// services start in parallel.
+pub fn waves(services: &[ServicePlan]) -> Vec<Vec<Service>> {
+    let mut done: Vec<Service> = Vec::new();
+    let mut waves = Vec::new();
+    while done.len() < services.len() {
+        let wave: Vec<Service> = services
+            .iter()
+            .filter(|s| !done.contains(&s.service))
+            .filter(|s| s.depends_on.iter().all(|d| done.contains(d)))
+            .map(|s| s.service)
+            .collect();
+        assert!(!wave.is_empty(), "the plan has a dependency cycle");
+        done.extend(&wave);
+        waves.push(wave);
+    }
+    waves
+}
+
+/// The vehicle containers for `num_vehicles`, `per_container` vehicles each.
+pub fn fleet_plan(
+    config: &Config,
+    runtime: &Resolved,
+    num_vehicles: u32,
+    per_container: u32,
+) -> Vec<ContainerSpec> {
+    let b = Builder {
+        config,
+        network: network_name(&config.stack.name),
+    };
+    let v = &config.vehicles;
+    let catalogue = serde_json::to_string(&v.catalogue).expect("the catalogue serializes");
+    let ingest_url = format!("http://{}:{INGEST_PORT}/events", b.host(Service::Ingest));
+    let containers = num_vehicles.div_ceil(per_container);
+    (0..containers)
+        .map(|j| {
+            let first = j * per_container;
+            let count = per_container.min(num_vehicles - first);
+            let mut spec = b.spec(VEHICLE_SERVICE, runtime);
+            spec.name = container_name(&config.stack.name, &format!("vehicle-{j}"));
+            spec.cmd = vec!["vehicle".into()];
+            b.publish(&mut spec, VEHICLE_PORT, 0);
+            spec.env.extend([
+                ("VEHICLE_INGEST_URL".to_owned(), ingest_url.clone()),
+                ("VEHICLE_COUNT".to_owned(), count.to_string()),
+                ("VEHICLE_FIRST_INDEX".to_owned(), first.to_string()),
+                ("VEHICLE_SEED".to_owned(), v.seed.to_string()),
+                (
+                    "VEHICLE_REPORT_INTERVAL".to_owned(),
+                    humantime::format_duration(v.report_interval).to_string(),
+                ),
+                ("VEHICLE_CATALOGUE".to_owned(), catalogue.clone()),
+                ("VEHICLE_ORIGIN_LAT".to_owned(), v.origin_lat.to_string()),
+                ("VEHICLE_ORIGIN_LON".to_owned(), v.origin_lon.to_string()),
+                (
+                    "VEHICLE_AREA_RADIUS_M".to_owned(),
+                    v.area_radius_m.to_string(),
+                ),
+                (
+                    "VEHICLE_LISTEN".to_owned(),
+                    format!("0.0.0.0:{VEHICLE_PORT}"),
+                ),
+            ]);
+            spec
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        fleet_common::config::load_from_str(
+            include_str!("../../config.master.toml"),
+            "config.master.toml",
+            Vec::new(),
+        )
+        .unwrap()
+    }
+
+    fn images() -> ImageSet {
+        let r = |n: &str| Resolved {
+            reference: format!("fleet/{n}:1"),
+            id: format!("sha256:{n}"),
+        };
+        ImageSet {
+            zookeeper: r("zookeeper"),
+            broker: r("broker"),
+            postgres: r("postgres"),
+            runtime: r("runtime"),
+        }
+    }
+
+    #[test]
+    fn waves_respect_dependencies_and_parallelise() {
+        let plan = infra_plan(&config(), &images(), "pw");
+        let waves = waves(&plan.services);
+        let position = |s: Service| waves.iter().position(|w| w.contains(&s)).unwrap();
+        for s in &plan.services {
+            for d in &s.depends_on {
+                assert!(
+                    position(*d) < position(s.service),
+                    "{:?} before {:?}",
+                    d,
+                    s.service
+                );
+            }
+        }
+        // ZooKeeper, the broker and PostgreSQL start together.
+        assert_eq!(
+            waves[0],
+            vec![Service::Zookeeper, Service::Broker, Service::Postgres]
+        );
+        assert_eq!(
+            waves.last().unwrap(),
+            &vec![Service::Ingest, Service::Consumer]
+        );
+    }
+
+    #[test]
+    fn every_container_is_labelled_named_and_on_the_network() {
+        let c = config();
+        let plan = infra_plan(&c, &images(), "pw");
+        assert_eq!(plan.services.len(), Service::ALL.len());
+        for s in &plan.services {
+            assert_eq!(s.spec.stack, "fleet");
+            assert_eq!(s.spec.name, format!("fleet-{}", s.service.name()));
+            assert_eq!(s.spec.network, "fleet-net");
+            for p in &s.spec.ports {
+                assert_eq!(p.host_ip, "127.0.0.1");
+            }
+        }
+    }
+
+    #[test]
+    fn password_travels_as_a_file_never_in_env() {
+        let plan = infra_plan(&config(), &images(), "s3cret-pw");
+        for s in &plan.services {
+            for (k, v) in &s.spec.env {
+                assert!(
+                    !v.contains("s3cret-pw"),
+                    "{k} of {:?} holds the password",
+                    s.service
+                );
+            }
+        }
+        let pg = plan
+            .services
+            .iter()
+            .find(|s| s.service == Service::Postgres)
+            .unwrap();
+        assert_eq!(pg.spec.files[0].content, b"s3cret-pw");
+        assert_eq!(pg.spec.files[0].mode, 0o400);
+    }
+
+    #[test]
+    fn published_ports_come_from_config() {
+        let c = config();
+        let plan = infra_plan(&c, &images(), "pw");
+        let host_port = |svc: Service| {
+            plan.services
+                .iter()
+                .find(|s| s.service == svc)
+                .unwrap()
+                .spec
+                .ports[0]
+                .host
+        };
+        assert_eq!(host_port(Service::Zookeeper), c.zookeeper.host_port);
+        assert_eq!(host_port(Service::BrokerHost), c.broker.host_port);
+        assert_eq!(host_port(Service::Postgres), c.postgres.host_port);
+        assert_eq!(host_port(Service::Ingest), c.ingest.host_port);
+    }
+
+    #[test]
+    fn fleet_plan_splits_vehicles_over_containers() {
+        let c = config();
+        let specs = fleet_plan(&c, &images().runtime, 10, 4);
+        assert_eq!(specs.len(), 3);
+        let counts: Vec<&str> = specs
+            .iter()
+            .map(|s| s.env["VEHICLE_COUNT"].as_str())
+            .collect();
+        assert_eq!(counts, ["4", "4", "2"]);
+        let firsts: Vec<&str> = specs
+            .iter()
+            .map(|s| s.env["VEHICLE_FIRST_INDEX"].as_str())
+            .collect();
+        assert_eq!(firsts, ["0", "4", "8"]);
+        assert!(specs.iter().all(|s| s.service == VEHICLE_SERVICE));
+        assert_eq!(specs[2].name, "fleet-vehicle-2");
+    }
+}
