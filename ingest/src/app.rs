@@ -1,0 +1,100 @@
+//! The HTTP application: shared state and the router.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+use crate::auth::Tokens;
+use crate::broker::Broker;
+use crate::metrics::Metrics;
+use crate::rate_limit::VinRateLimiter;
+use crate::routes;
+use crate::topic_counts::TopicCounts;
+
+/// Settings the handlers need.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The topic events go to (shown on the page and in the JSON).
+    pub topic: String,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+    /// How long a request waits for the broker's acknowledgements.
+    pub produce_timeout: Duration,
+    /// Events per second one vehicle may send; 0 turns rate limiting off.
+    pub rate_limit_per_vin: u32,
+}
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The broker all requests produce to.
+    pub broker: Arc<dyn Broker>,
+    /// The settings.
+    pub settings: Arc<Settings>,
+    /// Records this replica had acknowledged since it started.
+    pub accepted: Arc<AtomicU64>,
+    /// Cached topic watermarks for `GET /events`.
+    pub topic_counts: Arc<TopicCounts>,
+    /// Whether the last produce failed: an outage is logged when it starts and ends, not on
+    /// every request.
+    pub broker_failing: Arc<AtomicBool>,
+    /// What `GET /metrics` shows.
+    pub metrics: Arc<Metrics>,
+    /// Per-vehicle token buckets; `None` when rate limiting is off.
+    pub rate_limiter: Option<Arc<VinRateLimiter>>,
+    /// Per-vehicle bearer tokens; `None` when authentication is off.
+    pub tokens: Option<Arc<Tokens>>,
+}
+
+impl AppState {
+    /// State around `broker` with fresh counters.
+    pub fn new(broker: Arc<dyn Broker>, settings: Settings) -> Self {
+        let rate_limiter = NonZeroU32::new(settings.rate_limit_per_vin)
+            .map(|rate| Arc::new(VinRateLimiter::new(rate)));
+        Self {
+            broker,
+            rate_limiter,
+            tokens: None,
+            settings: Arc::new(settings),
+            accepted: Arc::default(),
+            topic_counts: Arc::default(),
+            broker_failing: Arc::default(),
+            metrics: Arc::default(),
+        }
+    }
+
+    /// The same state with `POST /events` requiring one of `tokens`.
+    pub fn with_tokens(mut self, tokens: Tokens) -> Self {
+        self.tokens = Some(Arc::new(tokens));
+        self
+    }
+}
+
+/// The router: `/events` (POST to ingest, GET to watch), `/healthz`, `/readyz`, `/metrics`,
+/// `/openapi.json`. Every response is counted in the metrics.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.settings.max_body_bytes;
+    Router::new()
+        .route(
+            "/events",
+            get(routes::watch::get_events).post(routes::ingest::post_events),
+        )
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::metrics::get_metrics))
+        .route("/openapi.json", get(routes::openapi::get_openapi))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::metrics::count_requests,
+        ))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests;

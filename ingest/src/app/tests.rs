@@ -1,0 +1,689 @@
+//! The router end to end, with the broker faked: request parsing, validation and status mapping.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::app;
+use crate::test_support::{FakeBroker, Mode, event_json, state};
+
+async fn send(
+    broker: &Arc<FakeBroker>,
+    request: Request<Body>,
+) -> (StatusCode, Option<String>, String) {
+    let response = app(state(broker.clone())).oneshot(request).await.unwrap();
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        retry_after,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+fn post(content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+    let mut request = Request::post("/events");
+    if let Some(content_type) = content_type {
+        request = request.header(header::CONTENT_TYPE, content_type);
+    }
+    request.body(body.into()).unwrap()
+}
+
+fn post_json(body: &Value) -> Request<Body> {
+    post(Some("application/json"), body.to_string())
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test]
+async fn one_valid_event_is_produced_keyed_by_vin() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let event = event_json(7);
+    let (status, _, body) = send(&broker, post_json(&event)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        json_of(&body),
+        json!({"accepted": 1, "rejected": 0, "results": [
+            {"index": 0, "status": "ok", "partition": 1, "offset": 0}
+        ]})
+    );
+    let appended = broker.appended.lock().unwrap();
+    assert_eq!(appended.len(), 1);
+    assert_eq!(appended[0].0, event["vin"].as_str().unwrap());
+    let produced: Value = serde_json::from_slice(&appended[0].1).unwrap();
+    assert_eq!(produced["event_id"], event["event_id"]);
+    assert_eq!(produced["ts"], "2025-06-01T12:00:00.000000Z");
+}
+
+#[tokio::test]
+async fn mixed_batch_reports_each_record_in_order() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let mut bad = event_json(2);
+    bad["speed"] = json!(-3.0);
+    let body = json!([event_json(1), bad, event_json(3)]);
+    let (status, _, body) = send(&broker, post_json(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let report = json_of(&body);
+    assert_eq!(report["accepted"], 2);
+    assert_eq!(report["rejected"], 1);
+    assert_eq!(report["results"][1]["status"], "rejected");
+    assert!(
+        report["results"][1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("field `speed`: -3"),
+        "{report}"
+    );
+    assert_eq!(report["results"][2]["offset"], 1);
+    let keys: Vec<String> = broker
+        .appended
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            event_json(1)["vin"].as_str().unwrap(),
+            event_json(3)["vin"].as_str().unwrap()
+        ]
+    );
+}
+
+#[tokio::test]
+async fn all_invalid_is_422_naming_field_and_rule() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let mut bad = event_json(1);
+    bad["sensors"]["pressure_hpa"] = json!(5.0);
+    let (status, _, body) = send(&broker, post_json(&json!([bad]))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let error = json_of(&body)["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("field `sensors.pressure_hpa`"), "{error}");
+    assert!(error.contains("outside [300, 1100]"), "{error}");
+    assert!(broker.appended.lock().unwrap().is_empty());
+
+    let (status, _, _) = send(&broker, post_json(&json!([]))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_with_line_and_column() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let (status, _, body) = send(&broker, post(Some("application/json"), "{\n\"vin\": tru")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let error = json_of(&body)["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.starts_with("malformed JSON at line 2 column"),
+        "{error}"
+    );
+
+    let (status, _, _) = send(&broker, post(Some("application/json"), "\"just a string\"")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn wrong_or_missing_content_type_is_415() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let body = event_json(1).to_string();
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let (status, _, text) = send(&broker, post(content_type, body.clone())).await;
+        assert_eq!(
+            status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let body = json!((0..40).map(event_json).collect::<Vec<_>>()).to_string();
+    assert!(body.len() > 4096);
+    let (status, _, text) = send(&broker, post(Some("application/json"), body)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert!(broker.appended.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn broker_failure_is_503_with_retry_after() {
+    for mode in [Mode::Fail, Mode::Hang] {
+        let broker = FakeBroker::new(mode);
+        let (status, retry_after, body) =
+            send(&broker, post_json(&json!([event_json(1), event_json(2)]))).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{mode:?}: {body}");
+        assert_eq!(retry_after.as_deref(), Some("1"), "{mode:?}");
+        let report = json_of(&body);
+        assert_eq!(report["failed"], 2, "{report}");
+        assert_eq!(report["accepted"], 0, "{report}");
+        assert_eq!(report["results"][0]["status"], "failed", "{report}");
+    }
+}
+
+#[tokio::test]
+async fn ndjson_is_accepted() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let body = format!("{}\n{}\n", event_json(1), event_json(2));
+    let (status, _, text) = send(&broker, post(Some("application/x-ndjson"), body)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(json_of(&text)["accepted"], 2);
+}
+
+#[tokio::test]
+async fn get_events_negotiates_json_and_html() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let router = app(state(broker.clone()));
+    // One accepted record, then the counts.
+    let response = router
+        .clone()
+        .oneshot(post_json(&event_json(1)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let request = Request::get("/events")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        json!({
+            "events_received": 42,
+            "accepted_by_this_replica": 1,
+            "topic": "telemetry",
+            "partitions": [
+                {"partition": 0, "low": 0, "high": 12},
+                {"partition": 1, "low": 0, "high": 30}
+            ]
+        })
+    );
+
+    let request = Request::get("/events")
+        .header(header::ACCEPT, "text/html,*/*;q=0.8")
+        .body(Body::empty())
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let page = String::from_utf8(body.to_vec()).unwrap();
+    assert!(page.contains(r#"id="received">42<"#), "{page}");
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    let ready = FakeBroker::new(Mode::Ack);
+    assert_eq!(send(&ready, get("/healthz")).await.0, StatusCode::OK);
+    assert_eq!(send(&ready, get("/readyz")).await.0, StatusCode::OK);
+
+    let down = Arc::new(FakeBroker {
+        mode: Mode::Fail,
+        ready: false,
+        appended: Default::default(),
+    });
+    assert_eq!(send(&down, get("/healthz")).await.0, StatusCode::OK);
+    let (status, _, body) = send(&down, get("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("all brokers are down"), "{body}");
+    let json_get = Request::get("/events")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        send(&down, json_get).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // The page still renders and shows the error.
+    let (status, _, page) = send(&down, get("/events")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("all brokers are down"), "{page}");
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn post_gzip(body: Vec<u8>) -> Request<Body> {
+    Request::post("/events")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn gzip_body_is_inflated() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let body = json!([event_json(1), event_json(2)]).to_string();
+    let (status, _, text) = send(&broker, post_gzip(gzip(body.as_bytes()))).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(json_of(&text)["accepted"], 2);
+    assert_eq!(broker.appended.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn gzip_inflating_past_the_limit_is_413() {
+    let broker = FakeBroker::new(Mode::Ack);
+    // Compresses far below the 4 KiB limit, inflates far above it.
+    let body = json!((0..40).map(|_| event_json(1)).collect::<Vec<_>>()).to_string();
+    let compressed = gzip(body.as_bytes());
+    assert!(compressed.len() < 4096 && body.len() > 4096);
+    let (status, _, text) = send(&broker, post_gzip(compressed)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert!(text.contains("inflates to more than 4096 bytes"), "{text}");
+    assert!(broker.appended.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn corrupt_gzip_is_400_and_other_codings_415() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let (status, _, text) = send(&broker, post_gzip(b"{\"not\": \"gzip\"}".to_vec())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("inflating the gzip request body"), "{text}");
+
+    let request = Request::post("/events")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_ENCODING, "br")
+        .body(Body::from(event_json(1).to_string()))
+        .unwrap();
+    let (status, _, text) = send(&broker, request).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{text}");
+    assert!(broker.appended.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn metrics_count_requests_records_and_latency() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let router = app(state(broker.clone()));
+    let mut bad = event_json(3);
+    bad["speed"] = json!(-1.0);
+    let requests = [
+        post_json(&json!([event_json(1), event_json(2), bad])),
+        post(Some("text/plain"), "x"),
+        Request::get("/nowhere").body(Body::empty()).unwrap(),
+    ];
+    for request in requests {
+        router.clone().oneshot(request).await.unwrap();
+    }
+    let response = router
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    for line in [
+        r#"ingest_http_requests_total{method="POST",path="/events",code="200"} 1"#,
+        r#"ingest_http_requests_total{method="POST",path="/events",code="415"} 1"#,
+        r#"ingest_http_requests_total{method="GET",path="unmatched",code="404"} 1"#,
+        r#"ingest_records_total{outcome="accepted"} 2"#,
+        r#"ingest_records_total{outcome="rejected"} 1"#,
+        r#"ingest_records_total{outcome="failed"} 0"#,
+        r#"ingest_produce_latency_seconds_bucket{le="+Inf"} 2"#,
+        "ingest_produce_latency_seconds_count 2",
+        "ingest_producer_queue_depth 3",
+        "# TYPE ingest_produce_latency_seconds histogram",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+    }
+}
+
+fn rate_limited_state(broker: &Arc<FakeBroker>, per_second: u32) -> crate::app::AppState {
+    crate::app::AppState::new(
+        broker.clone(),
+        crate::app::Settings {
+            rate_limit_per_vin: per_second,
+            ..crate::test_support::settings()
+        },
+    )
+}
+
+#[tokio::test]
+async fn records_over_the_vin_rate_are_429_in_the_results() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let router = app(rate_limited_state(&broker, 2));
+    // Three events of vehicle 1 and one of vehicle 2: the third of vehicle 1 is over its rate.
+    let body = json!([event_json(1), event_json(1), event_json(2), event_json(1)]);
+    let response = router.clone().oneshot(post_json(&body)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(report["accepted"], 3, "{report}");
+    assert_eq!(report["rate_limited"], 1, "{report}");
+    let limited = &report["results"][3];
+    assert_eq!(limited["status"], "rate_limited", "{report}");
+    assert_eq!(limited["code"], 429, "{report}");
+    assert_eq!(limited["retry_after"], 1, "{report}");
+    assert_eq!(broker.appended.lock().unwrap().len(), 3);
+
+    // Vehicle 1 again at once: every record is over its rate, so the request is 429.
+    let response = router
+        .clone()
+        .oneshot(post_json(&json!([event_json(1)])))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    assert_eq!(broker.appended.lock().unwrap().len(), 3);
+
+    let metrics = router
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = axum::body::to_bytes(metrics.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    assert!(
+        text.contains("ingest_records_total{outcome=\"rate_limited\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"ingest_http_requests_total{method="POST",path="/events",code="429"} 1"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_records_take_no_tokens_and_zero_means_off() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let router = app(rate_limited_state(&broker, 1));
+    let body = json!([bad_speed(1), bad_speed(1), event_json(1)]);
+    let response = router.oneshot(post_json(&body)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get(header::RETRY_AFTER).is_none());
+
+    // Off (the default): many events of one vehicle all pass.
+    let many = json!((0..8).map(|_| event_json(4)).collect::<Vec<_>>());
+    let (status, retry_after, text) = send(&broker, post_json(&many)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(retry_after, None);
+    assert_eq!(json_of(&text)["accepted"], 8);
+}
+
+fn bad_speed(serial: u64) -> Value {
+    let mut event = event_json(serial);
+    event["speed"] = json!(-1.0);
+    event
+}
+
+const TOKEN_OF_1: &str = "token-of-vehicle-1-0123456789";
+
+fn authed_router(broker: &Arc<FakeBroker>) -> axum::Router {
+    let vin = event_json(1)["vin"].as_str().unwrap().to_owned();
+    let tokens = crate::auth::Tokens::parse(
+        std::path::Path::new("tokens"),
+        &format!("{vin} {TOKEN_OF_1}\n"),
+    )
+    .unwrap();
+    app(state(broker.clone()).with_tokens(tokens))
+}
+
+fn post_with_token(token: Option<&str>, body: &Value) -> Request<Body> {
+    let mut request = Request::post("/events").header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.body(Body::from(body.to_string())).unwrap()
+}
+
+#[tokio::test]
+async fn missing_or_bad_token_is_401_with_challenge() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let router = authed_router(&broker);
+    for token in [None, Some("not-the-token-0123456789")] {
+        let response = router
+            .clone()
+            .oneshot(post_with_token(token, &json!([event_json(1)])))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{token:?}");
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="fleet-ingest""#
+        );
+    }
+    // 401 comes before the body is looked at.
+    let request = Request::post("/events")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from("x"))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(broker.appended.lock().unwrap().is_empty());
+    // Reading stays open.
+    let response = router
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_token_covers_only_its_own_vehicle() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let router = authed_router(&broker);
+    let response = router
+        .clone()
+        .oneshot(post_with_token(
+            Some(TOKEN_OF_1),
+            &json!([event_json(1), event_json(1)]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(broker.appended.lock().unwrap().len(), 2);
+
+    // One record of another vehicle refuses the whole request.
+    let response = router
+        .clone()
+        .oneshot(post_with_token(
+            Some(TOKEN_OF_1),
+            &json!([event_json(1), event_json(2)]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let error = serde_json::from_slice::<Value>(&body).unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.starts_with("record 1 is of vehicle "), "{error}");
+    assert_eq!(broker.appended.lock().unwrap().len(), 2);
+
+    // An invalid record is rejected as usual, whatever its VIN.
+    let mut other = bad_speed(2);
+    other["vin"] = json!("not a vin");
+    let response = router
+        .oneshot(post_with_token(
+            Some(TOKEN_OF_1),
+            &json!([event_json(1), other]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn openapi_of(router: axum::Router) -> Value {
+    let response = router
+        .oneshot(Request::get("/openapi.json").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// Every `$ref` in `value`, as JSON pointers into the document.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(target)) => out.push(target.clone()),
+                    _ => refs(value, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn openapi_describes_every_route_and_status() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let doc = openapi_of(app(state(broker.clone()))).await;
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/events",
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+            "/readyz"
+        ]
+    );
+    let post_codes: Vec<&str> = doc["paths"]["/events"]["post"]["responses"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        post_codes,
+        [
+            "200", "400", "401", "403", "413", "415", "422", "429", "503"
+        ]
+    );
+    assert_eq!(doc["paths"]["/events"]["post"]["security"], json!([]));
+    let mut targets = Vec::new();
+    refs(&doc, &mut targets);
+    assert!(!targets.is_empty());
+    for target in targets {
+        let pointer = target.strip_prefix('#').unwrap();
+        assert!(doc.pointer(pointer).is_some(), "dangling {target}");
+    }
+
+    // Every GET route answers with a status the document lists.
+    for path in [
+        "/events",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        let response = app(state(broker.clone()))
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let code = response.status().as_str().to_owned();
+        assert!(
+            doc["paths"][path]["get"]["responses"][&code].is_object(),
+            "GET {path} answered {code}, undocumented"
+        );
+    }
+
+    // A real report carries what the schema requires, with documented statuses and fields.
+    let router = app(rate_limited_state(&broker, 1));
+    let response = router
+        .oneshot(post_json(&json!([
+            event_json(5),
+            event_json(5),
+            bad_speed(6)
+        ])))
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    for key in schemas["IngestReport"]["required"].as_array().unwrap() {
+        assert!(report.get(key.as_str().unwrap()).is_some(), "{key} missing");
+    }
+    for key in report.as_object().unwrap().keys() {
+        assert!(
+            schemas["IngestReport"]["properties"][key].is_object(),
+            "{key}"
+        );
+    }
+    let statuses = schemas["RecordResult"]["properties"]["status"]["enum"]
+        .as_array()
+        .unwrap();
+    for result in report["results"].as_array().unwrap() {
+        assert!(statuses.contains(&result["status"]), "{result}");
+        for key in result.as_object().unwrap().keys() {
+            assert!(
+                schemas["RecordResult"]["properties"][key].is_object(),
+                "{key}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn openapi_requires_the_bearer_token_when_tokens_are_on() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let doc = openapi_of(authed_router(&broker)).await;
+    assert_eq!(
+        doc["paths"]["/events"]["post"]["security"],
+        json!([{"bearer": []}])
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}

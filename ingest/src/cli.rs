@@ -1,0 +1,143 @@
+//! Command line and environment: every option is a flag with an environment variable, which is
+//! how the orchestrator configures the container.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// HTTP front door of the telemetry pipeline: validates events and produces them to Kafka.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ingest", version, about)]
+pub struct Cli {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "INGEST_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Kafka bootstrap servers, comma-separated `host:port`.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: String,
+
+    /// Topic the events are produced to.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "telemetry")]
+    pub kafka_topic: String,
+
+    /// Largest accepted request body, bytes; larger bodies get 413.
+    #[arg(long, env = "INGEST_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = parse_body_limit)]
+    pub max_body_bytes: usize,
+
+    /// How long a request waits for the broker to acknowledge its records before it answers 503
+    /// (e.g. `10s`, `2500ms`).
+    #[arg(long, env = "INGEST_PRODUCE_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub produce_timeout: Duration,
+
+    /// Events per second one vehicle (VIN) may send, in bursts of up to as many; records over it
+    /// are refused with 429 and `Retry-After`. 0 (the default) turns the limit off.
+    #[arg(long, env = "INGEST_RATE_LIMIT_PER_VIN", default_value_t = 0)]
+    pub rate_limit_per_vin: u32,
+
+    /// File of `VIN TOKEN` lines (`#` comments and blank lines allowed). When set, `POST /events`
+    /// needs `Authorization: Bearer TOKEN` (else 401) and may carry only records of the token's
+    /// vehicle (else 403). Unset (the default): no authentication.
+    #[arg(long, env = "INGEST_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+
+    /// More log output (`-v` debug, `-vv` trace); `RUST_LOG` overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+fn parse_body_limit(text: &str) -> Result<usize, String> {
+    let bytes: usize = text.parse().map_err(|e| format!("not a byte count: {e}"))?;
+    if bytes == 0 {
+        return Err("must be at least 1 byte".into());
+    }
+    Ok(bytes)
+}
+
+/// A produce timeout between 100 ms and 1 h.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let (min, max) = (Duration::from_millis(100), Duration::from_secs(3_600));
+    if timeout < min || timeout > max {
+        return Err(format!(
+            "must lie between {} and {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let cli = Cli::try_parse_from(["ingest", "--kafka-brokers", "b:9092"]).unwrap();
+        assert_eq!(cli.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(cli.kafka_topic, "telemetry");
+        assert_eq!(cli.max_body_bytes, 1_048_576);
+        assert_eq!(cli.produce_timeout, Duration::from_secs(10));
+        assert_eq!(cli.rate_limit_per_vin, 0);
+        assert_eq!(cli.tokens_file, None);
+    }
+
+    #[test]
+    fn rate_limit_and_tokens_file_are_read() {
+        let cli = Cli::try_parse_from([
+            "ingest",
+            "--kafka-brokers",
+            "b:9092",
+            "--rate-limit-per-vin",
+            "50",
+            "--tokens-file",
+            "/etc/fleet/tokens",
+        ])
+        .unwrap();
+        assert_eq!(cli.rate_limit_per_vin, 50);
+        assert_eq!(
+            cli.tokens_file.as_deref(),
+            Some(std::path::Path::new("/etc/fleet/tokens"))
+        );
+        let negative = [
+            "ingest",
+            "--kafka-brokers",
+            "b:9092",
+            "--rate-limit-per-vin",
+            "-1",
+        ];
+        assert!(Cli::try_parse_from(negative).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for args in [
+            [
+                "ingest",
+                "--kafka-brokers",
+                "b:9092",
+                "--produce-timeout",
+                "1ms",
+            ],
+            [
+                "ingest",
+                "--kafka-brokers",
+                "b:9092",
+                "--produce-timeout",
+                "soon",
+            ],
+            [
+                "ingest",
+                "--kafka-brokers",
+                "b:9092",
+                "--max-body-bytes",
+                "0",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Turning a request body into records: which formats are accepted (by `Content-Type`), how a
+//! body splits into records, and why a single record is refused.
+//!
+//! A body that is not well-formed is refused as a whole ([`DecodeError`]); a well-formed body
+//! yields one [`Record`] per event, each either an event or the reason it is rejected, so one bad
+//! record does not sink its neighbours.
+
+use chrono::{DateTime, Utc};
+use fleet_common::TelemetryEvent;
+use serde_json::Value;
+
+/// The body formats ingest accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/json`: one event object or an array of event objects.
+    Json,
+    /// `application/x-ndjson`: one event object per line.
+    Ndjson,
+}
+
+/// Why a body cannot be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The `Content-Type` is missing or not one ingest reads (HTTP 415).
+    #[error(
+        "unsupported Content-Type {found}: send application/json (one event or an array) or application/x-ndjson"
+    )]
+    UnsupportedMediaType {
+        /// The header as received, or `(none)`.
+        found: String,
+    },
+    /// The body is not well-formed JSON (HTTP 400).
+    #[error("malformed JSON at line {line} column {column}: {reason}")]
+    Malformed {
+        /// 1-based line in the body.
+        line: usize,
+        /// 1-based column in that line.
+        column: usize,
+        /// What the parser expected.
+        reason: String,
+    },
+    /// Well-formed JSON of the wrong shape (HTTP 400).
+    #[error("expected an event object or an array of event objects, got {0}")]
+    Shape(&'static str),
+}
+
+/// One record of a body: the event, or why it is rejected (`field `x`: rule`).
+pub type Record = Result<TelemetryEvent, String>;
+
+impl BodyFormat {
+    /// The format named by a `Content-Type` header value; parameters other than a UTF-8 charset
+    /// are ignored.
+    pub fn from_content_type(header: Option<&str>) -> Result<Self, DecodeError> {
+        let unsupported = || DecodeError::UnsupportedMediaType {
+            found: header.map_or_else(|| "(none)".to_owned(), |h| format!("`{h}`")),
+        };
+        let header = header.ok_or_else(unsupported)?;
+        let mut parts = header.split(';');
+        let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let foreign_charset = parts
+            .filter_map(|p| p.split_once('='))
+            .any(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("charset")
+                    && !value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+            });
+        if foreign_charset {
+            return Err(unsupported());
+        }
+        match essence.as_str() {
+            "application/json" => Ok(Self::Json),
+            "application/x-ndjson" | "application/ndjson" => Ok(Self::Ndjson),
+            _ => Err(unsupported()),
+        }
+    }
+}
+
+/// Splits `body` into records and checks each: shape (serde, unknown fields refused) and rules
+/// ([`TelemetryEvent::validate`] at `now`).
+pub fn decode(
+    format: BodyFormat,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Vec<Record>, DecodeError> {
+    let values = match format {
+        BodyFormat::Json => split_json(body)?,
+        BodyFormat::Ndjson => split_ndjson(body)?,
+    };
+    Ok(values.into_iter().map(|v| check(v, now)).collect())
+}
+
+fn split_json(body: &[u8]) -> Result<Vec<Value>, DecodeError> {
+    match serde_json::from_slice(body).map_err(|e| malformed(&e, 0))? {
+        Value::Array(items) => Ok(items),
+        object @ Value::Object(_) => Ok(vec![object]),
+        Value::Null => Err(DecodeError::Shape("null")),
+        Value::Bool(_) => Err(DecodeError::Shape("a boolean")),
+        Value::Number(_) => Err(DecodeError::Shape("a number")),
+        Value::String(_) => Err(DecodeError::Shape("a string")),
+    }
+}
+
+fn split_ndjson(body: &[u8]) -> Result<Vec<Value>, DecodeError> {
+    let mut values = Vec::new();
+    for (index, line) in body.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        values.push(serde_json::from_slice(line).map_err(|e| malformed(&e, index))?);
+    }
+    Ok(values)
+}
+
+/// A parse error as [`DecodeError::Malformed`]; `line_offset` shifts the line for NDJSON, where
+/// each line is parsed on its own.
+fn malformed(error: &serde_json::Error, line_offset: usize) -> DecodeError {
+    let text = error.to_string();
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    DecodeError::Malformed {
+        line: error.line() + line_offset,
+        column: error.column(),
+        reason: text.strip_suffix(&suffix).unwrap_or(&text).to_owned(),
+    }
+}
+
+fn check(value: Value, now: DateTime<Utc>) -> Record {
+    let event: TelemetryEvent = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("field `{path}`: {}", e.into_inner())
+        }
+    })?;
+    event.validate(now).map_err(|e| e.to_string())?;
+    Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{event_json, now};
+
+    #[test]
+    fn content_types() {
+        let ok = [
+            ("application/json", BodyFormat::Json),
+            ("Application/JSON; charset=utf-8", BodyFormat::Json),
+            ("application/x-ndjson", BodyFormat::Ndjson),
+        ];
+        for (header, format) in ok {
+            assert_eq!(
+                BodyFormat::from_content_type(Some(header)),
+                Ok(format),
+                "{header}"
+            );
+        }
+        for header in [
+            None,
+            Some("text/plain"),
+            Some("application/json; charset=latin1"),
+        ] {
+            assert!(BodyFormat::from_content_type(header).is_err(), "{header:?}");
+        }
+    }
+
+    #[test]
+    fn object_and_array() {
+        let one = event_json(0).to_string();
+        assert_eq!(
+            decode(BodyFormat::Json, one.as_bytes(), now())
+                .unwrap()
+                .len(),
+            1
+        );
+        let two = serde_json::json!([event_json(0), event_json(1)]).to_string();
+        let records = decode(BodyFormat::Json, two.as_bytes(), now()).unwrap();
+        assert_eq!(records.len(), 2);
+        assert!(records.iter().all(Result::is_ok));
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let err = decode(BodyFormat::Json, b"[\n  {\"vin\": }\n]", now()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecodeError::Malformed {
+                    line: 2,
+                    column: 11,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "malformed JSON at line 2 column 11: expected value"
+        );
+    }
+
+    #[test]
+    fn wrong_shape_is_named() {
+        let err = decode(BodyFormat::Json, b"42", now()).unwrap_err();
+        assert_eq!(err, DecodeError::Shape("a number"));
+    }
+
+    #[test]
+    fn ndjson_lines_and_errors() {
+        let body = format!("{}\n\n{}\n", event_json(0), event_json(1));
+        assert_eq!(
+            decode(BodyFormat::Ndjson, body.as_bytes(), now())
+                .unwrap()
+                .len(),
+            2
+        );
+        let body = format!("{}\n{{oops\n", event_json(0));
+        let err = decode(BodyFormat::Ndjson, body.as_bytes(), now()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecodeError::Malformed {
+                    line: 2,
+                    column: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn record_errors_name_the_field() {
+        let mut bad_type = event_json(0);
+        bad_type["speed"] = "fast".into();
+        let mut unknown = event_json(1);
+        unknown["colour"] = "red".into();
+        let mut out_of_range = event_json(2);
+        out_of_range["sensors"]["humidity_pct"] = 140.0.into();
+        let mut missing = event_json(3);
+        missing.as_object_mut().unwrap().remove("vin");
+        let body = serde_json::json!([bad_type, unknown, out_of_range, missing, 7]).to_string();
+        let errors: Vec<String> = decode(BodyFormat::Json, body.as_bytes(), now())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap_err())
+            .collect();
+        assert!(
+            errors[0].starts_with("field `speed`: invalid type"),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[1].contains("unknown field `colour`"),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[2].starts_with("field `sensors.humidity_pct`: 140"),
+            "{}",
+            errors[2]
+        );
+        assert!(errors[3].contains("missing field `vin`"), "{}", errors[3]);
+        assert!(errors[4].contains("invalid type: integer"), "{}", errors[4]);
+    }
+}

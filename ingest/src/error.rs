@@ -1,0 +1,81 @@
+//! Request-level errors and how they look on the wire: a status and `{"error": "..."}`.
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::decode::DecodeError;
+use crate::encoding::EncodingError;
+
+/// A request that cannot be served, with the status it maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Human-readable reason, returned as `{"error": ...}`.
+    pub message: String,
+    /// Headers the response carries besides the JSON content type (e.g. `WWW-Authenticate`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    /// An error with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The same error with one more response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> Self {
+        let status = match e {
+            DecodeError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            DecodeError::Malformed { .. } | DecodeError::Shape(_) => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<EncodingError> for ApiError {
+    fn from(e: EncodingError) -> Self {
+        let status = match e {
+            EncodingError::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            EncodingError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            EncodingError::Corrupt { .. } => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl ApiError {
+    /// A body that could not be read: 413 when it is over `limit` bytes, else the rejection's own
+    /// status (400 for a broken upload).
+    pub fn body_rejection(e: BytesRejection, limit: usize) -> Self {
+        let status = e.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("request body is larger than {limit} bytes (INGEST_MAX_BODY_BYTES)")
+        } else {
+            e.body_text()
+        };
+        Self::new(status, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        response.headers_mut().extend(self.headers);
+        response
+    }
+}

@@ -1,0 +1,95 @@
+//! `ingest`: the HTTP front door of the fleet telemetry pipeline.
+//!
+//! `POST /events` validates telemetry events and answers only after the broker acknowledged
+//! them; `GET /events` shows how many events the topic holds; `GET /metrics` is the Prometheus
+//! exposition and `GET /openapi.json` describes the API. Bodies may be gzip-encoded; vehicles
+//! may be rate-limited and required to present bearer tokens. See [`cli::Cli`] for the settings.
+
+mod app;
+mod auth;
+mod broker;
+mod cli;
+mod decode;
+mod encoding;
+mod error;
+mod metrics;
+mod negotiate;
+mod openapi;
+mod page;
+mod producer;
+mod rate_limit;
+mod routes;
+#[cfg(test)]
+mod test_support;
+mod topic_counts;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::app::{AppState, Settings, app};
+use crate::auth::Tokens;
+use crate::cli::Cli;
+use crate::producer::KafkaBroker;
+
+/// How long the final flush may take. By then every request has been answered, so anything
+/// still queued was answered 503 and its sender keeps it; waiting longer gains nothing.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    fleet_common::logging::init(cli.verbose);
+
+    let tokens = cli
+        .tokens_file
+        .as_deref()
+        .map(Tokens::load)
+        .transpose()
+        .context("loading the bearer tokens (INGEST_TOKENS_FILE)")?;
+    let broker = KafkaBroker::new(&cli.kafka_brokers, &cli.kafka_topic)
+        .with_context(|| format!("setting up the Kafka producer for {}", cli.kafka_brokers))?;
+    let mut state = AppState::new(
+        Arc::new(broker.clone()),
+        Settings {
+            topic: cli.kafka_topic.clone(),
+            max_body_bytes: cli.max_body_bytes,
+            produce_timeout: cli.produce_timeout,
+            rate_limit_per_vin: cli.rate_limit_per_vin,
+        },
+    );
+    match tokens {
+        Some(tokens) => {
+            tracing::info!(vehicles = tokens.vehicles(), "bearer tokens required");
+            state = state.with_tokens(tokens);
+        }
+        None => tracing::info!("no tokens file: POST /events needs no token"),
+    }
+
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("listening on {}", cli.listen))?;
+    tracing::info!(
+        listen = %cli.listen,
+        brokers = %cli.kafka_brokers,
+        topic = %cli.kafka_topic,
+        "ingest serving"
+    );
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(fleet_common::shutdown::signal())
+        .await
+        .context("serving HTTP")?;
+
+    tracing::info!("HTTP stopped, flushing the producer");
+    // Every record answered 2xx is already acknowledged, so what a failed flush leaves behind
+    // was answered 503 and is still held by its sender: worth a warning, not a failed exit.
+    match broker.flush(FLUSH_TIMEOUT).await {
+        Ok(()) => tracing::info!("ingest stopped"),
+        Err(e) => {
+            tracing::warn!(error = %e, "ingest stopped with records not delivered (all were answered 503)")
+        }
+    }
+    Ok(())
+}

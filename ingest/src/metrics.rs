@@ -1,0 +1,229 @@
+//! The service's metrics and their Prometheus text exposition (format 0.0.4), kept by hand:
+//! a few counters, one histogram and one gauge do not need a metrics library.
+//!
+//! - `ingest_http_requests_total{method,path,code}`: responses by route and status code.
+//! - `ingest_records_total{outcome}`: records of `POST /events` by fate.
+//! - `ingest_produce_latency_seconds`: time from queueing a record to the broker's
+//!   acknowledgement, acknowledged records only.
+//! - `ingest_producer_queue_depth`: records the producer holds that the broker has not yet
+//!   acknowledged, read when scraped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The `Content-Type` of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Upper bounds of the produce latency buckets, seconds.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// What became of one record of `POST /events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Acknowledged by the broker.
+    Accepted,
+    /// Invalid, never produced.
+    Rejected,
+    /// Its vehicle was over its rate, never produced.
+    RateLimited,
+    /// Valid, but not acknowledged in time.
+    Failed,
+}
+
+impl RecordOutcome {
+    const ALL: [Self; 4] = [
+        Self::Accepted,
+        Self::Rejected,
+        Self::RateLimited,
+        Self::Failed,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::RateLimited => "rate_limited",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A request as counted: method, route and status code.
+type RequestKey = (&'static str, String, u16);
+
+/// Every metric of one process; shared by all requests.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<RequestKey, u64>>,
+    records: [AtomicU64; RecordOutcome::ALL.len()],
+    latency: Histogram,
+}
+
+impl Metrics {
+    /// Counts one answered request. `method` outside the standard ones is counted as `OTHER`
+    /// and an unrouted path as `unmatched`, so clients cannot grow the label sets.
+    pub fn count_request(&self, method: &str, route: Option<&str>, code: u16) {
+        const METHODS: [&str; 9] = [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+        ];
+        let method = METHODS
+            .into_iter()
+            .find(|m| *m == method)
+            .unwrap_or("OTHER");
+        let route = route.unwrap_or("unmatched").to_owned();
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *requests.entry((method, route, code)).or_default() += 1;
+    }
+
+    /// Adds `n` records with `outcome`.
+    pub fn count_records(&self, outcome: RecordOutcome, n: usize) {
+        self.records[outcome as usize].fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Records how long the broker took to acknowledge one record.
+    pub fn observe_produce_latency(&self, latency: Duration) {
+        self.latency.observe(latency);
+    }
+
+    /// The exposition, with `queue_depth` as the producer's current queue depth.
+    pub fn render(&self, queue_depth: u64) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP ingest_http_requests_total HTTP responses by method, route and status code.\n\
+             # TYPE ingest_http_requests_total counter\n",
+        );
+        let requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for ((method, path, code), n) in &requests {
+            let _ = writeln!(
+                out,
+                "ingest_http_requests_total{{method=\"{method}\",path=\"{}\",code=\"{code}\"}} {n}",
+                escape(path)
+            );
+        }
+
+        out.push_str(
+            "# HELP ingest_records_total Records of POST /events by outcome.\n\
+             # TYPE ingest_records_total counter\n",
+        );
+        for outcome in RecordOutcome::ALL {
+            let n = self.records[outcome as usize].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "ingest_records_total{{outcome=\"{}\"}} {n}",
+                outcome.label()
+            );
+        }
+
+        out.push_str(
+            "# HELP ingest_produce_latency_seconds Time from queueing a record to the broker's acknowledgement.\n\
+             # TYPE ingest_produce_latency_seconds histogram\n",
+        );
+        self.latency
+            .render("ingest_produce_latency_seconds", &mut out);
+
+        out.push_str(
+            "# HELP ingest_producer_queue_depth Records queued in the producer and not yet acknowledged.\n\
+             # TYPE ingest_producer_queue_depth gauge\n",
+        );
+        let _ = writeln!(out, "ingest_producer_queue_depth {queue_depth}");
+        out
+    }
+}
+
+/// A histogram over [`LATENCY_BUCKETS`]; counts per bucket are kept apart and summed up when
+/// rendered, as the format wants cumulative counts.
+#[derive(Debug, Default)]
+struct Histogram {
+    /// One count per bucket plus the last for values above every bound.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, value: Duration) {
+        let seconds = value.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(value.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn render(&self, name: &str, out: &mut String) {
+        let mut cumulative = 0;
+        for (index, count) in self.buckets.iter().enumerate() {
+            cumulative += count.load(Ordering::Relaxed);
+            let le = LATENCY_BUCKETS
+                .get(index)
+                .map_or_else(|| "+Inf".to_owned(), f64::to_string);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let sum = Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {cumulative}");
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped as the format requires.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let metrics = Metrics::default();
+        for ms in [1, 3, 3, 40, 60_000] {
+            metrics.observe_produce_latency(Duration::from_millis(ms));
+        }
+        let text = metrics.render(7);
+        for line in [
+            "ingest_produce_latency_seconds_bucket{le=\"0.001\"} 1",
+            "ingest_produce_latency_seconds_bucket{le=\"0.0025\"} 1",
+            "ingest_produce_latency_seconds_bucket{le=\"0.005\"} 3",
+            "ingest_produce_latency_seconds_bucket{le=\"0.05\"} 4",
+            "ingest_produce_latency_seconds_bucket{le=\"30\"} 4",
+            "ingest_produce_latency_seconds_bucket{le=\"+Inf\"} 5",
+            "ingest_produce_latency_seconds_sum 60.047",
+            "ingest_produce_latency_seconds_count 5",
+            "ingest_producer_queue_depth 7",
+            "ingest_records_total{outcome=\"accepted\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+    }
+
+    #[test]
+    fn request_labels_are_bounded_and_escaped() {
+        let metrics = Metrics::default();
+        metrics.count_request("POST", Some("/events"), 200);
+        metrics.count_request("POST", Some("/events"), 200);
+        metrics.count_request("BREW", None, 404);
+        metrics.count_request("GET", Some("/a\"b"), 200);
+        let text = metrics.render(0);
+        for line in [
+            "ingest_http_requests_total{method=\"POST\",path=\"/events\",code=\"200\"} 2",
+            "ingest_http_requests_total{method=\"OTHER\",path=\"unmatched\",code=\"404\"} 1",
+            "ingest_http_requests_total{method=\"GET\",path=\"/a\\\"b\",code=\"200\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The OpenAPI 3.0 description of the HTTP API, served at `GET /openapi.json`. Written by hand
+//! next to the handlers it describes; the limits and options in it are the running process's
+//! (body limit, whether a bearer token is required, whether vehicles are rate-limited).
+
+use fleet_common::event::MAX_NAME_LEN;
+use fleet_common::event::limits::{
+    ALTITUDE, MAX_FUTURE_SECS, MAX_HORIZONTAL, MAX_SPEED, PRESSURE, TEMPERATURE,
+};
+use serde_json::{Value, json};
+
+use crate::app::Settings;
+
+/// The document for a process running with `settings`; `auth` says whether `POST /events` needs
+/// a bearer token.
+pub fn document(settings: &Settings, auth: bool) -> Value {
+    let limit = settings.max_body_bytes;
+    let rate = match settings.rate_limit_per_vin {
+        0 => "off in this process".to_owned(),
+        n => format!("{n} events/s per VIN in this process"),
+    };
+    let security = if auth {
+        json!([{ "bearer": [] }])
+    } else {
+        json!([])
+    };
+    let error = |description: &str| {
+        json!({
+            "description": description,
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+        })
+    };
+    let report = |description: &str, retry_after: bool| {
+        let mut response = json!({
+            "description": description,
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/IngestReport" } } }
+        });
+        if retry_after {
+            response["headers"] =
+                json!({ "Retry-After": { "$ref": "#/components/headers/Retry-After" } });
+        }
+        response
+    };
+    let mut unauthorized = error(
+        "Bearer tokens are on (INGEST_TOKENS_FILE) and the request has no valid token. Checked before anything else.",
+    );
+    unauthorized["headers"] = json!({
+        "WWW-Authenticate": {
+            "description": "The challenge.",
+            "schema": { "type": "string", "enum": [crate::auth::CHALLENGE] }
+        }
+    });
+
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "fleet ingest",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The HTTP front door of the fleet telemetry pipeline. POST /events answers 2xx only after the broker acknowledged every record it reports as ok.",
+        },
+        "paths": {
+            "/events": {
+                "post": {
+                    "operationId": "postEvents",
+                    "summary": "Validate telemetry events and produce them to the topic, keyed by VIN.",
+                    "description": format!(
+                        "One result per record, in body order. Records of one vehicle over the per-vehicle rate ({rate}) are refused with status `rate_limited`; invalid records with `rejected`. The body limit ({limit} bytes, INGEST_MAX_BODY_BYTES) applies to the body as sent and, for gzip, to the inflated body."
+                    ),
+                    "security": security,
+                    "parameters": [{
+                        "name": "Content-Encoding",
+                        "in": "header",
+                        "required": false,
+                        "description": "`gzip` (or `x-gzip`) for a gzip-compressed body; absent or `identity` otherwise.",
+                        "schema": { "type": "string", "enum": ["gzip", "x-gzip", "identity"] }
+                    }],
+                    "requestBody": {
+                        "required": true,
+                        "content": {
+                            "application/json": {
+                                "schema": { "oneOf": [
+                                    { "$ref": "#/components/schemas/TelemetryEvent" },
+                                    { "type": "array", "items": { "$ref": "#/components/schemas/TelemetryEvent" } }
+                                ] }
+                            },
+                            "application/x-ndjson": {
+                                "schema": { "type": "string", "description": "One TelemetryEvent JSON object per line; blank lines are skipped. `application/ndjson` is accepted too." }
+                            }
+                        }
+                    },
+                    "responses": {
+                        "200": report("At least one record was acknowledged and none failed. Rate-limited records, if any, are marked in the results and the response carries Retry-After.", true),
+                        "400": error("The body is not well-formed JSON / NDJSON (line and column named), not an object or array, not valid gzip, or could not be read."),
+                        "401": unauthorized,
+                        "403": error("Bearer tokens are on and a valid record belongs to another vehicle than the token's. Nothing of the request is produced."),
+                        "413": error(&format!("The body is larger than {limit} bytes, as sent or after gzip inflation.")),
+                        "415": error("Content-Type is not application/json or application/x-ndjson (UTF-8), or Content-Encoding is neither gzip nor identity."),
+                        "422": {
+                            "description": "No record was acknowledged: every record was invalid, or the body holds no events (then only `error` is set).",
+                            "content": { "application/json": { "schema": { "oneOf": [
+                                { "$ref": "#/components/schemas/IngestReport" },
+                                { "$ref": "#/components/schemas/Error" }
+                            ] } } }
+                        },
+                        "429": report("No record was acknowledged and some were refused because their vehicle is over its rate; send them again after Retry-After.", true),
+                        "503": report("The broker did not acknowledge some records in time; send those again after Retry-After. Records reported ok are stored.", true)
+                    }
+                },
+                "get": {
+                    "operationId": "getEvents",
+                    "summary": "How many events the topic holds: JSON when the Accept header prefers application/json, else a live HTML page.",
+                    "responses": {
+                        "200": {
+                            "description": "The counts (JSON), or the page (HTML, also when the broker cannot be asked; it shows the error).",
+                            "content": {
+                                "application/json": { "schema": { "$ref": "#/components/schemas/EventCounts" } },
+                                "text/html": { "schema": { "type": "string" } }
+                            }
+                        },
+                        "503": {
+                            "description": "JSON only: the broker could not be asked; `error` says why.",
+                            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/EventCounts" } } }
+                        }
+                    }
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "Liveness: the process serves HTTP.",
+                    "responses": { "200": {
+                        "description": "Always.",
+                        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Status" } } }
+                    } }
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Readiness: the broker answers a metadata request for the topic in time.",
+                    "responses": {
+                        "200": {
+                            "description": "Ready.",
+                            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Status" } } }
+                        },
+                        "503": {
+                            "description": "Not ready; `error` says why.",
+                            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Status" } } }
+                        }
+                    }
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus text exposition: ingest_http_requests_total{method,path,code}, ingest_records_total{outcome}, ingest_produce_latency_seconds (histogram), ingest_producer_queue_depth.",
+                    "responses": { "200": {
+                        "description": "The metrics.",
+                        "content": { "text/plain; version=0.0.4": { "schema": { "type": "string" } } }
+                    } }
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document.",
+                    "responses": { "200": {
+                        "description": "The OpenAPI document.",
+                        "content": { "application/json": { "schema": { "type": "object" } } }
+                    } }
+                }
+            }
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A vehicle's token from INGEST_TOKENS_FILE (`VIN TOKEN` lines); it covers records of that VIN only."
+                }
+            },
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait before sending the records that were not acknowledged again.",
+                    "schema": { "type": "integer", "minimum": 1 }
+                }
+            },
+            "schemas": schemas(),
+        }
+    })
+}
+
+fn schemas() -> Value {
+    let number = |min: f64, max: f64, description: &str| json!({ "type": "number", "minimum": min, "maximum": max, "description": description });
+    json!({
+        "TelemetryEvent": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["event_id", "vin", "seq", "ts", "make", "model", "position", "speed", "sensors"],
+            "properties": {
+                "event_id": { "type": "string", "format": "uuid", "description": "Set by the vehicle; the idempotency key." },
+                "vin": { "type": "string", "pattern": "^[A-HJ-NPR-Z0-9]{17}$", "description": "17 characters with a valid check digit in position 9." },
+                "seq": { "type": "integer", "minimum": 0, "description": "Per-vehicle counter from 0." },
+                "ts": {
+                    "oneOf": [
+                        { "type": "string", "format": "date-time" },
+                        { "type": "number", "description": "Epoch seconds." }
+                    ],
+                    "description": format!("Event time; at most {MAX_FUTURE_SECS} s in the future.")
+                },
+                "make": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN },
+                "model": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN },
+                "position": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["x", "y", "z"],
+                    "properties": {
+                        "x": number(-MAX_HORIZONTAL, MAX_HORIZONTAL, "Metres, local frame."),
+                        "y": number(-MAX_HORIZONTAL, MAX_HORIZONTAL, "Metres, local frame."),
+                        "z": number(ALTITUDE.0, ALTITUDE.1, "Metres, local frame."),
+                        "lat": number(-90.0, 90.0, "Degrees; 0 when absent."),
+                        "lon": number(-180.0, 180.0, "Degrees; 0 when absent.")
+                    }
+                },
+                "speed": number(0.0, MAX_SPEED, "m/s."),
+                "heading": number(0.0, 360.0, "Degrees; 0 when absent."),
+                "sensors": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["temperature_c", "humidity_pct", "pressure_hpa"],
+                    "properties": {
+                        "temperature_c": number(TEMPERATURE.0, TEMPERATURE.1, "°C."),
+                        "humidity_pct": number(0.0, 100.0, "%."),
+                        "pressure_hpa": number(PRESSURE.0, PRESSURE.1, "hPa.")
+                    }
+                }
+            }
+        },
+        "IngestReport": {
+            "type": "object",
+            "required": ["accepted", "rejected", "results"],
+            "properties": {
+                "error": { "type": "string", "description": "Why the request as a whole did not succeed; absent on 200." },
+                "accepted": { "type": "integer", "minimum": 0, "description": "Records acknowledged by the broker." },
+                "rejected": { "type": "integer", "minimum": 0, "description": "Records refused as invalid." },
+                "rate_limited": { "type": "integer", "minimum": 1, "description": "Records refused because their vehicle is over its rate; absent when 0." },
+                "failed": { "type": "integer", "minimum": 1, "description": "Records the broker did not acknowledge; absent when 0." },
+                "results": { "type": "array", "items": { "$ref": "#/components/schemas/RecordResult" } }
+            }
+        },
+        "RecordResult": {
+            "type": "object",
+            "required": ["index", "status"],
+            "description": "The fate of one record, by `status`: `ok` (with partition and offset), `rejected` (invalid; sending again will not help), `rate_limited` (code 429, send again after retry_after seconds), `failed` (not acknowledged in time; send again).",
+            "properties": {
+                "index": { "type": "integer", "minimum": 0, "description": "Position in the body, from 0." },
+                "status": { "type": "string", "enum": ["ok", "rejected", "rate_limited", "failed"] },
+                "partition": { "type": "integer", "description": "ok only." },
+                "offset": { "type": "integer", "format": "int64", "description": "ok only." },
+                "error": { "type": "string", "description": "All but ok: the field and the rule it breaks, or what went wrong." },
+                "code": { "type": "integer", "enum": [429], "description": "rate_limited only." },
+                "retry_after": { "type": "integer", "minimum": 1, "description": "rate_limited only: seconds until the vehicle may send again." }
+            }
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": { "error": { "type": "string" } }
+        },
+        "EventCounts": {
+            "type": "object",
+            "required": ["events_received", "accepted_by_this_replica", "topic", "partitions"],
+            "properties": {
+                "events_received": { "type": "integer", "format": "int64", "description": "Sum of the partitions' high watermarks." },
+                "accepted_by_this_replica": { "type": "integer", "minimum": 0 },
+                "topic": { "type": "string" },
+                "partitions": { "type": "array", "items": {
+                    "type": "object",
+                    "required": ["partition", "low", "high"],
+                    "properties": {
+                        "partition": { "type": "integer" },
+                        "low": { "type": "integer", "format": "int64" },
+                        "high": { "type": "integer", "format": "int64" }
+                    }
+                } },
+                "error": { "type": "string", "description": "Why the broker could not be asked (then 503)." }
+            }
+        },
+        "Status": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": { "type": "string", "enum": ["ok", "ready", "not ready"] },
+                "error": { "type": "string" }
+            }
+        }
+    })
+}

@@ -1,0 +1,206 @@
+//! The real [`Broker`]: one shared rdkafka `FutureProducer` (acks=all, idempotent) for every
+//! request. Metadata and watermark requests are blocking librdkafka calls and run on tokio's
+//! blocking pool.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use crate::broker::{Appended, Broker, BrokerError, PartitionWatermarks};
+
+/// How long a metadata or watermark request may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A Kafka topic reached through one idempotent producer.
+#[derive(Clone)]
+pub struct KafkaBroker {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl KafkaBroker {
+    /// Creates the producer. librdkafka connects lazily, so this fails only on bad settings.
+    ///
+    /// librdkafka never gives up on a record (`message.timeout.ms=0`); how long a request waits
+    /// is the HTTP side's produce timeout. The reason: when records time out inside an
+    /// idempotent librdkafka producer, it bumps its producer epoch locally, and Tansu 0.6.0's
+    /// storage then panics on the unknown epoch (`more or less than one row` in
+    /// `idempotent_message_check`) and serves no produce request until restarted. A record
+    /// answered 503 may therefore still reach the topic later; the vehicle sends it again with
+    /// the same `event_id`, which the consumer stores once. The queue stays bounded by
+    /// librdkafka's `queue.buffering.max.messages`; beyond it requests get 503 at once.
+    pub fn new(brokers: &str, topic: &str) -> Result<Self, BrokerError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("client.id", "fleet-ingest")
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "0")
+            .create()
+            .map_err(|e| BrokerError::new("creating the producer", topic, e))?;
+        Ok(Self {
+            producer,
+            topic: topic.to_owned(),
+        })
+    }
+
+    /// Waits until every queued record is delivered or `timeout` passes.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), BrokerError> {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || producer.flush(timeout))
+            .await
+            .map_err(|e| BrokerError::new("flushing the producer", &topic, e))?
+            .map_err(|e| BrokerError::new("flushing the producer", &topic, e))
+    }
+
+    fn fatal_error(&self) -> Option<String> {
+        self.producer
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("producer is unusable ({code:?}): {reason}"))
+    }
+}
+
+/// Runs a blocking librdkafka call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    operation: &'static str,
+    topic: String,
+    call: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
+) -> Result<T, BrokerError> {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(result) => result.map_err(|e| BrokerError::new(operation, &topic, e)),
+        Err(join) => Err(BrokerError::new(operation, &topic, join)),
+    }
+}
+
+impl Broker for KafkaBroker {
+    fn append(
+        &self,
+        key: &str,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'static, Result<Appended, BrokerError>> {
+        const OPERATION: &str = "producing a record";
+        let record = FutureRecord::to(&self.topic).key(key).payload(&payload);
+        // Queued right here, in call order; the future only waits for the acknowledgement.
+        match self.producer.send_result(record) {
+            Ok(delivery) => {
+                let topic = self.topic.clone();
+                async move {
+                    match delivery.await {
+                        Ok(Ok(d)) => Ok(Appended {
+                            partition: d.partition,
+                            offset: d.offset,
+                        }),
+                        Ok(Err((e, _message))) => Err(BrokerError::new(OPERATION, &topic, e)),
+                        Err(_canceled) => Err(BrokerError::new(
+                            OPERATION,
+                            &topic,
+                            "the producer shut down before the broker answered",
+                        )),
+                    }
+                }
+                .boxed()
+            }
+            Err((e, _record)) => {
+                futures::future::ready(Err(BrokerError::new(OPERATION, &self.topic, e))).boxed()
+            }
+        }
+    }
+
+    fn watermarks(&self) -> BoxFuture<'static, Result<Vec<PartitionWatermarks>, BrokerError>> {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        async move {
+            let partitions = {
+                let (producer, name) = (producer.clone(), topic.clone());
+                blocking("reading metadata", topic.clone(), move || {
+                    let metadata = producer
+                        .client()
+                        .fetch_metadata(Some(&name), METADATA_TIMEOUT)?;
+                    Ok(partition_ids(&metadata, &name))
+                })
+                .await??
+            };
+            let name = topic.clone();
+            blocking("reading watermarks", topic, move || {
+                partitions
+                    .into_iter()
+                    .map(|partition| {
+                        let (low, high) = producer.client().fetch_watermarks(
+                            &name,
+                            partition,
+                            METADATA_TIMEOUT,
+                        )?;
+                        Ok(PartitionWatermarks {
+                            partition,
+                            low,
+                            high,
+                        })
+                    })
+                    .collect()
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn queue_depth(&self) -> u64 {
+        u64::try_from(self.producer.in_flight_count()).unwrap_or(0)
+    }
+
+    fn check_ready(&self) -> BoxFuture<'static, Result<(), BrokerError>> {
+        let fatal = self.fatal_error();
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        async move {
+            if let Some(reason) = fatal {
+                return Err(BrokerError::new("producing", &topic, reason));
+            }
+            let name = topic.clone();
+            blocking("reading metadata", topic, move || {
+                let metadata = producer
+                    .client()
+                    .fetch_metadata(Some(&name), METADATA_TIMEOUT)?;
+                Ok(partition_ids(&metadata, &name))
+            })
+            .await?
+            .map(|_| ())
+        }
+        .boxed()
+    }
+}
+
+/// The partitions of `topic` in `metadata`, or why there are none.
+fn partition_ids(
+    metadata: &rdkafka::metadata::Metadata,
+    topic: &str,
+) -> Result<Vec<i32>, BrokerError> {
+    const OPERATION: &str = "reading metadata";
+    let Some(entry) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(BrokerError::new(
+            OPERATION,
+            topic,
+            "the broker did not list the topic",
+        ));
+    };
+    if let Some(error) = entry.error() {
+        return Err(BrokerError::new(
+            OPERATION,
+            topic,
+            KafkaError::MetadataFetch(error.into()),
+        ));
+    }
+    if entry.partitions().is_empty() {
+        return Err(BrokerError::new(
+            OPERATION,
+            topic,
+            "the topic has no partitions",
+        ));
+    }
+    Ok(entry.partitions().iter().map(|p| p.id()).collect())
+}

@@ -1,0 +1,7 @@
+//! The HTTP handlers, one module per concern.
+
+pub mod health;
+pub mod ingest;
+pub mod metrics;
+pub mod openapi;
+pub mod watch;

@@ -1,0 +1,13 @@
+//! `GET /openapi.json`: the API description of [`crate::openapi`] for this process's settings.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::openapi;
+
+/// The handler.
+pub async fn get_openapi(State(state): State<AppState>) -> Json<Value> {
+    Json(openapi::document(&state.settings, state.tokens.is_some()))
+}
