@@ -1,0 +1,87 @@
+//! The HTTP side of the vehicle process: `GET /stats` and `GET /healthz`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::stats::{StatsReport, VehicleStats};
+
+/// The counters of every vehicle of this process, by index.
+pub type Fleet = Arc<[Arc<VehicleStats>]>;
+
+/// The router.
+pub fn app(fleet: Fleet) -> Router {
+    Router::new()
+        .route("/stats", get(stats))
+        .route("/healthz", get(healthz))
+        .with_state(fleet)
+}
+
+async fn stats(State(fleet): State<Fleet>) -> Json<StatsReport> {
+    Json(StatsReport::of(&fleet))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::cli::{DEFAULT_CATALOGUE, parse_catalogue};
+    use crate::identity::Identity;
+
+    #[tokio::test]
+    async fn stats_lists_vehicles_and_totals() {
+        let catalogue = parse_catalogue(DEFAULT_CATALOGUE).unwrap();
+        let fleet: Fleet = (0..2)
+            .map(|i| Arc::new(VehicleStats::new(&Identity::of(&catalogue, 1, i))))
+            .collect();
+        VehicleStats::add(&fleet[0].generated, 3);
+        fleet[0].acknowledged_seq(0);
+        fleet[0].acknowledged_seq(1);
+        VehicleStats::add(&fleet[1].generated, 1);
+
+        let response = app(fleet.clone())
+            .oneshot(Request::get("/stats").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let stats: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(stats["vehicles"][0]["vin"], fleet[0].vin.as_str());
+        assert_eq!(stats["vehicles"][0]["last_acked_seq"], 1);
+        assert_eq!(
+            stats["vehicles"][1]["last_acked_seq"],
+            serde_json::Value::Null
+        );
+        assert_eq!(stats["totals"]["generated"], 4);
+        assert_eq!(stats["totals"]["acknowledged"], 2);
+        for key in [
+            "vin",
+            "make",
+            "model",
+            "generated",
+            "acknowledged",
+            "retried",
+            "dropped",
+        ] {
+            assert!(stats["vehicles"][1].get(key).is_some(), "{key}");
+        }
+
+        let response = app(fleet)
+            .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}

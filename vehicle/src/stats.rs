@@ -1,0 +1,174 @@
+//! Counters per vehicle, updated by its task and read by `GET /stats`.
+//!
+//! For every vehicle, `generated = acknowledged + rejected + dropped + pending` once its batch
+//! in flight is answered.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+
+use serde::Serialize;
+
+use crate::identity::Identity;
+
+/// The live counters of one vehicle.
+#[derive(Debug)]
+pub struct VehicleStats {
+    /// VIN.
+    pub vin: String,
+    /// Manufacturer.
+    pub make: String,
+    /// Model.
+    pub model: String,
+    /// Events created.
+    pub generated: AtomicU64,
+    /// Events ingest acknowledged (the broker has them).
+    pub acknowledged: AtomicU64,
+    /// Events sent again after a failed attempt (one per event per retry).
+    pub retried: AtomicU64,
+    /// Events given up because the outbox was full or time ran out at shutdown.
+    pub dropped: AtomicU64,
+    /// Events ingest refused as invalid.
+    pub rejected: AtomicU64,
+    /// Events waiting in the outbox.
+    pub pending: AtomicU64,
+    /// Highest acknowledged `seq`, -1 for none.
+    pub last_acked_seq: AtomicI64,
+}
+
+impl VehicleStats {
+    /// Zeroed counters for `identity`.
+    pub fn new(identity: &Identity) -> Self {
+        Self {
+            vin: identity.vin.to_string(),
+            make: identity.make.clone(),
+            model: identity.model.clone(),
+            generated: AtomicU64::new(0),
+            acknowledged: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
+            last_acked_seq: AtomicI64::new(-1),
+        }
+    }
+
+    /// Adds `n` to `counter`.
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Notes that event `seq` was acknowledged.
+    pub fn acknowledged_seq(&self, seq: u64) {
+        self.acknowledged.fetch_add(1, Ordering::Relaxed);
+        self.last_acked_seq
+            .fetch_max(i64::try_from(seq).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> VehicleReport {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let last = self.last_acked_seq.load(Ordering::Relaxed);
+        VehicleReport {
+            vin: self.vin.clone(),
+            make: self.make.clone(),
+            model: self.model.clone(),
+            generated: get(&self.generated),
+            acknowledged: get(&self.acknowledged),
+            retried: get(&self.retried),
+            dropped: get(&self.dropped),
+            rejected: get(&self.rejected),
+            pending: get(&self.pending),
+            last_acked_seq: u64::try_from(last).ok(),
+        }
+    }
+}
+
+/// One vehicle in `GET /stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VehicleReport {
+    /// VIN.
+    pub vin: String,
+    /// Manufacturer.
+    pub make: String,
+    /// Model.
+    pub model: String,
+    /// Events created.
+    pub generated: u64,
+    /// Events acknowledged.
+    pub acknowledged: u64,
+    /// Events sent again after a failed attempt.
+    pub retried: u64,
+    /// Events given up.
+    pub dropped: u64,
+    /// Events refused as invalid.
+    pub rejected: u64,
+    /// Events waiting.
+    pub pending: u64,
+    /// Highest acknowledged `seq`, `null` before the first acknowledgement.
+    pub last_acked_seq: Option<u64>,
+}
+
+/// Sums over all vehicles.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Events created.
+    pub generated: u64,
+    /// Events acknowledged.
+    pub acknowledged: u64,
+    /// Events sent again after a failed attempt.
+    pub retried: u64,
+    /// Events given up.
+    pub dropped: u64,
+    /// Events refused as invalid.
+    pub rejected: u64,
+    /// Events waiting.
+    pub pending: u64,
+}
+
+/// The body of `GET /stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatsReport {
+    /// Every vehicle of this process, by index.
+    pub vehicles: Vec<VehicleReport>,
+    /// Sums.
+    pub totals: Totals,
+}
+
+impl StatsReport {
+    /// The report over `vehicles`.
+    pub fn of(vehicles: &[std::sync::Arc<VehicleStats>]) -> Self {
+        let vehicles: Vec<VehicleReport> = vehicles.iter().map(|v| v.snapshot()).collect();
+        let mut totals = Totals::default();
+        for v in &vehicles {
+            totals.generated += v.generated;
+            totals.acknowledged += v.acknowledged;
+            totals.retried += v.retried;
+            totals.dropped += v.dropped;
+            totals.rejected += v.rejected;
+            totals.pending += v.pending;
+        }
+        Self { vehicles, totals }
+    }
+}
+
+/// How many vehicles currently cannot deliver, so that an ingest outage is logged once per
+/// process instead of once per vehicle.
+#[derive(Debug, Default)]
+pub struct DeliveryHealth {
+    failing: AtomicUsize,
+}
+
+impl DeliveryHealth {
+    /// A vehicle started failing; logs when it is the first.
+    pub fn vehicle_failing(&self, reason: &str) {
+        if self.failing.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(%reason, "ingest does not acknowledge events; vehicles keep them and retry");
+        }
+    }
+
+    /// A failing vehicle delivered again; logs when it was the last.
+    pub fn vehicle_recovered(&self) {
+        if self.failing.fetch_sub(1, Ordering::Relaxed) == 1 {
+            tracing::info!("ingest acknowledges events again");
+        }
+    }
+}
