@@ -5,11 +5,13 @@
 //! - [`config`]: the typed `config.master.toml`.
 //! - [`schema`]: the PostgreSQL schema of the `av_telemetry` database.
 //! - [`logging`]: the one `tracing` setup that every binary uses.
+//! - [`shutdown`]: the SIGTERM / ctrl-c signal every service stops on.
 
 pub mod config;
 pub mod event;
 pub mod logging;
 pub mod schema;
+pub mod shutdown;
 pub mod vin;
 
 pub use event::{EventTime, Position, Sensors, TelemetryEvent, ValidationError};

@@ -1,6 +1,8 @@
 //! The one `tracing` setup shared by every binary: logs go to stderr, `-v` raises the level,
 //! `RUST_LOG` overrides both.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `verbosity` counts `-v` flags: 0 = info, 1 = debug, 2+ = trace.
@@ -16,6 +18,8 @@ pub fn init(verbosity: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: container logs stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }
