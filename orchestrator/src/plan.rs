@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fleet_common::config::{Config, ImageOverride};
 
-use crate::docker::{ContainerSpec, PortMap, SecretFile};
+use crate::docker::{ContainerSpec, Hardening, PortMap, SecretFile};
 use crate::images::{ImageSet, Resolved};
 
 /// Where the PostgreSQL password is handed to containers.
@@ -161,6 +161,23 @@ fn volume_name(stack: &str, service: Service) -> String {
     format!("{stack}-{}-data", service.name())
 }
 
+fn secrets_volume(stack: &str, service: Service) -> String {
+    format!("{stack}-{}-secrets", service.name())
+}
+
+/// Memory (MiB) and process limits per service: generous for the expected load, tight enough
+/// that a runaway process cannot take the machine.
+fn limits(service: &str) -> (i64, i64) {
+    match service {
+        "zookeeper" => (512, 512),
+        "broker" => (1024, 1024),
+        "broker-host" => (256, 256),
+        "postgres" => (1024, 512),
+        "ingest" | "consumer" => (512, 512),
+        _ => (256, 256),
+    }
+}
+
 struct Builder<'a> {
     config: &'a Config,
     network: String,
@@ -180,7 +197,23 @@ impl Builder<'_> {
             volumes: BTreeMap::new(),
             network: self.network.clone(),
             files: Vec::new(),
+            hardening: {
+                let (memory_mib, pids) = limits(service);
+                Hardening {
+                    drop_privileges: true,
+                    read_only: false,
+                    tmpfs: Vec::new(),
+                    memory_mib,
+                    pids,
+                }
+            },
         }
+    }
+
+    /// Our own services: read-only root, scratch space in tmpfs.
+    fn read_only(spec: &mut ContainerSpec) {
+        spec.hardening.read_only = true;
+        spec.hardening.tmpfs = vec!["/tmp".into()];
     }
 
     fn publish(&self, spec: &mut ContainerSpec, container: u16, host: u16) {
@@ -198,6 +231,8 @@ impl Builder<'_> {
 
 fn apply_upstream(spec: &mut ContainerSpec, upstream: Option<&ImageOverride>) {
     if let Some(u) = upstream.filter(|u| !u.image.is_empty()) {
+        // Upstream images often start as root and drop privileges themselves.
+        spec.hardening.drop_privileges = false;
         if !u.command.is_empty() {
             spec.cmd = u.command.clone();
         }
@@ -338,6 +373,7 @@ pub fn infra_plan(config: &Config, images: &ImageSet, password: &str) -> InfraPl
 
     let mut ingest = b.spec(Service::Ingest.name(), &images.runtime);
     ingest.cmd = vec!["ingest".into()];
+    Builder::read_only(&mut ingest);
     b.publish(&mut ingest, INGEST_PORT, config.ingest.host_port);
     ingest.env.extend([
         ("INGEST_LISTEN".to_owned(), format!("0.0.0.0:{INGEST_PORT}")),
@@ -362,6 +398,12 @@ pub fn infra_plan(config: &Config, images: &ImageSet, password: &str) -> InfraPl
 
     let mut consumer = b.spec(Service::Consumer.name(), &images.runtime);
     consumer.cmd = vec!["consumer".into()];
+    Builder::read_only(&mut consumer);
+    // The password file is placed before start; a read-only root accepts it only in a volume.
+    consumer.volumes.insert(
+        secrets_volume(stack, Service::Consumer),
+        "/run/secrets".into(),
+    );
     // Published on a free host port, for readiness and metrics.
     b.publish(&mut consumer, CONSUMER_PORT, 0);
     consumer.env.extend([
@@ -408,10 +450,15 @@ pub fn infra_plan(config: &Config, images: &ImageSet, password: &str) -> InfraPl
         timeout: config.consumer.start_timeout,
     });
 
-    let volumes = [Service::Zookeeper, Service::Broker, Service::Postgres]
-        .iter()
-        .map(|s| (volume_name(stack, *s), s.name().to_owned()))
-        .collect();
+    let mut volumes: Vec<(String, String)> =
+        [Service::Zookeeper, Service::Broker, Service::Postgres]
+            .iter()
+            .map(|s| (volume_name(stack, *s), s.name().to_owned()))
+            .collect();
+    volumes.push((
+        secrets_volume(stack, Service::Consumer),
+        Service::Consumer.name().to_owned(),
+    ));
     InfraPlan {
         network: b.network,
         volumes,
@@ -438,6 +485,25 @@ pub fn waves(services: &[ServicePlan]) -> Vec<Vec<Service>> {
     waves
 }
 
+/// Every service that depends on one of `changed`, directly or through others.
+pub fn dependents(services: &[ServicePlan], changed: &[Service]) -> Vec<Service> {
+    let mut found: Vec<Service> = Vec::new();
+    let mut frontier: Vec<Service> = changed.to_vec();
+    while let Some(service) = frontier.pop() {
+        for s in services {
+            if s.depends_on.contains(&service)
+                && !found.contains(&s.service)
+                && !changed.contains(&s.service)
+            {
+                found.push(s.service);
+                frontier.push(s.service);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// The vehicle containers for `num_vehicles`, `per_container` vehicles each.
 pub fn fleet_plan(
     config: &Config,
@@ -460,6 +526,7 @@ pub fn fleet_plan(
             let mut spec = b.spec(VEHICLE_SERVICE, runtime);
             spec.name = container_name(&config.stack.name, &format!("vehicle-{j}"));
             spec.cmd = vec!["vehicle".into()];
+            Builder::read_only(&mut spec);
             b.publish(&mut spec, VEHICLE_PORT, 0);
             spec.env.extend([
                 ("VEHICLE_INGEST_URL".to_owned(), ingest_url.clone()),
@@ -540,6 +607,20 @@ mod tests {
     }
 
     #[test]
+    fn dependents_are_transitive() {
+        let plan = infra_plan(&config(), &images(), "pw");
+        assert_eq!(
+            dependents(&plan.services, &[Service::Broker]),
+            vec![Service::BrokerHost, Service::Ingest, Service::Consumer]
+        );
+        assert_eq!(
+            dependents(&plan.services, &[Service::Postgres]),
+            vec![Service::Consumer]
+        );
+        assert!(dependents(&plan.services, &[Service::Ingest]).is_empty());
+    }
+
+    #[test]
     fn every_container_is_labelled_named_and_on_the_network() {
         let c = config();
         let plan = infra_plan(&c, &images(), "pw");
@@ -551,6 +632,25 @@ mod tests {
             for p in &s.spec.ports {
                 assert_eq!(p.host_ip, "127.0.0.1");
             }
+        }
+    }
+
+    #[test]
+    fn our_services_are_locked_down_and_every_volume_is_declared() {
+        let plan = infra_plan(&config(), &images(), "pw");
+        for s in &plan.services {
+            assert!(s.spec.hardening.drop_privileges, "{:?}", s.service);
+            assert!(s.spec.hardening.memory_mib > 0 && s.spec.hardening.pids > 0);
+            for volume in s.spec.volumes.keys() {
+                assert!(
+                    plan.volumes.iter().any(|(v, _)| v == volume),
+                    "{volume} undeclared"
+                );
+            }
+        }
+        for svc in [Service::Ingest, Service::Consumer] {
+            let s = plan.services.iter().find(|s| s.service == svc).unwrap();
+            assert!(s.spec.hardening.read_only, "{svc:?} has a read-only root");
         }
     }
 

@@ -31,6 +31,12 @@ struct Created {
 /// Runs the command: brings the infrastructure to its plan and prints the events URL.
 pub async fn run(ctx: &Ctx, keep_on_failure: bool) -> anyhow::Result<Launched> {
     let docker = ctx.docker().await?;
+    // Preflight, before anything is built or created: names and ports do not depend on images.
+    let names_only = plan::infra_plan(&ctx.config, &ImageSet::unresolved(), "");
+    let specs: Vec<_> = names_only.services.iter().map(|s| &s.spec).collect();
+    engine::check_ports(&docker, &specs)
+        .await
+        .context("preflight failed; nothing was created")?;
     let password = crate::state::postgres_password(&ctx.paths.state)?;
     let images = images::ensure_images(&docker, &ctx.config, &ctx.paths, &ctx.progress)
         .await
@@ -73,6 +79,7 @@ async fn apply(
     }
     let by_service: HashMap<Service, &plan::ServicePlan> =
         plan.services.iter().map(|s| (s.service, s)).collect();
+    stop_dependents_of_changes(ctx, docker, plan).await?;
     let host = engine::connect_host(&ctx.config.stack.bind_address);
     let mut report = Vec::new();
     for wave in plan::waves(&plan.services) {
@@ -132,6 +139,37 @@ async fn apply(
         }
     }
     Ok(report)
+}
+
+/// Stops the running dependents of every service that is about to be recreated or started, so
+/// that no client keeps talking to a dependency that goes away under it (a broker replaced
+/// under a live idempotent producer can wedge); they are started again in their wave.
+async fn stop_dependents_of_changes(
+    ctx: &Ctx,
+    docker: &Docker,
+    plan: &InfraPlan,
+) -> anyhow::Result<()> {
+    let mut changing = Vec::new();
+    for s in &plan.services {
+        let current = docker.find_container(&s.spec.name, ctx.stack()).await?;
+        let unchanged = current
+            .as_ref()
+            .is_some_and(|c| c.is_running() && c.config_hash == s.spec.config_hash());
+        if !unchanged {
+            changing.push(s.service);
+        }
+    }
+    for dependent in plan::dependents(&plan.services, &changing) {
+        let name = plan::container_name(ctx.stack(), dependent.name());
+        if let Some(info) = docker.find_container(&name, ctx.stack()).await? {
+            if info.is_running() {
+                ctx.progress
+                    .line(format!("stopping {name} while what it depends on changes"));
+                docker.stop(&name).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn rollback(ctx: &Ctx, docker: &Docker, created: &Created) {

@@ -72,6 +72,10 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// Seconds a stopping container gets to drain before it is killed: ingest answers its
+/// in-flight requests (up to the produce timeout) and flushes its producer, vehicles flush.
+pub const STOP_GRACE_SECS: i32 = 20;
+
 /// What fleet needs to know about an existing container.
 #[derive(Debug, Clone)]
 pub struct ContainerInfo {
@@ -310,6 +314,22 @@ impl Docker {
         Ok(Some(summary_to_info(summary)))
     }
 
+    /// The name of a running container (of any owner) that publishes host `port`, if any.
+    pub async fn container_publishing(&self, port: u16) -> Result<Option<String>, DockerError> {
+        let filters = HashMap::from([("publish".to_owned(), vec![port.to_string()])]);
+        let options = ListContainersOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        Ok(self
+            .inner
+            .list_containers(Some(options))
+            .await
+            .map_err(api("list containers publishing port", &port.to_string()))?
+            .into_iter()
+            .next()
+            .map(|c| summary_to_info(c).name))
+    }
+
     /// Every container of `stack` (optionally of one service), running or not.
     pub async fn list_stack_containers(
         &self,
@@ -390,6 +410,16 @@ impl Docker {
         Ok(created.id)
     }
 
+    /// How often the engine restarted the container (its restart policy at work).
+    pub async fn restart_count(&self, name: &str) -> Result<i64, DockerError> {
+        let inspect = self
+            .inner
+            .inspect_container(name, None)
+            .await
+            .map_err(api("inspect container", name))?;
+        Ok(inspect.restart_count.unwrap_or(0))
+    }
+
     /// Starts a container.
     pub async fn start(&self, name: &str) -> Result<(), DockerError> {
         self.inner
@@ -398,9 +428,27 @@ impl Docker {
             .map_err(api("start container", name))
     }
 
-    /// Stops (10 s grace) and removes a container with its anonymous volumes; gone is fine.
+    /// Stops a container (with [`STOP_GRACE_SECS`] to drain); stopped or gone is fine.
+    pub async fn stop(&self, name: &str) -> Result<(), DockerError> {
+        let stop = StopContainerOptionsBuilder::default()
+            .t(STOP_GRACE_SECS)
+            .build();
+        match self.inner.stop_container(name, Some(stop)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(api("stop container", name)(e)),
+        }
+    }
+
+    /// Stops (with [`STOP_GRACE_SECS`] to drain) and removes a container with its anonymous
+    /// volumes; gone is fine.
     pub async fn remove_container(&self, name: &str) -> Result<(), DockerError> {
-        let stop = StopContainerOptionsBuilder::default().t(10).build();
+        let stop = StopContainerOptionsBuilder::default()
+            .t(STOP_GRACE_SECS)
+            .build();
         match self.inner.stop_container(name, Some(stop)).await {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => return Ok(()),

@@ -7,4 +7,4 @@ mod spec;
 
 pub use client::{ContainerInfo, Docker, DockerError};
 pub use labels::{LABEL_CONFIG_HASH, LABEL_SERVICE, LABEL_STACK, stack_filter};
-pub use spec::{ContainerSpec, PortMap, SecretFile, hex as hex_digest};
+pub use spec::{ContainerSpec, Hardening, PortMap, SecretFile, hex as hex_digest};

@@ -37,6 +37,22 @@ pub struct SecretFile {
     pub content: Vec<u8>,
 }
 
+/// How a container is locked down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hardening {
+    /// Drop every Linux capability and forbid gaining privileges (for images that run as a
+    /// non-root user; an upstream image may need its capabilities to drop root itself).
+    pub drop_privileges: bool,
+    /// Read-only root file system.
+    pub read_only: bool,
+    /// Writable tmpfs mounts (paths) for a read-only container.
+    pub tmpfs: Vec<String>,
+    /// Memory limit in MiB.
+    pub memory_mib: i64,
+    /// Most processes/threads.
+    pub pids: i64,
+}
+
 /// Everything `fleet` decides about one container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContainerSpec {
@@ -62,6 +78,8 @@ pub struct ContainerSpec {
     pub network: String,
     /// Files placed before start.
     pub files: Vec<SecretFile>,
+    /// Lock-down and limits.
+    pub hardening: Hardening,
 }
 
 impl ContainerSpec {
@@ -118,6 +136,24 @@ impl ContainerSpec {
                     maximum_retry_count: None,
                 }),
                 init: Some(true),
+                cap_drop: self
+                    .hardening
+                    .drop_privileges
+                    .then(|| vec!["ALL".to_owned()]),
+                security_opt: self
+                    .hardening
+                    .drop_privileges
+                    .then(|| vec!["no-new-privileges:true".to_owned()]),
+                readonly_rootfs: Some(self.hardening.read_only),
+                tmpfs: (!self.hardening.tmpfs.is_empty()).then(|| {
+                    self.hardening
+                        .tmpfs
+                        .iter()
+                        .map(|p| (p.clone(), "rw,noexec,nosuid,size=64m".to_owned()))
+                        .collect()
+                }),
+                memory: Some(self.hardening.memory_mib * 1024 * 1024),
+                pids_limit: Some(self.hardening.pids),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -160,6 +196,13 @@ mod tests {
             volumes: BTreeMap::new(),
             network: "s-net".into(),
             files: vec![],
+            hardening: Hardening {
+                drop_privileges: true,
+                read_only: true,
+                tmpfs: vec!["/tmp".into()],
+                memory_mib: 256,
+                pids: 128,
+            },
         }
     }
 
@@ -201,7 +244,11 @@ mod tests {
         assert_eq!(labels[LABEL_CONFIG_HASH], s.config_hash());
         let json = serde_json::to_string(&body).unwrap();
         assert!(!json.contains("hunter2"));
-        let binding = &body.host_config.unwrap().port_bindings.unwrap()["8080/tcp"];
+        let host = body.host_config.unwrap();
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.memory, Some(256 * 1024 * 1024));
+        let binding = &host.port_bindings.unwrap()["8080/tcp"];
         assert_eq!(
             binding.as_ref().unwrap()[0].host_ip.as_deref(),
             Some("127.0.0.1")

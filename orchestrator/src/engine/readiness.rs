@@ -8,6 +8,9 @@ use crate::docker::{ContainerInfo, Docker};
 use crate::plan::{Readiness, ServicePlan};
 use crate::probes::{self, ProbeError};
 
+/// Restarts during a wait that count as a crash loop.
+const CRASH_LOOP_RESTARTS: i64 = 2;
+
 /// Lines of a failing container's log shown with the error.
 pub const LOG_LINES_ON_FAILURE: usize = 30;
 
@@ -107,6 +110,7 @@ pub async fn wait_ready(
     let started = Instant::now();
     let name = &plan.spec.name;
     let mut last_error;
+    let restarts_before = docker.restart_count(name).await.unwrap_or(0);
     loop {
         let info = match docker.find_container(name, &plan.spec.stack).await {
             Ok(Some(info)) => info,
@@ -119,10 +123,15 @@ pub async fn wait_ready(
                 break;
             }
         };
+        // A crash loop under the restart policy fails at once instead of waiting it out.
+        let restarts = docker.restart_count(name).await.unwrap_or(0) - restarts_before;
+        if restarts > CRASH_LOOP_RESTARTS {
+            last_error = format!("the container keeps crashing ({restarts} restarts)");
+            break;
+        }
         if !info.is_running() {
             last_error = format!("the container is {}", info.state);
-            // A restart policy may bring it back; give it a moment, but do not wait it out.
-            if started.elapsed() > Duration::from_secs(5) && info.state != "restarting" {
+            if info.state == "exited" || info.state == "dead" {
                 break;
             }
         } else {

@@ -77,6 +77,19 @@ pub struct ImageSet {
     pub runtime: Resolved,
 }
 
+impl ImageSet {
+    /// Placeholders without ids, for checks that need only names and ports (preflight).
+    pub fn unresolved() -> Self {
+        let r = |name: &str| Resolved::new(name, String::new());
+        Self {
+            zookeeper: r("zookeeper"),
+            broker: r("broker"),
+            postgres: r("postgres"),
+            runtime: r("runtime"),
+        }
+    }
+}
+
 /// Builds (or reuses) every image in parallel: Tansu and our binaries compile on the host
 /// while the package-based images build in the engine.
 pub async fn ensure_images(
@@ -161,8 +174,7 @@ pub async fn ensure_images(
     let runtime = runtime_image(docker, config, paths, progress, &base);
     // Every build runs to its end even when another fails, so that a broken service build
     // does not throw away a long broker build.
-    let (zookeeper, postgres, broker, runtime) =
-        tokio::join!(zookeeper, postgres, broker, runtime);
+    let (zookeeper, postgres, broker, runtime) = tokio::join!(zookeeper, postgres, broker, runtime);
     Ok(ImageSet {
         zookeeper: zookeeper?,
         broker: broker?,
