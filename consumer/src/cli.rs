@@ -1,0 +1,196 @@
+//! Command line and environment: every option is a flag with an environment variable, the
+//! contract the orchestrator starts the consumer with.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Reads the `telemetry` topic in batches and stores them in PostgreSQL, one transaction per
+/// batch, rows and offsets together.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "consumer", version, about)]
+pub struct Cli {
+    /// Address of the HTTP endpoints (/healthz, /readyz, /metrics).
+    #[arg(long, env = "CONSUMER_LISTEN", default_value = "0.0.0.0:8081")]
+    pub listen: SocketAddr,
+
+    /// Kafka bootstrap servers, comma separated `host:port`.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: String,
+
+    /// Topic to consume.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "telemetry")]
+    pub kafka_topic: String,
+
+    /// Topic that receives records that can never be stored.
+    #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = "telemetry.dlq")]
+    pub kafka_dlq_topic: String,
+
+    /// Consumer group id; also the key of this consumer's rows in `consumer_offsets`.
+    #[arg(long, env = "CONSUMER_GROUP", default_value = "fleet-consumer")]
+    pub group: String,
+
+    /// Static group membership id (`group.instance.id`), fixed per replica. Default: the
+    /// host name.
+    #[arg(long, env = "CONSUMER_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// PostgreSQL host.
+    #[arg(long, env = "PG_HOST")]
+    pub pg_host: String,
+
+    /// PostgreSQL port.
+    #[arg(long, env = "PG_PORT", default_value_t = 5432)]
+    pub pg_port: u16,
+
+    /// PostgreSQL role.
+    #[arg(long, env = "PG_USER")]
+    pub pg_user: String,
+
+    /// PostgreSQL database.
+    #[arg(long, env = "PG_DATABASE", default_value = "av_telemetry")]
+    pub pg_database: String,
+
+    /// File holding the PostgreSQL password (a trailing newline is ignored). Without it, no
+    /// password is sent.
+    #[arg(long, env = "PG_PASSWORD_FILE")]
+    pub pg_password_file: Option<PathBuf>,
+
+    /// Largest number of records in one batch (one PostgreSQL transaction).
+    #[arg(long, env = "CONSUMER_BATCH_MAX_RECORDS", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_max_records: u32,
+
+    /// Longest time a batch stays open after its first record, e.g. `200ms`.
+    #[arg(long, env = "CONSUMER_BATCH_MAX_WAIT", default_value = "200ms",
+          value_parser = humantime::parse_duration)]
+    pub batch_max_wait: Duration,
+
+    /// librdkafka debug contexts (its `debug` setting), e.g. `cgrp,fetch`; logged at debug
+    /// level.
+    #[arg(long, env = "KAFKA_DEBUG")]
+    pub kafka_debug: Option<String>,
+
+    /// More log output: -v debug, -vv trace. `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Why an option could not be turned into a setting.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The password file could not be read.
+    #[error("reading the PostgreSQL password from {path}: {source}")]
+    PasswordFile {
+        /// The file named by `PG_PASSWORD_FILE`.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// No instance id was given and the host name is unknown.
+    #[error("CONSUMER_INSTANCE_ID is not set and the host name could not be read")]
+    NoInstanceId,
+}
+
+impl Cli {
+    /// The PostgreSQL password from `PG_PASSWORD_FILE`, without trailing line breaks; `None`
+    /// when no file is configured.
+    pub fn pg_password(&self) -> Result<Option<String>, CliError> {
+        self.pg_password_file
+            .as_deref()
+            .map(read_password)
+            .transpose()
+    }
+
+    /// The static membership id: `CONSUMER_INSTANCE_ID`, else the host name.
+    pub fn instance_id(&self) -> Result<String, CliError> {
+        match self.instance_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => Ok(id.to_owned()),
+            _ => host_name().ok_or(CliError::NoInstanceId),
+        }
+    }
+
+    /// `host:port/database` of PostgreSQL, for messages.
+    pub fn pg_target(&self) -> String {
+        format!("{}:{}/{}", self.pg_host, self.pg_port, self.pg_database)
+    }
+}
+
+fn read_password(path: &Path) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::PasswordFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn host_name() -> Option<String> {
+    let from_env = std::env::var("HOSTNAME").ok();
+    let from_kernel = || std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+    from_env
+        .or_else(from_kernel)
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let base = [
+            "consumer",
+            "--kafka-brokers",
+            "b:9092",
+            "--pg-host",
+            "db",
+            "--pg-user",
+            "u",
+        ];
+        Cli::try_parse_from(base.iter().chain(args)).expect("arguments parse")
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let cli = parse(&[]);
+        assert_eq!(cli.listen, "0.0.0.0:8081".parse().unwrap());
+        assert_eq!(cli.kafka_topic, "telemetry");
+        assert_eq!(cli.kafka_dlq_topic, "telemetry.dlq");
+        assert_eq!(cli.group, "fleet-consumer");
+        assert_eq!(cli.pg_port, 5432);
+        assert_eq!(cli.pg_database, "av_telemetry");
+        assert_eq!(cli.batch_max_records, 500);
+        assert_eq!(cli.batch_max_wait, Duration::from_millis(200));
+        assert_eq!(cli.pg_target(), "db:5432/av_telemetry");
+    }
+
+    #[test]
+    fn durations_are_humantime() {
+        let cli = parse(&["--batch-max-wait", "1s 500ms"]);
+        assert_eq!(cli.batch_max_wait, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn password_file_loses_its_trailing_newline_only() {
+        let path = std::env::temp_dir().join(format!("consumer-pw-{}", std::process::id()));
+        std::fs::write(&path, " s3cret \n").unwrap();
+        let cli = parse(&["--pg-password-file", path.to_str().unwrap()]);
+        assert_eq!(cli.pg_password().unwrap().as_deref(), Some(" s3cret "));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn missing_password_file_names_the_path() {
+        let cli = parse(&["--pg-password-file", "/nonexistent/pw"]);
+        let err = cli.pg_password().unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/pw"), "{err}");
+    }
+
+    #[test]
+    fn explicit_instance_id_wins() {
+        let cli = parse(&["--instance-id", "consumer-1"]);
+        assert_eq!(cli.instance_id().unwrap(), "consumer-1");
+    }
+}

@@ -1,0 +1,195 @@
+//! fleet consumer: reads telemetry events from Kafka in batches and stores each batch, rows and
+//! offsets together, in one PostgreSQL transaction; poison records go to the dead-letter topic.
+//!
+//! Modules: [`cli`] (options), [`kafka`] (consumer, producer, rebalance), [`batch`] and
+//! [`row`] (what a batch holds), [`dlq`] (poison decision and dead letters), [`sink`]
+//! (PostgreSQL), [`flush`] (writing one batch), [`pipeline`] (the loop), [`http`],
+//! [`health`] and [`metrics`] (endpoints), [`backoff`].
+
+mod backoff;
+mod batch;
+mod cli;
+mod dlq;
+mod flush;
+mod health;
+mod http;
+mod kafka;
+mod metrics;
+mod pipeline;
+mod row;
+mod sink;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use tokio::sync::watch;
+
+use crate::backoff::Backoff;
+use crate::cli::Cli;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::sink::{PgSettings, PgSink};
+
+/// Limit of a PostgreSQL connect or transaction; below `max.poll.interval.ms` so a hung
+/// database cannot make the group drop this member.
+const PG_TIMEOUT: Duration = Duration::from_secs(5);
+/// Limit of one dead-letter delivery.
+const DLQ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest pause between retries.
+const RETRY_CAP: Duration = Duration::from_secs(5);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    fleet_common::logging::init(cli.verbose);
+    run(cli).await
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let password = cli.pg_password().context("reading the settings")?;
+    let instance_id = cli.instance_id().context("reading the settings")?;
+    tracing::info!(brokers = %cli.kafka_brokers, topic = %cli.kafka_topic, group = %cli.group,
+        %instance_id, postgres = %cli.pg_target(), "starting");
+
+    let health = Arc::new(Health::default());
+    let metrics = Arc::new(Metrics::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        fleet_common::shutdown::signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("binding the HTTP listener to {}", cli.listen))?;
+    let app = http::app(http::AppState {
+        health: health.clone(),
+        metrics: metrics.clone(),
+    });
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    tracing::info!(listen = %cli.listen, "HTTP endpoints up");
+
+    let mut sink = PgSink::new(pg_settings(&cli, password));
+    if !connect_postgres(&mut sink, &health, stop_rx.clone()).await {
+        return finish(server).await;
+    }
+
+    let topic = cli.kafka_topic.clone();
+    let context = kafka::FleetContext::new(&topic, health.clone());
+    let consumer_settings = kafka::ConsumerSettings {
+        brokers: cli.kafka_brokers.clone(),
+        group: cli.group.clone(),
+        instance_id: instance_id.clone(),
+        topic: topic.clone(),
+        debug: cli.kafka_debug.clone(),
+    };
+    let consumer = Arc::new(
+        kafka::subscribe(&consumer_settings, context).context("starting the Kafka consumer")?,
+    );
+    health.set_subscribed(true);
+    let producer = kafka::producer(&cli.kafka_brokers, &instance_id, DLQ_TIMEOUT)
+        .context("starting the dead-letter producer")?;
+    let dead_letters =
+        dlq::KafkaDeadLetters::new(producer, &topic, &cli.kafka_dlq_topic, DLQ_TIMEOUT);
+    let probe = tokio::spawn(kafka::probe_broker(
+        Arc::downgrade(&consumer),
+        topic.clone(),
+        health.clone(),
+        Duration::from_secs(5),
+        stop_rx.clone(),
+    ));
+
+    let settings = pipeline::Settings {
+        topic,
+        batch_max_records: cli.batch_max_records as usize,
+        batch_max_wait: cli.batch_max_wait,
+        idle_check: Duration::from_secs(5),
+        retry_initial: Duration::from_millis(100),
+        retry_cap: RETRY_CAP,
+        leave_timeout: Duration::from_secs(3),
+    };
+    pipeline::Pipeline::new(
+        consumer.clone(),
+        sink,
+        dead_letters,
+        settings,
+        health.clone(),
+        metrics,
+    )
+    .run(stop_rx)
+    .await;
+    health.set_subscribed(false);
+    let _ = probe.await;
+    // Closing waits for librdkafka to finish with the group; keep it off the async workers.
+    tokio::task::spawn_blocking(move || drop(consumer))
+        .await
+        .context("closing the Kafka consumer")?;
+    tracing::info!("consumer closed");
+    finish(server).await
+}
+
+fn pg_settings(cli: &Cli, password: Option<String>) -> PgSettings {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&cli.pg_host)
+        .port(cli.pg_port)
+        .user(&cli.pg_user)
+        .dbname(&cli.pg_database)
+        .application_name("fleet-consumer")
+        .connect_timeout(PG_TIMEOUT);
+    if let Some(password) = password {
+        config.password(password);
+    }
+    PgSettings {
+        config,
+        target: cli.pg_target(),
+        group: cli.group.clone(),
+        topic: cli.kafka_topic.clone(),
+        timeout: PG_TIMEOUT,
+    }
+}
+
+/// Connects to PostgreSQL (and applies the schema), retrying with backoff. False when asked
+/// to stop first.
+async fn connect_postgres(
+    sink: &mut PgSink,
+    health: &Health,
+    mut stop: watch::Receiver<bool>,
+) -> bool {
+    let mut backoff = Backoff::new(Duration::from_millis(200), RETRY_CAP);
+    loop {
+        match sink.connect().await {
+            Ok(()) => {
+                health.set_postgres_ok(true);
+                return true;
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?delay, "PostgreSQL not reachable yet");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => return false,
+                }
+            }
+        }
+    }
+}
+
+async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>) -> anyhow::Result<()> {
+    server
+        .await
+        .context("joining the HTTP server")?
+        .context("serving HTTP")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

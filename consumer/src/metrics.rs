@@ -1,0 +1,186 @@
+//! Counters of the consumer and their Prometheus text form.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::flush::Flushed;
+use crate::health::Snapshot;
+
+/// Counters and gauges, updated by the consumer loop.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    rows_written: AtomicU64,
+    rows_duplicate: AtomicU64,
+    batches: AtomicU64,
+    dlq: AtomicU64,
+    flush_failures: AtomicU64,
+    rebalances: AtomicU64,
+    last_batch_size: AtomicU64,
+    /// `f64` bits.
+    last_batch_latency: AtomicU64,
+}
+
+impl Metrics {
+    /// Records a committed batch.
+    pub fn record_batch(&self, flushed: &Flushed) {
+        self.rows_written
+            .fetch_add(flushed.inserted, Ordering::Relaxed);
+        self.rows_duplicate
+            .fetch_add(flushed.duplicates, Ordering::Relaxed);
+        self.dlq.fetch_add(flushed.dead_letters, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.last_batch_size
+            .store(flushed.records, Ordering::Relaxed);
+        self.last_batch_latency
+            .store(flushed.elapsed.as_secs_f64().to_bits(), Ordering::Relaxed);
+    }
+
+    /// Records a batch that could not be written (it is retried).
+    pub fn record_flush_failure(&self) {
+        self.flush_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a partition assignment or revocation.
+    pub fn record_rebalance(&self) {
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of the counters and of `health`.
+    pub fn render(&self, health: &Snapshot) -> String {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let latency = f64::from_bits(get(&self.last_batch_latency));
+        let samples: [(&str, &str, &str, String); 11] = [
+            (
+                "rows_written_total",
+                "counter",
+                "Rows inserted into diag.",
+                get(&self.rows_written).to_string(),
+            ),
+            (
+                "rows_duplicate_total",
+                "counter",
+                "Rows skipped because their event_id was already stored.",
+                get(&self.rows_duplicate).to_string(),
+            ),
+            (
+                "batches_total",
+                "counter",
+                "Batches committed to PostgreSQL.",
+                get(&self.batches).to_string(),
+            ),
+            (
+                "dlq_total",
+                "counter",
+                "Records sent to the dead-letter topic.",
+                get(&self.dlq).to_string(),
+            ),
+            (
+                "flush_failures_total",
+                "counter",
+                "Batch writes that failed and were retried.",
+                get(&self.flush_failures).to_string(),
+            ),
+            (
+                "rebalances_total",
+                "counter",
+                "Partition assignments and revocations.",
+                get(&self.rebalances).to_string(),
+            ),
+            (
+                "last_batch_size",
+                "gauge",
+                "Records in the last committed batch.",
+                get(&self.last_batch_size).to_string(),
+            ),
+            (
+                "last_batch_latency_seconds",
+                "gauge",
+                "Time to write and commit the last batch.",
+                format!("{latency}"),
+            ),
+            (
+                "assigned_partitions",
+                "gauge",
+                "Partitions assigned to this consumer.",
+                health.assigned.to_string(),
+            ),
+            (
+                "postgres_up",
+                "gauge",
+                "1 when the last PostgreSQL operation succeeded.",
+                u8::from(health.postgres_ok).to_string(),
+            ),
+            (
+                "consumer_paused",
+                "gauge",
+                "1 while consumption is paused for a failed batch.",
+                u8::from(health.paused).to_string(),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in samples {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP consumer_ready 1 when /readyz answers 200.\n# TYPE consumer_ready gauge\nconsumer_ready {}",
+            u8::from(health.is_ready())
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn value(text: &str, name: &str) -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+            .to_owned()
+    }
+
+    #[test]
+    fn batches_add_up() {
+        let m = Metrics::default();
+        let flushed = Flushed {
+            records: 10,
+            inserted: 7,
+            duplicates: 2,
+            dead_letters: 1,
+            elapsed: Duration::from_millis(250),
+        };
+        m.record_batch(&flushed);
+        m.record_batch(&Flushed {
+            records: 3,
+            inserted: 3,
+            duplicates: 0,
+            dead_letters: 0,
+            elapsed: Duration::from_millis(5),
+        });
+        let text = m.render(&Snapshot::default());
+        assert_eq!(value(&text, "rows_written_total"), "10");
+        assert_eq!(value(&text, "rows_duplicate_total"), "2");
+        assert_eq!(value(&text, "batches_total"), "2");
+        assert_eq!(value(&text, "dlq_total"), "1");
+        assert_eq!(value(&text, "last_batch_size"), "3");
+        assert_eq!(value(&text, "last_batch_latency_seconds"), "0.005");
+        assert_eq!(value(&text, "consumer_ready"), "0");
+    }
+
+    #[test]
+    fn every_sample_has_help_and_type() {
+        let text = Metrics::default().render(&Snapshot::default());
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(' ').next().unwrap();
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
+            assert!(text.contains(&format!("# HELP {name} ")), "{name}");
+        }
+    }
+}

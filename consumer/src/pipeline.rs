@@ -1,0 +1,302 @@
+//! The consumer loop: read records into a batch, write it when full or old enough, commit the
+//! offsets to Kafka after PostgreSQL, resume new partitions from the offsets in PostgreSQL,
+//! pause and retry with backoff while a batch cannot be written, and leave the group on
+//! shutdown.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, RebalanceProtocol};
+use rdkafka::error::KafkaResult;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::batch::{Batch, Record};
+use crate::dlq::{self, KafkaDeadLetters};
+use crate::flush::{FlushError, flush};
+use crate::health::Health;
+use crate::kafka::{self, FleetConsumer};
+use crate::metrics::Metrics;
+use crate::sink::PgSink;
+
+/// How the loop batches and retries.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Topic read (for assignments and commits).
+    pub topic: String,
+    /// A batch is written when it holds this many records...
+    pub batch_max_records: usize,
+    /// ... or this long after its first record.
+    pub batch_max_wait: Duration,
+    /// PostgreSQL is checked after this long without a batch.
+    pub idle_check: Duration,
+    /// First retry delay after a failure.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_cap: Duration,
+    /// How long shutdown waits for the group to revoke the partitions.
+    pub leave_timeout: Duration,
+}
+
+/// The loop's state.
+pub struct Pipeline {
+    consumer: Arc<FleetConsumer>,
+    sink: PgSink,
+    dead_letters: KafkaDeadLetters,
+    settings: Settings,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    batch: Batch,
+    backoff: Backoff,
+    /// Set after a failure: when to try again.
+    retry_at: Option<Instant>,
+    paused: bool,
+}
+
+impl Pipeline {
+    /// A loop over a subscribed consumer and a (connected) sink.
+    pub fn new(
+        consumer: Arc<FleetConsumer>,
+        sink: PgSink,
+        dead_letters: KafkaDeadLetters,
+        settings: Settings,
+        health: Arc<Health>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let backoff = Backoff::new(settings.retry_initial, settings.retry_cap);
+        Self {
+            consumer,
+            sink,
+            dead_letters,
+            settings,
+            health,
+            metrics,
+            batch: Batch::new(),
+            backoff,
+            retry_at: None,
+            paused: false,
+        }
+    }
+
+    /// Runs until `shutdown` changes, then writes the open batch if it can and leaves the
+    /// group.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let consumer = self.consumer.clone();
+        let rebalanced = consumer.context().notify();
+        loop {
+            let flush_at = self.retry_at.or_else(|| {
+                self.batch
+                    .deadline(self.settings.batch_max_wait)
+                    .map(Instant::from_std)
+            });
+            let idle = flush_at.is_none();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                _ = rebalanced.notified() => self.on_rebalance().await,
+                _ = sleep_until(flush_at), if flush_at.is_some() => self.attempt().await,
+                received = next_record(&consumer) => self.on_record(received),
+                _ = tokio::time::sleep(self.settings.idle_check), if idle => self.attempt().await,
+            }
+            if self.retry_at.is_none() && self.batch.len() >= self.settings.batch_max_records {
+                self.attempt().await;
+            }
+        }
+        self.shut_down().await;
+    }
+
+    fn on_record(&mut self, received: KafkaResult<Record>) {
+        match received {
+            Ok(record) => {
+                let verdict = dlq::classify(&record, chrono::Utc::now());
+                self.batch.add(record, verdict);
+            }
+            Err(e) => tracing::warn!(error = %e, "receiving from Kafka"),
+        }
+    }
+
+    /// Drops the open batch after a revocation; assigns new partitions from their stored
+    /// offsets.
+    async fn on_rebalance(&mut self) {
+        let news = self.consumer.context().take_news();
+        if news.revoked {
+            self.metrics.record_rebalance();
+            if !self.batch.is_empty() {
+                tracing::info!(
+                    records = self.batch.len(),
+                    "partitions revoked: dropping the open batch, its records will be read again"
+                );
+                self.batch.clear();
+            }
+        }
+        let Some(partitions) = news.assign else {
+            return;
+        };
+        self.metrics.record_rebalance();
+        let stored = match self.sink.stored_offsets(&partitions).await {
+            Ok(stored) => {
+                self.health.set_postgres_ok(true);
+                stored
+            }
+            Err(e) => {
+                tracing::warn!(error = %e,
+                    "no stored offsets: resuming from the offsets committed in Kafka");
+                self.health.set_postgres_ok(false);
+                BTreeMap::new()
+            }
+        };
+        tracing::info!(
+            ?partitions,
+            ?stored,
+            "resuming partitions (stored = offsets from PostgreSQL)"
+        );
+        match self.assign(&partitions, &stored) {
+            Ok(()) => self.health.set_assigned(partitions.len()),
+            Err(e) => tracing::error!(error = %e, ?partitions, "assigning partitions"),
+        }
+    }
+
+    fn assign(&self, partitions: &[i32], stored: &BTreeMap<i32, i64>) -> KafkaResult<()> {
+        let tpl = kafka::assignment(&self.settings.topic, partitions, stored)?;
+        if matches!(
+            self.consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        ) {
+            self.consumer.incremental_assign(&tpl)?;
+        } else {
+            self.consumer.assign(&tpl)?;
+        }
+        if self.paused {
+            self.consumer.pause(&tpl)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the open batch, or only checks PostgreSQL when there is none. On failure pauses
+    /// consumption and schedules a retry; on success resumes it.
+    async fn attempt(&mut self) {
+        let result = if self.batch.is_empty() {
+            self.sink
+                .ping()
+                .await
+                .map(|()| None)
+                .map_err(FlushError::from)
+        } else {
+            flush(&mut self.batch, &mut self.sink, &self.dead_letters)
+                .await
+                .map(Some)
+        };
+        match result {
+            Ok(flushed) => {
+                if let Some(flushed) = flushed {
+                    kafka::commit_async(
+                        &self.consumer,
+                        &self.settings.topic,
+                        self.batch.next_offsets(),
+                    );
+                    self.metrics.record_batch(&flushed);
+                    tracing::debug!(?flushed, "batch written");
+                    self.batch.clear();
+                }
+                self.health.set_postgres_ok(true);
+                if self.retry_at.take().is_some() {
+                    tracing::info!("PostgreSQL and the dead-letter topic answer again; resuming");
+                }
+                self.backoff.reset();
+                self.set_paused(false);
+            }
+            Err(e) => {
+                if matches!(e, FlushError::Sink(_)) {
+                    self.health.set_postgres_ok(false);
+                }
+                if !self.batch.is_empty() {
+                    self.metrics.record_flush_failure();
+                }
+                let delay = self.backoff.next_delay();
+                if self.batch.is_empty() {
+                    tracing::warn!(error = %e, retry_in = ?delay,
+                        "PostgreSQL check failed; consumption paused");
+                } else {
+                    tracing::warn!(error = %e, retry_in = ?delay, records = self.batch.len(),
+                        "batch not written; consumption paused");
+                }
+                self.retry_at = Some(Instant::now() + delay);
+                self.set_paused(true);
+            }
+        }
+    }
+
+    fn set_paused(&mut self, pause: bool) {
+        if self.paused == pause {
+            return;
+        }
+        let result = self.consumer.assignment().and_then(|tpl| {
+            if pause {
+                self.consumer.pause(&tpl)
+            } else {
+                self.consumer.resume(&tpl)
+            }
+        });
+        match result {
+            Ok(()) => {
+                self.paused = pause;
+                self.health.set_paused(pause);
+            }
+            Err(e) => tracing::warn!(error = %e, pause, "pausing or resuming the assignment"),
+        }
+    }
+
+    /// Writes the open batch once more, then unsubscribes and waits for the revocation so
+    /// that the group is left before the consumer is closed.
+    async fn shut_down(mut self) {
+        tracing::info!(records = self.batch.len(), "shutting down");
+        let context = self.consumer.context().clone();
+        context.set_closing();
+        if let Some(partitions) = context.take_news().assign {
+            // librdkafka waits for this assignment before it can leave.
+            let _ = self.assign(&partitions, &BTreeMap::new());
+        }
+        if !self.batch.is_empty() {
+            self.retry_at = None;
+            self.attempt().await;
+            if self.retry_at.is_some() {
+                tracing::warn!(
+                    records = self.batch.len(),
+                    "open batch not written; its records will be read again"
+                );
+            }
+        }
+        self.consumer.unsubscribe();
+        let rebalanced = context.notify();
+        let deadline = Instant::now() + self.settings.leave_timeout;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = rebalanced.notified() => {
+                    if context.take_news().revoked {
+                        break;
+                    }
+                }
+                received = next_record(&self.consumer) => {
+                    if let Err(e) = received {
+                        tracing::debug!(error = %e, "receiving while leaving");
+                    }
+                }
+            }
+        }
+        self.health.set_assigned(0);
+    }
+}
+
+async fn next_record(consumer: &FleetConsumer) -> KafkaResult<Record> {
+    consumer.recv().await.map(|m| kafka::record(&m))
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,571 @@
+//! PostgreSQL writes: the schema at connect, one transaction per batch (rows with
+//! `ON CONFLICT (event_id) DO NOTHING`, then the partitions' next offsets), the stored offsets
+//! to resume from, and the one-by-one probe that finds rows PostgreSQL refuses.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Statement};
+use uuid::Uuid;
+
+use crate::batch::{Batch, Entry};
+
+const INSERT_DIAG: &str = r#"
+INSERT INTO diag ("timestamp", vin, make, model, position_x, position_y, position_z, speed,
+                  event_id, seq, ts, heading, lat, lon, temperature_c, humidity_pct,
+                  pressure_hpa, kafka_partition, kafka_offset)
+SELECT * FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::float8[],
+                     $6::float8[], $7::float8[], $8::float8[], $9::uuid[], $10::int8[],
+                     $11::timestamptz[], $12::float8[], $13::float8[], $14::float8[],
+                     $15::float8[], $16::float8[], $17::float8[], $18::int4[], $19::int8[])
+ON CONFLICT (event_id) DO NOTHING
+"#;
+
+const UPSERT_OFFSETS: &str = r#"
+INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset, updated_at)
+SELECT $1, $2, p, o, now() FROM unnest($3::int4[], $4::int8[]) AS t(p, o)
+ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE
+   SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset),
+       updated_at = now()
+"#;
+
+const SELECT_OFFSETS: &str = r#"
+SELECT kafka_partition, next_offset FROM consumer_offsets
+ WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = ANY($3::int4[])
+"#;
+
+/// What went wrong talking to PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// No connection could be opened.
+    #[error("connecting to PostgreSQL at {target}: {}", describe(source))]
+    Connect {
+        /// `host:port/database`.
+        target: String,
+        /// The driver's error.
+        source: tokio_postgres::Error,
+    },
+    /// The schema could not be applied and the tables are missing.
+    #[error("applying the schema to PostgreSQL at {target}: {}", describe(source))]
+    Schema {
+        /// `host:port/database`.
+        target: String,
+        /// The driver's error.
+        source: tokio_postgres::Error,
+    },
+    /// An operation took too long; the connection was dropped.
+    #[error("{operation} on PostgreSQL at {target}: no answer within {after:?}")]
+    Timeout {
+        /// What was being done.
+        operation: &'static str,
+        /// `host:port/database`.
+        target: String,
+        /// The time limit.
+        after: Duration,
+    },
+    /// A statement failed for a reason other than the data (connection lost, server shutting
+    /// down, permissions, ...). Worth retrying after a pause.
+    #[error("{operation} on PostgreSQL at {target}: {}", describe(source))]
+    Query {
+        /// What was being done.
+        operation: &'static str,
+        /// `host:port/database`.
+        target: String,
+        /// The driver's error.
+        source: tokio_postgres::Error,
+    },
+    /// PostgreSQL refused the data (SQLSTATE class 22 or 23); retrying the same rows fails
+    /// again.
+    #[error(
+        "{operation} on PostgreSQL at {target}: data refused: {}",
+        describe(source)
+    )]
+    Rejected {
+        /// What was being done.
+        operation: &'static str,
+        /// `host:port/database`.
+        target: String,
+        /// The driver's error.
+        source: tokio_postgres::Error,
+    },
+}
+
+impl SinkError {
+    /// True when PostgreSQL refused the data itself rather than failing to take it.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, Self::Rejected { .. })
+    }
+}
+
+/// The outcome of a committed batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Rows really inserted (replayed events are skipped by `ON CONFLICT`).
+    pub inserted: u64,
+    /// Rows offered.
+    pub rows: u64,
+}
+
+/// Where batches are stored. A trait so the flush logic can be tested with a fake.
+pub trait Sink {
+    /// Writes the batch's rows and next offsets in one transaction.
+    fn write(&mut self, batch: &Batch) -> impl Future<Output = Result<Written, SinkError>> + Send;
+
+    /// Tries each row alone (nothing is kept) and returns the indexes of the rows PostgreSQL
+    /// refuses, with its reason.
+    fn find_rejected(
+        &mut self,
+        entries: &[Entry],
+    ) -> impl Future<Output = Result<Vec<(usize, String)>, SinkError>> + Send;
+}
+
+/// Where PostgreSQL is and what this consumer's offsets are keyed by.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// Connection parameters.
+    pub config: tokio_postgres::Config,
+    /// `host:port/database`, for messages.
+    pub target: String,
+    /// Consumer group (first key of `consumer_offsets`).
+    pub group: String,
+    /// Topic (second key of `consumer_offsets`).
+    pub topic: String,
+    /// Limit of every connect and transaction.
+    pub timeout: Duration,
+}
+
+struct Conn {
+    client: Client,
+    insert: Statement,
+    upsert: Statement,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// The PostgreSQL sink. Connects lazily and again after any failure that may have broken the
+/// connection; the schema is applied on every new connection.
+pub struct PgSink {
+    settings: PgSettings,
+    conn: Option<Conn>,
+}
+
+/// The batch's rows as one array per `diag` column, the parameters of the `unnest` insert.
+#[derive(Debug, Default, PartialEq)]
+pub struct Columns {
+    timestamp: Vec<f64>,
+    vin: Vec<String>,
+    make: Vec<String>,
+    model: Vec<String>,
+    position_x: Vec<f64>,
+    position_y: Vec<f64>,
+    position_z: Vec<f64>,
+    speed: Vec<f64>,
+    event_id: Vec<Uuid>,
+    seq: Vec<i64>,
+    ts: Vec<DateTime<Utc>>,
+    heading: Vec<f64>,
+    lat: Vec<f64>,
+    lon: Vec<f64>,
+    temperature_c: Vec<f64>,
+    humidity_pct: Vec<f64>,
+    pressure_hpa: Vec<f64>,
+    kafka_partition: Vec<i32>,
+    kafka_offset: Vec<i64>,
+}
+
+impl Columns {
+    /// Splits rows into columns.
+    pub fn new<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Self {
+        let mut c = Self::default();
+        for Entry { row: r, .. } in entries {
+            c.timestamp.push(r.timestamp);
+            c.vin.push(r.vin.clone());
+            c.make.push(r.make.clone());
+            c.model.push(r.model.clone());
+            c.position_x.push(r.position_x);
+            c.position_y.push(r.position_y);
+            c.position_z.push(r.position_z);
+            c.speed.push(r.speed);
+            c.event_id.push(r.event_id);
+            c.seq.push(r.seq);
+            c.ts.push(r.ts);
+            c.heading.push(r.heading);
+            c.lat.push(r.lat);
+            c.lon.push(r.lon);
+            c.temperature_c.push(r.temperature_c);
+            c.humidity_pct.push(r.humidity_pct);
+            c.pressure_hpa.push(r.pressure_hpa);
+            c.kafka_partition.push(r.kafka_partition);
+            c.kafka_offset.push(r.kafka_offset);
+        }
+        c
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.event_id.len()
+    }
+
+    /// True without rows.
+    pub fn is_empty(&self) -> bool {
+        self.event_id.is_empty()
+    }
+
+    /// The parameters `$1..$19` of the insert, in column order.
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 19] {
+        [
+            &self.timestamp,
+            &self.vin,
+            &self.make,
+            &self.model,
+            &self.position_x,
+            &self.position_y,
+            &self.position_z,
+            &self.speed,
+            &self.event_id,
+            &self.seq,
+            &self.ts,
+            &self.heading,
+            &self.lat,
+            &self.lon,
+            &self.temperature_c,
+            &self.humidity_pct,
+            &self.pressure_hpa,
+            &self.kafka_partition,
+            &self.kafka_offset,
+        ]
+    }
+}
+
+/// True for SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation).
+fn is_data_error(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
+}
+
+/// PostgreSQL's message and SQLSTATE, or the driver's text with its causes.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+impl PgSink {
+    /// A sink that connects on first use.
+    pub fn new(settings: PgSettings) -> Self {
+        Self {
+            settings,
+            conn: None,
+        }
+    }
+
+    /// True while a connection is open.
+    pub fn is_connected(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| !c.client.is_closed())
+    }
+
+    fn error(&self, operation: &'static str, source: tokio_postgres::Error) -> SinkError {
+        let target = self.settings.target.clone();
+        if is_data_error(&source) {
+            SinkError::Rejected {
+                operation,
+                target,
+                source,
+            }
+        } else {
+            SinkError::Query {
+                operation,
+                target,
+                source,
+            }
+        }
+    }
+
+    fn timeout(&self, operation: &'static str) -> SinkError {
+        SinkError::Timeout {
+            operation,
+            target: self.settings.target.clone(),
+            after: self.settings.timeout,
+        }
+    }
+
+    /// Opens a connection if none is open, applying the schema and preparing the statements.
+    pub async fn connect(&mut self) -> Result<(), SinkError> {
+        if self.is_connected() {
+            return Ok(());
+        }
+        self.conn = None;
+        let limit = self.settings.timeout;
+        let conn = match tokio::time::timeout(limit, self.open()).await {
+            Ok(conn) => conn?,
+            Err(_) => return Err(self.timeout("connecting")),
+        };
+        tracing::info!(target_db = %self.settings.target, "connected to PostgreSQL");
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    async fn open(&self) -> Result<Conn, SinkError> {
+        let target = &self.settings.target;
+        let (mut client, connection) =
+            self.settings
+                .config
+                .connect(NoTls)
+                .await
+                .map_err(|source| SinkError::Connect {
+                    target: target.clone(),
+                    source,
+                })?;
+        let target_for_log = target.clone();
+        let driver = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(target_db = %target_for_log, error = %e, "PostgreSQL connection ended");
+            }
+        });
+        if let Err(source) = fleet_common::schema::apply(&mut client).await {
+            let present = client
+                .query_one(
+                    "SELECT to_regclass('diag') IS NOT NULL AND to_regclass('consumer_offsets') IS NOT NULL",
+                    &[],
+                )
+                .await
+                .map(|row| row.get::<_, bool>(0))
+                .unwrap_or(false);
+            if !present {
+                driver.abort();
+                return Err(SinkError::Schema {
+                    target: target.clone(),
+                    source,
+                });
+            }
+            tracing::warn!(target_db = %target, error = %describe(&source),
+                "could not apply the schema, but its tables exist; going on");
+        }
+        let prepared = async {
+            let insert = client.prepare(INSERT_DIAG).await?;
+            let upsert = client.prepare(UPSERT_OFFSETS).await?;
+            Ok::<_, tokio_postgres::Error>((insert, upsert))
+        }
+        .await;
+        match prepared {
+            Ok((insert, upsert)) => Ok(Conn {
+                client,
+                insert,
+                upsert,
+                driver,
+            }),
+            Err(source) => {
+                driver.abort();
+                Err(self.error("preparing statements", source))
+            }
+        }
+    }
+
+    /// Checks that PostgreSQL answers, connecting first if needed.
+    pub async fn ping(&mut self) -> Result<(), SinkError> {
+        self.connect().await?;
+        let conn = self.conn.as_ref().expect("connected above");
+        match tokio::time::timeout(self.settings.timeout, conn.client.simple_query("SELECT 1"))
+            .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                self.conn = None;
+                Err(self.error("checking the connection", e))
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(self.timeout("checking the connection"))
+            }
+        }
+    }
+
+    /// The stored next offsets of `partitions` for this group and topic; partitions without a
+    /// stored offset are missing from the map.
+    pub async fn stored_offsets(
+        &mut self,
+        partitions: &[i32],
+    ) -> Result<BTreeMap<i32, i64>, SinkError> {
+        const OPERATION: &str = "reading consumer_offsets";
+        self.connect().await?;
+        let conn = self.conn.as_ref().expect("connected above");
+        let s = &self.settings;
+        let params: [&(dyn ToSql + Sync); 3] = [&s.group, &s.topic, &partitions];
+        let query = conn.client.query(SELECT_OFFSETS, &params);
+        match tokio::time::timeout(s.timeout, query).await {
+            Ok(Ok(rows)) => Ok(rows
+                .iter()
+                .map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1)))
+                .collect()),
+            Ok(Err(e)) => {
+                self.conn = None;
+                Err(self.error(OPERATION, e))
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(self.timeout(OPERATION))
+            }
+        }
+    }
+}
+
+async fn write_batch(
+    conn: &mut Conn,
+    columns: &Columns,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+    offsets: &[i64],
+) -> Result<u64, tokio_postgres::Error> {
+    let tx = conn.client.transaction().await?;
+    let inserted = if columns.is_empty() {
+        0
+    } else {
+        tx.execute(&conn.insert, &columns.params()).await?
+    };
+    tx.execute(&conn.upsert, &[&group, &topic, &partitions, &offsets])
+        .await?;
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+async fn probe_rows(
+    conn: &mut Conn,
+    entries: &[Entry],
+) -> Result<Vec<(usize, String)>, tokio_postgres::Error> {
+    let mut rejected = Vec::new();
+    let mut tx = conn.client.transaction().await?;
+    for (i, entry) in entries.iter().enumerate() {
+        let columns = Columns::new([entry]);
+        let savepoint = tx.savepoint("probe").await?;
+        match savepoint.execute(&conn.insert, &columns.params()).await {
+            Ok(_) => {}
+            Err(e) if is_data_error(&e) => rejected.push((i, describe(&e))),
+            Err(e) => return Err(e),
+        }
+        savepoint.rollback().await?;
+    }
+    tx.rollback().await?;
+    Ok(rejected)
+}
+
+impl Sink for PgSink {
+    async fn write(&mut self, batch: &Batch) -> Result<Written, SinkError> {
+        const OPERATION: &str = "writing a batch to diag and consumer_offsets";
+        self.connect().await?;
+        let columns = Columns::new(batch.entries());
+        let (partitions, offsets): (Vec<i32>, Vec<i64>) =
+            batch.next_offsets().iter().map(|(p, o)| (*p, *o)).unzip();
+        let started = Instant::now();
+        let conn = self.conn.as_mut().expect("connected above");
+        let s = &self.settings;
+        let write = write_batch(conn, &columns, &s.group, &s.topic, &partitions, &offsets);
+        match tokio::time::timeout(s.timeout, write).await {
+            Ok(Ok(inserted)) => {
+                tracing::debug!(rows = columns.len(), inserted, elapsed = ?started.elapsed(),
+                    "batch committed");
+                Ok(Written {
+                    inserted,
+                    rows: columns.len() as u64,
+                })
+            }
+            Ok(Err(e)) => {
+                let err = self.error(OPERATION, e);
+                if !err.is_rejection() {
+                    self.conn = None;
+                }
+                Err(err)
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(self.timeout(OPERATION))
+            }
+        }
+    }
+
+    async fn find_rejected(
+        &mut self,
+        entries: &[Entry],
+    ) -> Result<Vec<(usize, String)>, SinkError> {
+        const OPERATION: &str = "trying the rows of a refused batch one by one";
+        self.connect().await?;
+        let conn = self.conn.as_mut().expect("connected above");
+        let limit = self.settings.timeout;
+        match tokio::time::timeout(limit, probe_rows(conn, entries)).await {
+            Ok(Ok(rejected)) => Ok(rejected),
+            Ok(Err(e)) => {
+                self.conn = None;
+                Err(self.error(OPERATION, e))
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(self.timeout(OPERATION))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Record;
+    use crate::row::DiagRow;
+    use crate::row::fixtures::event;
+
+    fn entry(n: u32) -> Entry {
+        Entry {
+            row: DiagRow::from_event(&event(n), 1, i64::from(n) + 100).unwrap(),
+            record: Record {
+                partition: 1,
+                offset: i64::from(n) + 100,
+                key: None,
+                payload: None,
+            },
+        }
+    }
+
+    #[test]
+    fn columns_keep_row_order() {
+        let entries = [entry(1), entry(2), entry(3)];
+        let c = Columns::new(&entries);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.seq, vec![1, 2, 3]);
+        assert_eq!(c.kafka_offset, vec![101, 102, 103]);
+        assert_eq!(c.kafka_partition, vec![1, 1, 1]);
+        assert_eq!(c.event_id[1], entries[1].row.event_id);
+        assert_eq!(c.vin[0], "1M8GDM9AXKP042788");
+    }
+
+    #[test]
+    fn one_parameter_per_insert_column() {
+        let columns_in_sql = INSERT_DIAG
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(cols, _)| cols.split(',').count())
+            .unwrap();
+        assert_eq!(columns_in_sql, Columns::default().params().len());
+        assert!(INSERT_DIAG.contains("$19::int8[]") && !INSERT_DIAG.contains("$20"));
+    }
+
+    #[test]
+    fn offsets_upsert_never_moves_back() {
+        assert!(UPSERT_OFFSETS.contains("GREATEST(consumer_offsets.next_offset"));
+    }
+}
