@@ -395,17 +395,7 @@ impl Docker {
             .await
             .map_err(api("create container", &spec.name))?;
         for file in &spec.files {
-            let (dir, archive) = file_archive(file).map_err(|e| DockerError::Build {
-                image: spec.name.clone(),
-                message: format!("pack {}: {e}", file.path),
-            })?;
-            let options = UploadToContainerOptionsBuilder::default()
-                .path(&dir)
-                .build();
-            self.inner
-                .upload_to_container(&created.id, Some(options), body_full(archive.into()))
-                .await
-                .map_err(api("place file in container", &spec.name))?;
+            self.place_file(&created.id, &spec.name, file).await?;
         }
         Ok(created.id)
     }
@@ -418,6 +408,52 @@ impl Docker {
             .await
             .map_err(api("inspect container", name))?;
         Ok(inspect.restart_count.unwrap_or(0))
+    }
+
+    /// Places `file` into a created container: into its parent folder (which may be a volume,
+    /// the only writable place of a read-only container), or, where that folder does not
+    /// exist, at `/` with the folders made on the way.
+    async fn place_file(
+        &self,
+        id: &str,
+        name: &str,
+        file: &super::spec::SecretFile,
+    ) -> Result<(), DockerError> {
+        let path = std::path::Path::new(&file.path);
+        let parent = path.parent().map(|p| p.to_string_lossy().into_owned());
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let pack = |entry: &str| {
+            file_archive(file, entry).map_err(|e| DockerError::Build {
+                image: name.to_owned(),
+                message: format!("pack {}: {e}", file.path),
+            })
+        };
+        if let Some(parent) = parent.filter(|p| p != "/") {
+            let options = UploadToContainerOptionsBuilder::default()
+                .path(&parent)
+                .build();
+            match self
+                .inner
+                .upload_to_container(id, Some(options), body_full(pack(&file_name)?.into()))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(api("place file in container", name)(e)),
+            }
+        }
+        let options = UploadToContainerOptionsBuilder::default().path("/").build();
+        self.inner
+            .upload_to_container(
+                id,
+                Some(options),
+                body_full(pack(file.path.trim_start_matches('/'))?.into()),
+            )
+            .await
+            .map_err(api("place file in container", name))
     }
 
     /// Starts a container.
@@ -561,8 +597,8 @@ fn summary_to_info(summary: bollard::models::ContainerSummary) -> ContainerInfo 
     }
 }
 
-/// A tar archive holding one file at its absolute path, to upload at `/` (parents are created).
-fn file_archive(file: &super::spec::SecretFile) -> std::io::Result<(String, Vec<u8>)> {
+/// A tar archive holding `file` as `entry`.
+fn file_archive(file: &super::spec::SecretFile, entry: &str) -> std::io::Result<Vec<u8>> {
     let mut header = tar::Header::new_gnu();
     header.set_size(file.content.len() as u64);
     header.set_mode(file.mode);
@@ -570,10 +606,6 @@ fn file_archive(file: &super::spec::SecretFile) -> std::io::Result<(String, Vec<
     header.set_gid(file.uid);
     header.set_mtime(0);
     let mut builder = tar::Builder::new(Vec::new());
-    builder.append_data(
-        &mut header,
-        file.path.trim_start_matches('/'),
-        file.content.as_slice(),
-    )?;
-    Ok(("/".to_owned(), builder.into_inner()?))
+    builder.append_data(&mut header, entry, file.content.as_slice())?;
+    builder.into_inner()
 }

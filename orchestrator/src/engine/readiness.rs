@@ -84,11 +84,11 @@ pub async fn probe_once(
             user,
             database,
         } => {
-            let client =
+            let mut client =
                 probes::postgres_connect(published(info, host, *port)?, user, password, database)
                     .await?;
             if setup {
-                probes::apply_schema(&client).await?;
+                probes::apply_schema(&mut client).await?;
             }
             Ok("query ok, schema applied".into())
         }

@@ -37,9 +37,8 @@ pub async fn connect(
 }
 
 /// Applies the idempotent schema of `av_telemetry`.
-pub async fn apply_schema(client: &tokio_postgres::Client) -> Result<(), ProbeError> {
-    client
-        .batch_execute(fleet_common::schema::SCHEMA_SQL)
+pub async fn apply_schema(client: &mut tokio_postgres::Client) -> Result<(), ProbeError> {
+    fleet_common::schema::apply(client)
         .await
         .map_err(|e| ProbeError::new(format!("apply schema: {e}")))
 }
