@@ -1,0 +1,333 @@
+//! End to end, through the real `fleet` commands and real containers: launch the
+//! infrastructure (twice: the second run must change nothing), launch 3 vehicles, wait until
+//! every vehicle has at least 5 rows in `diag` with `seq` contiguous from 0, compare the events
+//! endpoint's count with the rows, tear down, and check that nothing of the stack is left.
+//!
+//! The test runs under a stack name and host ports of its own, so it cannot touch another
+//! stack; a guard tears the stack down also when an assertion fails.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use fleet_orchestrator::docker::Docker;
+
+/// Vehicles launched.
+const VEHICLES: i64 = 3;
+/// Rows each vehicle must have.
+const ROWS_PER_VEHICLE: i64 = 5;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A stack of the test's own; dropping it tears it down.
+struct TestStack {
+    name: String,
+    env: BTreeMap<String, String>,
+    state_dir: PathBuf,
+    pg_port: u16,
+    ingest_port: u16,
+}
+
+impl TestStack {
+    fn new(tag: &str) -> Self {
+        let name = format!("e2e-{tag}-{}", std::process::id());
+        let state_root = std::env::temp_dir().join(format!("fleet-{name}-state"));
+        let (zk, broker, pg_port, ingest_port) =
+            (free_port(), free_port(), free_port(), free_port());
+        let env = BTreeMap::from([
+            ("FLEET_STACK__NAME".to_owned(), name.clone()),
+            (
+                "FLEET_STACK__STATE_DIR".to_owned(),
+                state_root.display().to_string(),
+            ),
+            ("FLEET_ZOOKEEPER__HOST_PORT".to_owned(), zk.to_string()),
+            ("FLEET_BROKER__HOST_PORT".to_owned(), broker.to_string()),
+            ("FLEET_POSTGRES__HOST_PORT".to_owned(), pg_port.to_string()),
+            (
+                "FLEET_INGEST__HOST_PORT".to_owned(),
+                ingest_port.to_string(),
+            ),
+        ]);
+        Self {
+            state_dir: state_root.join(&name),
+            name,
+            env,
+            pg_port,
+            ingest_port,
+        }
+    }
+
+    fn config_file() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config.master.toml")
+    }
+
+    async fn fleet(&self, args: &[&str]) -> Output {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+            .arg("--progress")
+            .arg("plain")
+            .arg("--config")
+            .arg(Self::config_file())
+            .args(args)
+            .envs(&self.env)
+            .output()
+            .await
+            .expect("fleet runs");
+        eprintln!(
+            "$ fleet {} -> {}\n{}{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    async fn fleet_ok(&self, args: &[&str]) -> String {
+        let output = self.fleet(args).await;
+        assert!(output.status.success(), "fleet {} failed", args.join(" "));
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    async fn postgres(&self) -> tokio_postgres::Client {
+        let password = std::fs::read_to_string(self.state_dir.join("postgres-password"))
+            .expect("the password file exists after launch");
+        let (client, connection) = tokio_postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.pg_port)
+            .user("fleet")
+            .password(password.trim_end())
+            .dbname("av_telemetry")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect to the stack's PostgreSQL from the host");
+        tokio::spawn(connection);
+        client
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        // Always tear down, also after a failed assertion.
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+            .args(["--progress", "plain", "--config"])
+            .arg(Self::config_file())
+            .arg("teardown")
+            .envs(&self.env)
+            .status();
+        eprintln!("teardown of {}: {status:?}", self.name);
+    }
+}
+
+async fn container_ids(docker: &Docker, stack: &str) -> Vec<(String, String)> {
+    docker
+        .list_stack_containers(stack, None)
+        .await
+        .expect("list containers")
+        .into_iter()
+        .map(|c| (c.name, c.id))
+        .collect()
+}
+
+/// Per VIN: (rows, min seq, max seq, distinct seqs).
+async fn rows_per_vehicle(client: &tokio_postgres::Client) -> Vec<(String, i64, i64, i64, i64)> {
+    client
+        .query(
+            "SELECT vin::text, count(*), min(seq), max(seq), count(DISTINCT seq) FROM diag GROUP BY vin ORDER BY vin",
+            &[],
+        )
+        .await
+        .expect("query diag")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
+}
+
+async fn status_bootstrap(stack: &TestStack) -> String {
+    let status: serde_json::Value =
+        serde_json::from_str(&stack.fleet_ok(&["status", "--json"]).await).expect("status JSON");
+    status["kafka_bootstrap"]
+        .as_str()
+        .expect("kafka_bootstrap in status")
+        .to_owned()
+}
+
+/// Creates a scratch topic, produces to it and reads it back in a consumer group, all from the
+/// host through the broker's published port.
+async fn host_kafka_round_trip(bootstrap: &str) {
+    use rdkafka::ClientConfig;
+    use rdkafka::Message;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let topic = format!("host-check-{}", std::process::id());
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    let admin: AdminClient<DefaultClientContext> = config.create().expect("admin client");
+    admin
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topic from the host");
+    let producer: FutureProducer = config
+        .clone()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    for i in 0..3 {
+        let payload = format!("hello-{i}");
+        producer
+            .send(
+                FutureRecord::to(&topic).key("k").payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("produce from the host: {e}"));
+    }
+    let consumer: StreamConsumer = config
+        .clone()
+        .set("group.id", format!("{topic}-group"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("a message within 60 s from the host consumer")
+            .expect("consume from the host");
+        seen.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
+    }
+    assert_eq!(seen, ["hello-0", "hello-1", "hello-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_flow_from_vehicles_to_postgres() {
+    let stack = TestStack::new("flow");
+    let docker = Docker::connect().await.expect("the Docker engine answers");
+
+    let out = stack.fleet_ok(&["launch-infra"]).await;
+    let events_url = format!("http://127.0.0.1:{}/events", stack.ingest_port);
+    assert!(
+        out.contains(&events_url),
+        "launch-infra prints the events URL: {out}"
+    );
+
+    // A second launch changes nothing: same containers, same ids.
+    let before = container_ids(&docker, &stack.name).await;
+    assert_eq!(before.len(), 6, "six infrastructure containers: {before:?}");
+    stack.fleet_ok(&["launch-infra"]).await;
+    assert_eq!(container_ids(&docker, &stack.name).await, before);
+
+    stack
+        .fleet_ok(&["launch-fleet", "--num-vehicles", &VEHICLES.to_string()])
+        .await;
+
+    let pg = stack.postgres().await;
+    let started = Instant::now();
+    let rows = loop {
+        let rows = rows_per_vehicle(&pg).await;
+        let enough = rows.len() as i64 == VEHICLES && rows.iter().all(|r| r.1 >= ROWS_PER_VEHICLE);
+        if enough {
+            break rows;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "vehicles did not reach {ROWS_PER_VEHICLE} rows each in 120 s: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    for (vin, count, min, max, distinct) in &rows {
+        assert_eq!(vin.len(), 17, "{vin}");
+        assert_eq!(*min, 0, "{vin}: seq starts at 0");
+        assert_eq!(*distinct, *count, "{vin}: no duplicate seq");
+        assert_eq!(*max, count - 1, "{vin}: seq contiguous from 0");
+    }
+    let duplicates: i64 = pg
+        .query_one("SELECT count(*) - count(DISTINCT event_id) FROM diag", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(duplicates, 0, "no event stored twice");
+
+    // The events endpoint counts at least what is stored.
+    let stored: i64 = pg
+        .query_one("SELECT count(*) FROM diag", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let json: serde_json::Value = reqwest::Client::new()
+        .get(&events_url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("GET /events")
+        .json()
+        .await
+        .expect("JSON from /events");
+    let received = json["events_received"]
+        .as_i64()
+        .expect("events_received is a number");
+    assert!(
+        received >= stored,
+        "events_received {received} < rows {stored}"
+    );
+    let page = reqwest::get(&events_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<html"), "a browser gets a page");
+
+    // Kafka clients on the host produce and consume through the published port.
+    host_kafka_round_trip(&status_bootstrap(&stack).await).await;
+
+    let status: serde_json::Value =
+        serde_json::from_str(&stack.fleet_ok(&["status", "--json"]).await).expect("status JSON");
+    assert_eq!(status["all_ready"], true, "{status}");
+    assert_eq!(status["events_url"], events_url.as_str());
+    assert_eq!(
+        status["vehicle_containers"].as_array().map(Vec::len),
+        Some(VEHICLES as usize)
+    );
+
+    // --fleet-only removes the vehicles and nothing else.
+    stack.fleet_ok(&["teardown", "--fleet-only"]).await;
+    assert_eq!(container_ids(&docker, &stack.name).await, before);
+
+    stack.fleet_ok(&["teardown"]).await;
+    assert!(
+        docker
+            .list_stack_containers(&stack.name, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        docker
+            .list_stack_networks(&stack.name)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        docker
+            .list_stack_volumes(&stack.name)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!stack.state_dir.exists(), "the state directory is removed");
+}
