@@ -182,6 +182,32 @@ fn check_name(field: &'static str, value: &str) -> Result<(), ValidationError> {
 }
 
 impl TelemetryEvent {
+    /// A plausible valid event (a car in Stockholm on a mild day), for examples and tests.
+    pub fn example(event_id: Uuid, vin: Vin, seq: u64, ts: EventTime) -> Self {
+        Self {
+            event_id,
+            vin,
+            seq,
+            ts,
+            make: "Volvo".into(),
+            model: "XC40".into(),
+            position: Position {
+                x: 1.0,
+                y: 2.0,
+                z: 3.0,
+                lat: 59.3,
+                lon: 18.0,
+            },
+            speed: 12.5,
+            heading: 90.0,
+            sensors: Sensors {
+                temperature_c: 21.0,
+                humidity_pct: 40.0,
+                pressure_hpa: 1013.0,
+            },
+        }
+    }
+
     /// Checks every rule that the JSON shape alone does not: VIN check digit, names, ranges of
     /// speed, position and sensors, heading, and an event time not too far past `now`.
     pub fn validate(&self, now: DateTime<Utc>) -> Result<(), ValidationError> {
@@ -239,7 +265,17 @@ mod tests {
     use super::*;
 
     fn sample() -> TelemetryEvent {
-        serde_json::from_value(serde_json::json!({
+        TelemetryEvent::example(
+            "6f1c7e3a-3f0e-4a55-9b43-1b2f0d6a9e01".parse().unwrap(),
+            Vin::parse("1M8GDM9AXKP042788").unwrap(),
+            0,
+            EventTime("2026-11-21T10:00:00Z".parse().unwrap()),
+        )
+    }
+
+    #[test]
+    fn sample_parses_from_json() {
+        let e: TelemetryEvent = serde_json::from_value(serde_json::json!({
             "event_id": "6f1c7e3a-3f0e-4a55-9b43-1b2f0d6a9e01",
             "vin": "1M8GDM9AXKP042788",
             "seq": 0,
@@ -251,7 +287,8 @@ mod tests {
             "heading": 90.0,
             "sensors": {"temperature_c": 21.0, "humidity_pct": 40.0, "pressure_hpa": 1013.0}
         }))
-        .expect("sample parses")
+        .expect("sample parses");
+        assert_eq!(e, sample());
     }
 
     fn now() -> DateTime<Utc> {

@@ -107,18 +107,15 @@ pub(crate) mod fixtures {
 
     /// A valid event as JSON, with a given event id suffix and sequence number.
     pub fn event_json(n: u32) -> serde_json::Value {
-        serde_json::json!({
-            "event_id": format!("6f1c7e3a-3f0e-4a55-9b43-{n:012}"),
-            "vin": "1M8GDM9AXKP042788",
-            "seq": n,
-            "ts": "2026-11-21T10:00:00.5Z",
-            "make": "Volvo",
-            "model": "XC40",
-            "position": {"x": 1.0, "y": 2.0, "z": 3.0, "lat": 59.3, "lon": 18.0},
-            "speed": 12.5,
-            "heading": 90.0,
-            "sensors": {"temperature_c": 21.0, "humidity_pct": 40.0, "pressure_hpa": 1013.0}
-        })
+        let event = TelemetryEvent::example(
+            format!("6f1c7e3a-3f0e-4a55-9b43-{n:012}")
+                .parse()
+                .expect("a UUID"),
+            fleet_common::Vin::parse("1M8GDM9AXKP042788").expect("a valid VIN"),
+            u64::from(n),
+            fleet_common::EventTime("2026-11-21T10:00:00.5Z".parse().expect("a time")),
+        );
+        serde_json::to_value(event).expect("an event serializes")
     }
 
     /// The event of [`event_json`].

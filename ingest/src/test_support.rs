@@ -18,18 +18,13 @@ pub fn now() -> DateTime<Utc> {
 
 /// A valid event (against [`now`] and the real clock) for vehicle `serial`.
 pub fn event_json(serial: u64) -> serde_json::Value {
-    serde_json::json!({
-        "event_id": uuid::Uuid::new_v4(),
-        "vin": Vin::from_serial("YV1", serial),
-        "seq": serial,
-        "ts": "2025-06-01T12:00:00Z",
-        "make": "Volvo",
-        "model": "XC40",
-        "position": {"x": 1.0, "y": 2.0, "z": 3.0, "lat": 59.3, "lon": 18.0},
-        "speed": 12.5,
-        "heading": 90.0,
-        "sensors": {"temperature_c": 21.0, "humidity_pct": 40.0, "pressure_hpa": 1013.0}
-    })
+    let event = fleet_common::TelemetryEvent::example(
+        uuid::Uuid::new_v4(),
+        Vin::from_serial("YV1", serial),
+        serial,
+        fleet_common::EventTime("2025-06-01T12:00:00Z".parse().unwrap()),
+    );
+    serde_json::to_value(event).unwrap()
 }
 
 /// How the fake answers `append`.
