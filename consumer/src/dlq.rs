@@ -146,17 +146,31 @@ impl DeadLetters for KafkaDeadLetters {
         if let Some(key) = poison.record.key.as_deref() {
             record = record.key(key);
         }
-        self.producer
-            .send(record, self.timeout)
+        // A wait that ends leaves the record queued: it may still land, so the DLQ is
+        // at-least-once, never lossy.
+        let delivery = tokio::time::timeout(self.timeout, self.producer.send(record, self.timeout))
             .await
-            .map(|_| ())
-            .map_err(|(source, _)| DlqError {
-                dlq_topic: self.dlq_topic.clone(),
-                topic: self.source_topic.clone(),
-                partition: poison.record.partition,
-                offset: poison.record.offset,
-                source,
-            })
+            .unwrap_or(Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::MessageTimedOut,
+                ),
+                rdkafka::message::OwnedMessage::new(
+                    None,
+                    None,
+                    String::new(),
+                    rdkafka::Timestamp::NotAvailable,
+                    0,
+                    0,
+                    None,
+                ),
+            )));
+        delivery.map(|_| ()).map_err(|(source, _)| DlqError {
+            dlq_topic: self.dlq_topic.clone(),
+            topic: self.source_topic.clone(),
+            partition: poison.record.partition,
+            offset: poison.record.offset,
+            source,
+        })
     }
 }
 

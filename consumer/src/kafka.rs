@@ -97,16 +97,17 @@ pub fn consumer_config(s: &ConsumerSettings) -> ClientConfig {
     c
 }
 
-/// The dead-letter producer's librdkafka settings: idempotent, all replicas, bounded delivery
-/// time.
-pub fn producer_config(brokers: &str, instance_id: &str, timeout: Duration) -> ClientConfig {
+/// The dead-letter producer's librdkafka settings: idempotent, all replicas. librdkafka never
+/// times a record out (`message.timeout.ms=0`): an idempotent producer that times records out
+/// bumps its epoch, which wedges Tansu 0.6.0; the caller bounds its own wait instead.
+pub fn producer_config(brokers: &str, instance_id: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers)
         .set("client.id", format!("fleet-consumer-dlq-{instance_id}"))
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", timeout.as_millis().to_string());
+        .set("message.timeout.ms", "0");
     c
 }
 
@@ -265,12 +266,8 @@ pub fn subscribe(
 }
 
 /// Creates the dead-letter producer.
-pub fn producer(
-    brokers: &str,
-    instance_id: &str,
-    timeout: Duration,
-) -> Result<FutureProducer, KafkaSetupError> {
-    producer_config(brokers, instance_id, timeout)
+pub fn producer(brokers: &str, instance_id: &str) -> Result<FutureProducer, KafkaSetupError> {
+    producer_config(brokers, instance_id)
         .create()
         .map_err(|source| KafkaSetupError::Create {
             what: "producer",

@@ -93,7 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         kafka::subscribe(&consumer_settings, context).context("starting the Kafka consumer")?,
     );
     health.set_subscribed(true);
-    let producer = kafka::producer(&cli.kafka_brokers, &instance_id, DLQ_TIMEOUT)
+    let producer = kafka::producer(&cli.kafka_brokers, &instance_id)
         .context("starting the dead-letter producer")?;
     let dead_letters =
         dlq::KafkaDeadLetters::new(producer, &topic, &cli.kafka_dlq_topic, DLQ_TIMEOUT);
