@@ -1,7 +1,8 @@
 //! End to end, through the real `fleet` commands and real containers: launch the
 //! infrastructure (twice: the second run must change nothing), launch 3 vehicles, wait until
 //! every vehicle has at least 5 rows in `diag` with `seq` contiguous from 0, compare the events
-//! endpoint's count with the rows, tear down, and check that nothing of the stack is left.
+//! endpoint's count with the rows, run `fleet verify`, tear down, and check that nothing of
+//! the stack is left.
 //!
 //! The test runs under a stack name and host ports of its own, so it cannot touch another
 //! stack; a guard tears the stack down also when an assertion fails.
@@ -290,6 +291,10 @@ async fn events_flow_from_vehicles_to_postgres() {
         .await
         .unwrap();
     assert!(page.contains("<html"), "a browser gets a page");
+
+    // `fleet verify`: probes through ingest into Kafka and diag, no seq gap per vehicle.
+    let verify = stack.fleet_ok(&["verify", "--probes", "10"]).await;
+    assert!(verify.contains("verify: all checks passed"), "{verify}");
 
     // Kafka clients on the host produce and consume through the published port.
     host_kafka_round_trip(&status_bootstrap(&stack).await).await;

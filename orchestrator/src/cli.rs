@@ -75,6 +75,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the pipeline end to end: probes through ingest into Kafka and diag, no seq gap
+    /// per vehicle, POST-to-row latency. Exit 1 if a check fails.
+    Verify {
+        /// Probe events to send.
+        #[arg(long, default_value_t = 20)]
+        probes: u32,
+        /// How long rows may take to appear.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Show a service's container output (e.g. `ingest`, `consumer`, `vehicle-0`).
     Logs {
         /// Service or container suffix.

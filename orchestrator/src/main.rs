@@ -46,6 +46,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             commands::teardown::run(&ctx, fleet_only).await?;
         }
         Command::Status { json } => return commands::status::run(&ctx, json).await,
+        Command::Verify { probes, timeout } => {
+            return commands::verify::run(&ctx, probes, timeout).await;
+        }
         Command::Logs {
             service,
             follow,

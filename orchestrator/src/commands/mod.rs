@@ -8,5 +8,6 @@ pub mod logs;
 pub mod status;
 pub mod teardown;
 pub mod up;
+pub mod verify;
 
 pub use context::Ctx;
