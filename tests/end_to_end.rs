@@ -135,6 +135,77 @@ async fn container_ids(docker: &Docker, stack: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every container runs without capabilities, with no-new-privileges and limits; our services
+/// run as a non-root user on a read-only root; no container's environment holds the password.
+async fn assert_hardened(stack: &TestStack) {
+    let raw = bollard::Docker::connect_with_local_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let password = std::fs::read_to_string(stack.state_dir.join("postgres-password")).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(stack.state_dir.join("postgres-password"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the password file is private");
+    for service in [
+        "zookeeper",
+        "broker",
+        "broker-host",
+        "postgres",
+        "ingest",
+        "consumer",
+    ] {
+        let name = format!("{}-{service}", stack.name);
+        let inspect = raw.inspect_container(&name, None).await.expect("inspect");
+        let host = inspect.host_config.expect("host config");
+        let config = inspect.config.expect("config");
+        assert_eq!(
+            host.cap_drop,
+            Some(vec!["ALL".to_owned()]),
+            "{name} drops capabilities"
+        );
+        assert!(
+            host.security_opt
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o.starts_with("no-new-privileges")),
+            "{name} forbids new privileges"
+        );
+        assert!(
+            host.memory.unwrap_or(0) > 0 && host.pids_limit.unwrap_or(0) > 0,
+            "{name} limits"
+        );
+        let user = config.user.unwrap_or_default();
+        assert!(
+            !user.is_empty() && user != "root" && user != "0",
+            "{name} runs as {user:?}"
+        );
+        for var in config.env.unwrap_or_default() {
+            assert!(
+                !var.contains(password.trim_end()),
+                "{name} has the password in {var:?}"
+            );
+        }
+        for mount in inspect.mounts.unwrap_or_default() {
+            assert_ne!(
+                mount.source.as_deref(),
+                Some("/var/run/docker.sock"),
+                "{name} mounts the Docker socket"
+            );
+        }
+        if ["ingest", "consumer"].contains(&service) {
+            assert_eq!(
+                host.readonly_rootfs,
+                Some(true),
+                "{name} has a read-only root"
+            );
+        }
+    }
+}
+
 /// Per VIN: (rows, min seq, max seq, distinct seqs).
 async fn rows_per_vehicle(client: &tokio_postgres::Client) -> Vec<(String, i64, i64, i64, i64)> {
     client
@@ -231,6 +302,8 @@ async fn events_flow_from_vehicles_to_postgres() {
     stack.fleet_ok(&["launch-infra"]).await;
     assert_eq!(container_ids(&docker, &stack.name).await, before);
 
+    assert_hardened(&stack).await;
+
     stack
         .fleet_ok(&["launch-fleet", "--num-vehicles", &VEHICLES.to_string()])
         .await;
@@ -307,6 +380,16 @@ async fn events_flow_from_vehicles_to_postgres() {
         status["vehicle_containers"].as_array().map(Vec::len),
         Some(VEHICLES as usize)
     );
+
+    // launch-fleet with another N scales the fleet to N.
+    stack
+        .fleet_ok(&["launch-fleet", "--num-vehicles", "2"])
+        .await;
+    let vehicles = docker
+        .list_stack_containers(&stack.name, Some("vehicle"))
+        .await
+        .unwrap();
+    assert_eq!(vehicles.len(), 2, "scaled down to 2: {vehicles:?}");
 
     // --fleet-only removes the vehicles and nothing else.
     stack.fleet_ok(&["teardown", "--fleet-only"]).await;

@@ -1,0 +1,305 @@
+//! Safety of the orchestrator, through the real `fleet` binary and Docker engine: an occupied
+//! host port fails before anything is created; a launch that fails part way removes what it
+//! created and shows the failing service's logs; fleet never touches what it does not own.
+//!
+//! Each test runs under a stack name of its own and cleans up after itself.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Output;
+
+use bollard::models::{ContainerCreateBody, NetworkCreateRequest, VolumeCreateRequest};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use fleet_orchestrator::docker::{Docker, LABEL_STACK};
+use tokio::sync::OnceCell;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn config_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config.master.toml")
+}
+
+/// Environment for a stack of the test's own, with free ports.
+fn stack_env(name: &str) -> BTreeMap<String, String> {
+    let state = std::env::temp_dir().join(format!("fleet-{name}-state"));
+    BTreeMap::from([
+        ("FLEET_STACK__NAME".to_owned(), name.to_owned()),
+        (
+            "FLEET_STACK__STATE_DIR".to_owned(),
+            state.display().to_string(),
+        ),
+        (
+            "FLEET_ZOOKEEPER__HOST_PORT".to_owned(),
+            free_port().to_string(),
+        ),
+        (
+            "FLEET_BROKER__HOST_PORT".to_owned(),
+            free_port().to_string(),
+        ),
+        (
+            "FLEET_POSTGRES__HOST_PORT".to_owned(),
+            free_port().to_string(),
+        ),
+        (
+            "FLEET_INGEST__HOST_PORT".to_owned(),
+            free_port().to_string(),
+        ),
+    ])
+}
+
+async fn fleet(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+        .args(["--progress", "plain", "--config"])
+        .arg(config_file())
+        .args(args)
+        .envs(env)
+        .output()
+        .await
+        .expect("fleet runs");
+    eprintln!(
+        "$ fleet {} -> {}\n{}{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The images of the stack, built once for all tests of this file.
+async fn images() -> &'static HashMap<String, String> {
+    static IMAGES: OnceCell<HashMap<String, String>> = OnceCell::const_new();
+    IMAGES
+        .get_or_init(|| async {
+            let output = fleet(&BTreeMap::new(), &["build"]).await;
+            assert!(output.status.success(), "fleet build");
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|l| {
+                    let mut words = l.split_whitespace();
+                    Some((words.next()?.to_owned(), words.next()?.to_owned()))
+                })
+                .collect()
+        })
+        .await
+}
+
+async fn assert_nothing_left(docker: &Docker, stack: &str) {
+    assert!(
+        docker
+            .list_stack_containers(stack, None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "containers of {stack} left"
+    );
+    assert!(
+        docker.list_stack_networks(stack).await.unwrap().is_empty(),
+        "networks of {stack} left"
+    );
+    assert!(
+        docker.list_stack_volumes(stack).await.unwrap().is_empty(),
+        "volumes of {stack} left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn occupied_port_fails_before_anything_is_created() {
+    let name = format!("safe-port-{}", std::process::id());
+    let mut env = stack_env(&name);
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    env.insert("FLEET_INGEST__HOST_PORT".into(), port.to_string());
+
+    let output = fleet(&env, &["launch-infra"]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "an infrastructure error exits 2"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("host port {port}")), "{stderr}");
+    assert!(
+        stderr.contains("ingest.host_port"),
+        "names the key: {stderr}"
+    );
+    assert!(
+        stderr.contains("FLEET_INGEST__HOST_PORT"),
+        "names the override: {stderr}"
+    );
+    let docker = Docker::connect().await.unwrap();
+    assert_nothing_left(&docker, &name).await;
+    drop(holder);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_launch_rolls_back_and_shows_the_logs() {
+    let images = images().await;
+    let name = format!("safe-fail-{}", std::process::id());
+    let mut env = stack_env(&name);
+    // Inject a failure: ZooKeeper's container runs a command that prints and exits.
+    env.insert(
+        "FLEET_ZOOKEEPER__UPSTREAM__IMAGE".into(),
+        images["runtime"].clone(),
+    );
+    env.insert(
+        "FLEET_ZOOKEEPER__UPSTREAM__COMMAND".into(),
+        r#"["sh", "-c", "echo injected-failure-marker; exit 3"]"#.into(),
+    );
+    let output = fleet(&env, &["launch-infra"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("service zookeeper"),
+        "names the service: {stderr}"
+    );
+    assert!(stderr.contains("ruok"), "names the probe: {stderr}");
+    assert!(stderr.contains("last 30 log lines"), "{stderr}");
+    assert!(
+        stderr.contains("injected-failure-marker"),
+        "shows the container's output: {stderr}"
+    );
+    assert!(stderr.contains("rollback"), "{stderr}");
+    let docker = Docker::connect().await.unwrap();
+    assert_nothing_left(&docker, &name).await;
+    let _ = fleet(&env, &["teardown"]).await;
+}
+
+/// Decoys of another stack and of nobody; removed when dropped.
+struct Decoys {
+    docker: bollard::Docker,
+    containers: Vec<String>,
+    network: String,
+    volume: String,
+}
+
+impl Decoys {
+    async fn exist(&self) -> bool {
+        for c in &self.containers {
+            if self.docker.inspect_container(c, None).await.is_err() {
+                return false;
+            }
+        }
+        self.docker
+            .inspect_network(&self.network, None)
+            .await
+            .is_ok()
+            && self.docker.inspect_volume(&self.volume).await.is_ok()
+    }
+}
+
+impl Drop for Decoys {
+    fn drop(&mut self) {
+        let docker = self.docker.clone();
+        let (containers, network, volume) = (
+            self.containers.clone(),
+            self.network.clone(),
+            self.volume.clone(),
+        );
+        // Clean up on a runtime of its own: Drop may run while the test's runtime unwinds.
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(async move {
+                    for c in containers {
+                        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+                        let _ = docker.remove_container(&c, Some(options)).await;
+                    }
+                    let _ = docker.remove_network(&network).await;
+                    let _ = docker
+                        .remove_volume(
+                            &volume,
+                            None::<bollard::query_parameters::RemoveVolumeOptions>,
+                        )
+                        .await;
+                });
+        })
+        .join()
+        .ok();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fleet_never_touches_what_it_does_not_own() {
+    let images = images().await;
+    let name = format!("safe-own-{}", std::process::id());
+    let env = stack_env(&name);
+    let other = format!("{name}-other");
+    let raw = bollard::Docker::connect_with_local_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let labels = HashMap::from([(LABEL_STACK.to_owned(), other.clone())]);
+    let create = |container: String, labels: Option<HashMap<String, String>>| {
+        let raw = raw.clone();
+        let image = images["runtime"].clone();
+        async move {
+            let options = CreateContainerOptionsBuilder::default()
+                .name(&container)
+                .build();
+            let body = ContainerCreateBody {
+                image: Some(image),
+                cmd: Some(vec!["sleep".into(), "600".into()]),
+                labels,
+                ..Default::default()
+            };
+            raw.create_container(Some(options), body)
+                .await
+                .expect("create decoy");
+            container
+        }
+    };
+    let decoys = Decoys {
+        containers: vec![
+            // Same name as the stack's ZooKeeper, but nobody's.
+            create(format!("{name}-zookeeper"), None).await,
+            // Another stack's.
+            create(format!("{other}-ingest"), Some(labels.clone())).await,
+        ],
+        network: format!("{other}-net"),
+        volume: format!("{other}-data"),
+        docker: raw.clone(),
+    };
+    raw.create_network(NetworkCreateRequest {
+        name: decoys.network.clone(),
+        labels: Some(labels.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    raw.create_volume(VolumeCreateRequest {
+        name: Some(decoys.volume.clone()),
+        labels: Some(labels),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    // A launch refuses to take over a same-named container it does not own.
+    let output = fleet(&env, &["launch-infra"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("does not carry the label"), "{stderr}");
+    assert!(decoys.exist().await, "the launch touched a decoy");
+
+    // Teardown of this stack leaves the decoys, including the other stack's.
+    let output = fleet(&env, &["teardown"]).await;
+    assert!(output.status.success());
+    assert!(decoys.exist().await, "teardown touched a decoy");
+    let docker = Docker::connect().await.unwrap();
+    assert_nothing_left(&docker, &name).await;
+    assert_eq!(
+        docker
+            .list_stack_containers(&other, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
