@@ -375,6 +375,13 @@ async fn events_flow_from_vehicles_to_postgres() {
     let status: serde_json::Value =
         serde_json::from_str(&stack.fleet_ok(&["status", "--json"]).await).expect("status JSON");
     assert_eq!(status["all_ready"], true, "{status}");
+    assert!(status["rows_stored"].as_i64() >= Some(stored), "{status}");
+    assert!(
+        status["consumer_lag"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty()),
+        "{status}"
+    );
     assert_eq!(status["events_url"], events_url.as_str());
     assert_eq!(
         status["vehicle_containers"].as_array().map(Vec::len),

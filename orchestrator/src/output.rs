@@ -16,12 +16,15 @@ pub enum ProgressMode {
     Tty,
     /// One line per event.
     Plain,
+    /// One JSON object per event (`{"step": ..., "event": "start"|"ok"|"failed", ...}`).
+    Json,
 }
 
 /// The progress display shared by a command's tasks.
 #[derive(Debug, Clone)]
 pub struct Progress {
     multi: Option<MultiProgress>,
+    json: bool,
 }
 
 /// One long step: a spinner, or a start and an end line.
@@ -30,6 +33,17 @@ pub struct Step {
     bar: Option<ProgressBar>,
     label: String,
     started: Instant,
+    json: bool,
+}
+
+fn json_line(step: &str, event: &str, detail: &str, seconds: Option<f64>) {
+    let line = serde_json::json!({
+        "step": step.trim(),
+        "event": event,
+        "detail": detail,
+        "seconds": seconds,
+    });
+    eprintln!("{line}");
 }
 
 impl Progress {
@@ -38,10 +52,11 @@ impl Progress {
         let tty = match mode {
             ProgressMode::Auto => std::io::stderr().is_terminal(),
             ProgressMode::Tty => true,
-            ProgressMode::Plain => false,
+            ProgressMode::Plain | ProgressMode::Json => false,
         };
         Self {
             multi: tty.then(MultiProgress::new),
+            json: mode == ProgressMode::Json,
         }
     }
 
@@ -59,6 +74,10 @@ impl Progress {
                 bar.enable_steady_tick(Duration::from_millis(120));
                 Some(bar)
             }
+            None if self.json => {
+                json_line(&label, "start", "", None);
+                None
+            }
             None => {
                 eprintln!("... {label}");
                 None
@@ -68,6 +87,7 @@ impl Progress {
             bar,
             label,
             started: Instant::now(),
+            json: self.json,
         }
     }
 
@@ -77,6 +97,7 @@ impl Progress {
             Some(multi) => {
                 let _ = multi.println(text.as_ref());
             }
+            None if self.json => json_line("", "message", text.as_ref(), None),
             None => eprintln!("{}", text.as_ref()),
         }
     }
@@ -92,18 +113,11 @@ impl Step {
 
     /// Ends the step successfully.
     pub fn finish(self, outcome: &str) {
-        let line = format!(
-            "ok  {} {} ({:.1}s)",
-            self.label,
-            outcome,
-            self.started.elapsed().as_secs_f64()
-        );
+        let seconds = self.started.elapsed().as_secs_f64();
         match self.bar {
-            Some(bar) => bar.finish_with_message(format!(
-                "{outcome} ({:.1}s)",
-                self.started.elapsed().as_secs_f64()
-            )),
-            None => eprintln!("{line}"),
+            Some(bar) => bar.finish_with_message(format!("{outcome} ({seconds:.1}s)")),
+            None if self.json => json_line(&self.label, "ok", outcome, Some(seconds)),
+            None => eprintln!("ok  {} {outcome} ({seconds:.1}s)", self.label),
         }
     }
 
@@ -111,6 +125,12 @@ impl Step {
     pub fn fail(self, why: &str) {
         match self.bar {
             Some(bar) => bar.abandon_with_message(format!("FAILED: {why}")),
+            None if self.json => json_line(
+                &self.label,
+                "failed",
+                why,
+                Some(self.started.elapsed().as_secs_f64()),
+            ),
             None => eprintln!("ERR {} FAILED: {why}", self.label),
         }
     }

@@ -26,6 +26,19 @@ pub struct ServiceStatus {
     pub published: BTreeMap<u16, String>,
 }
 
+/// How far the consumer is behind on one partition of the input topic.
+#[derive(Debug, Serialize)]
+pub struct PartitionLag {
+    /// Partition.
+    pub partition: i32,
+    /// The broker's high watermark.
+    pub high_watermark: i64,
+    /// The next offset the consumer will store (from `consumer_offsets`, written with the rows).
+    pub stored_offset: i64,
+    /// Records not yet stored.
+    pub lag: i64,
+}
+
 /// The whole status.
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -43,8 +56,70 @@ pub struct Status {
     pub services: Vec<ServiceStatus>,
     /// Vehicle containers.
     pub vehicle_containers: Vec<ServiceStatus>,
+    /// Rows in `diag`, when PostgreSQL answers.
+    pub rows_stored: Option<i64>,
+    /// Consumer lag per partition, when the broker and PostgreSQL answer.
+    pub consumer_lag: Option<Vec<PartitionLag>>,
     /// Whether every infrastructure service is ready.
     pub all_ready: bool,
+}
+
+/// Rows stored and the consumer's lag per partition (None where a part does not answer).
+async fn pipeline_figures(
+    ctx: &Ctx,
+    host: std::net::IpAddr,
+    password: &str,
+) -> (Option<i64>, Option<Vec<PartitionLag>>) {
+    let c = &ctx.config;
+    let pg_addr = std::net::SocketAddr::new(host, c.postgres.host_port);
+    let Ok(pg) =
+        crate::probes::postgres_connect(pg_addr, &c.postgres.user, password, &c.postgres.database)
+            .await
+    else {
+        return (None, None);
+    };
+    let rows = pg
+        .query_one("SELECT count(*) FROM diag", &[])
+        .await
+        .ok()
+        .map(|r| r.get::<_, i64>(0));
+    let stored: Vec<(i32, i64)> = match pg
+        .query(
+            "SELECT kafka_partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
+            &[&c.consumer.group, &c.broker.topic],
+        )
+        .await
+    {
+        Ok(rows) => rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        Err(_) => return (rows, None),
+    };
+    let bootstrap = std::net::SocketAddr::new(host, c.broker.host_port).to_string();
+    let topic = c.broker.topic.clone();
+    let watermarks = tokio::task::spawn_blocking(move || {
+        crate::probes::partition_watermarks(&bootstrap, &topic)
+    })
+    .await
+    .ok()
+    .and_then(Result::ok);
+    let lag = watermarks.map(|marks| {
+        marks
+            .into_iter()
+            .map(|(partition, high)| {
+                let stored_offset = stored
+                    .iter()
+                    .find(|(p, _)| *p == partition)
+                    .map(|(_, o)| *o)
+                    .unwrap_or(0);
+                PartitionLag {
+                    partition,
+                    high_watermark: high,
+                    stored_offset,
+                    lag: (high - stored_offset).max(0),
+                }
+            })
+            .collect()
+    });
+    (rows, lag)
 }
 
 /// Collects the status.
@@ -107,6 +182,11 @@ pub async fn collect(ctx: &Ctx) -> anyhow::Result<Status> {
         })
         .collect();
     let all_ready = services.iter().all(|s| s.ready);
+    let (rows_stored, consumer_lag) = if all_ready {
+        pipeline_figures(ctx, host, password.trim_end()).await
+    } else {
+        (None, None)
+    };
     let c = &ctx.config;
     Ok(Status {
         stack: stack.to_owned(),
@@ -119,6 +199,8 @@ pub async fn collect(ctx: &Ctx) -> anyhow::Result<Status> {
         password_file: password_file.display().to_string(),
         services,
         vehicle_containers,
+        rows_stored,
+        consumer_lag,
         all_ready,
     })
 }
@@ -146,6 +228,17 @@ pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<bool> {
         "vehicles: {running}/{} container(s) running",
         status.vehicle_containers.len()
     );
+    if let Some(rows) = status.rows_stored {
+        println!("rows stored in diag: {rows}");
+    }
+    if let Some(lag) = &status.consumer_lag {
+        let total: i64 = lag.iter().map(|p| p.lag).sum();
+        let parts: Vec<String> = lag
+            .iter()
+            .map(|p| format!("p{}={}", p.partition, p.lag))
+            .collect();
+        println!("consumer lag: {total} ({})", parts.join(", "));
+    }
     println!("events:   {}", status.events_url);
     println!("kafka:    {}", status.kafka_bootstrap);
     println!(

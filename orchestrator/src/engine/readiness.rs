@@ -89,8 +89,9 @@ pub async fn probe_once(
                     .await?;
             if setup {
                 probes::apply_schema(&mut client).await?;
+                return Ok("query ok, schema applied".into());
             }
-            Ok("query ok, schema applied".into())
+            Ok("query ok".into())
         }
         Readiness::Http { port, path } => {
             let url = format!("http://{}{path}", published(info, host, *port)?);

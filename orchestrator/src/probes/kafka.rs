@@ -65,3 +65,27 @@ pub async fn create_topics(bootstrap: &str, topics: &[(String, i32)]) -> Result<
     }
     Ok(())
 }
+
+/// The high watermark of every partition of `topic` (blocking; call from a blocking task).
+pub fn partition_watermarks(bootstrap: &str, topic: &str) -> Result<Vec<(i32, i64)>, ProbeError> {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .create()
+        .map_err(|e| ProbeError::new(format!("Kafka client for {bootstrap}: {e}")))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(3))
+        .map_err(|e| ProbeError::new(format!("metadata of {topic}: {e}")))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    partitions
+        .into_iter()
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(3))
+                .map(|(_, high)| (p, high))
+                .map_err(|e| ProbeError::new(format!("watermarks of {topic}/{p}: {e}")))
+        })
+        .collect()
+}

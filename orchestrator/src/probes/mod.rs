@@ -8,7 +8,7 @@ mod postgres;
 mod zookeeper;
 
 pub use http::http_ok;
-pub use kafka::{create_topics, kafka_metadata};
+pub use kafka::{create_topics, kafka_metadata, partition_watermarks};
 pub use postgres::{apply_schema, connect as postgres_connect};
 pub use zookeeper::zookeeper_ruok;
 
