@@ -7,123 +7,17 @@
 //! The test runs under a stack name and host ports of its own, so it cannot touch another
 //! stack; a guard tears the stack down also when an assertion fails.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Output;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use fleet_orchestrator::docker::Docker;
+use support::TestStack;
 
 /// Vehicles launched.
 const VEHICLES: i64 = 3;
 /// Rows each vehicle must have.
 const ROWS_PER_VEHICLE: i64 = 5;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A stack of the test's own; dropping it tears it down.
-struct TestStack {
-    name: String,
-    env: BTreeMap<String, String>,
-    state_dir: PathBuf,
-    pg_port: u16,
-    ingest_port: u16,
-}
-
-impl TestStack {
-    fn new(tag: &str) -> Self {
-        let name = format!("e2e-{tag}-{}", std::process::id());
-        let state_root = std::env::temp_dir().join(format!("fleet-{name}-state"));
-        let (zk, broker, pg_port, ingest_port) =
-            (free_port(), free_port(), free_port(), free_port());
-        let env = BTreeMap::from([
-            ("FLEET_STACK__NAME".to_owned(), name.clone()),
-            (
-                "FLEET_STACK__STATE_DIR".to_owned(),
-                state_root.display().to_string(),
-            ),
-            ("FLEET_ZOOKEEPER__HOST_PORT".to_owned(), zk.to_string()),
-            ("FLEET_BROKER__HOST_PORT".to_owned(), broker.to_string()),
-            ("FLEET_POSTGRES__HOST_PORT".to_owned(), pg_port.to_string()),
-            (
-                "FLEET_INGEST__HOST_PORT".to_owned(),
-                ingest_port.to_string(),
-            ),
-        ]);
-        Self {
-            state_dir: state_root.join(&name),
-            name,
-            env,
-            pg_port,
-            ingest_port,
-        }
-    }
-
-    fn config_file() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config.master.toml")
-    }
-
-    async fn fleet(&self, args: &[&str]) -> Output {
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
-            .arg("--progress")
-            .arg("plain")
-            .arg("--config")
-            .arg(Self::config_file())
-            .args(args)
-            .envs(&self.env)
-            .output()
-            .await
-            .expect("fleet runs");
-        eprintln!(
-            "$ fleet {} -> {}\n{}{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
-    }
-
-    async fn fleet_ok(&self, args: &[&str]) -> String {
-        let output = self.fleet(args).await;
-        assert!(output.status.success(), "fleet {} failed", args.join(" "));
-        String::from_utf8(output.stdout).expect("utf-8 output")
-    }
-
-    async fn postgres(&self) -> tokio_postgres::Client {
-        let password = std::fs::read_to_string(self.state_dir.join("postgres-password"))
-            .expect("the password file exists after launch");
-        let (client, connection) = tokio_postgres::Config::new()
-            .host("127.0.0.1")
-            .port(self.pg_port)
-            .user("fleet")
-            .password(password.trim_end())
-            .dbname("av_telemetry")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .expect("connect to the stack's PostgreSQL from the host");
-        tokio::spawn(connection);
-        client
-    }
-}
-
-impl Drop for TestStack {
-    fn drop(&mut self) {
-        // Always tear down, also after a failed assertion.
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
-            .args(["--progress", "plain", "--config"])
-            .arg(Self::config_file())
-            .arg("teardown")
-            .envs(&self.env)
-            .status();
-        eprintln!("teardown of {}: {status:?}", self.name);
-    }
-}
 
 async fn container_ids(docker: &Docker, stack: &str) -> Vec<(String, String)> {
     docker
@@ -286,11 +180,11 @@ async fn host_kafka_round_trip(bootstrap: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn events_flow_from_vehicles_to_postgres() {
-    let stack = TestStack::new("flow");
+    let stack = TestStack::new("e2e-flow", &[]);
     let docker = Docker::connect().await.expect("the Docker engine answers");
 
     let out = stack.fleet_ok(&["launch-infra"]).await;
-    let events_url = format!("http://127.0.0.1:{}/events", stack.ingest_port);
+    let events_url = stack.events_url();
     assert!(
         out.contains(&events_url),
         "launch-infra prints the events URL: {out}"

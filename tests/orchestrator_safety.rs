@@ -4,72 +4,15 @@
 //!
 //! Each test runs under a stack name of its own and cleans up after itself.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::process::Output;
 
 use bollard::models::{ContainerCreateBody, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 use fleet_orchestrator::docker::{Docker, LABEL_STACK};
+use support::{TestStack, fleet};
 use tokio::sync::OnceCell;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn config_file() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config.master.toml")
-}
-
-/// Environment for a stack of the test's own, with free ports.
-fn stack_env(name: &str) -> BTreeMap<String, String> {
-    let state = std::env::temp_dir().join(format!("fleet-{name}-state"));
-    BTreeMap::from([
-        ("FLEET_STACK__NAME".to_owned(), name.to_owned()),
-        (
-            "FLEET_STACK__STATE_DIR".to_owned(),
-            state.display().to_string(),
-        ),
-        (
-            "FLEET_ZOOKEEPER__HOST_PORT".to_owned(),
-            free_port().to_string(),
-        ),
-        (
-            "FLEET_BROKER__HOST_PORT".to_owned(),
-            free_port().to_string(),
-        ),
-        (
-            "FLEET_POSTGRES__HOST_PORT".to_owned(),
-            free_port().to_string(),
-        ),
-        (
-            "FLEET_INGEST__HOST_PORT".to_owned(),
-            free_port().to_string(),
-        ),
-    ])
-}
-
-async fn fleet(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
-        .args(["--progress", "plain", "--config"])
-        .arg(config_file())
-        .args(args)
-        .envs(env)
-        .output()
-        .await
-        .expect("fleet runs");
-    eprintln!(
-        "$ fleet {} -> {}\n{}{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 /// The images of the stack, built once for all tests of this file.
 async fn images() -> &'static HashMap<String, String> {
@@ -110,13 +53,14 @@ async fn assert_nothing_left(docker: &Docker, stack: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn occupied_port_fails_before_anything_is_created() {
-    let name = format!("safe-port-{}", std::process::id());
-    let mut env = stack_env(&name);
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();
-    env.insert("FLEET_INGEST__HOST_PORT".into(), port.to_string());
+    let stack = TestStack::new(
+        "safe-port",
+        &[("FLEET_INGEST__HOST_PORT", &port.to_string())],
+    );
 
-    let output = fleet(&env, &["launch-infra"]).await;
+    let output = stack.fleet(&["launch-infra"]).await;
     assert_eq!(
         output.status.code(),
         Some(2),
@@ -133,25 +77,25 @@ async fn occupied_port_fails_before_anything_is_created() {
         "names the override: {stderr}"
     );
     let docker = Docker::connect().await.unwrap();
-    assert_nothing_left(&docker, &name).await;
+    assert_nothing_left(&docker, &stack.name).await;
     drop(holder);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_launch_rolls_back_and_shows_the_logs() {
     let images = images().await;
-    let name = format!("safe-fail-{}", std::process::id());
-    let mut env = stack_env(&name);
     // Inject a failure: ZooKeeper's container runs a command that prints and exits.
-    env.insert(
-        "FLEET_ZOOKEEPER__UPSTREAM__IMAGE".into(),
-        images["runtime"].clone(),
+    let stack = TestStack::new(
+        "safe-fail",
+        &[
+            ("FLEET_ZOOKEEPER__UPSTREAM__IMAGE", &images["runtime"]),
+            (
+                "FLEET_ZOOKEEPER__UPSTREAM__COMMAND",
+                r#"["sh", "-c", "echo injected-failure-marker; exit 3"]"#,
+            ),
+        ],
     );
-    env.insert(
-        "FLEET_ZOOKEEPER__UPSTREAM__COMMAND".into(),
-        r#"["sh", "-c", "echo injected-failure-marker; exit 3"]"#.into(),
-    );
-    let output = fleet(&env, &["launch-infra"]).await;
+    let output = stack.fleet(&["launch-infra"]).await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -166,8 +110,7 @@ async fn failed_launch_rolls_back_and_shows_the_logs() {
     );
     assert!(stderr.contains("rollback"), "{stderr}");
     let docker = Docker::connect().await.unwrap();
-    assert_nothing_left(&docker, &name).await;
-    let _ = fleet(&env, &["teardown"]).await;
+    assert_nothing_left(&docker, &stack.name).await;
 }
 
 /// Decoys of another stack and of nobody; removed when dropped.
@@ -227,8 +170,8 @@ impl Drop for Decoys {
 #[tokio::test(flavor = "multi_thread")]
 async fn fleet_never_touches_what_it_does_not_own() {
     let images = images().await;
-    let name = format!("safe-own-{}", std::process::id());
-    let env = stack_env(&name);
+    let stack = TestStack::new("safe-own", &[]);
+    let name = stack.name.clone();
     let other = format!("{name}-other");
     let raw = bollard::Docker::connect_with_local_defaults()
         .unwrap()
@@ -282,14 +225,14 @@ async fn fleet_never_touches_what_it_does_not_own() {
     .unwrap();
 
     // A launch refuses to take over a same-named container it does not own.
-    let output = fleet(&env, &["launch-infra"]).await;
+    let output = stack.fleet(&["launch-infra"]).await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("does not carry the label"), "{stderr}");
     assert!(decoys.exist().await, "the launch touched a decoy");
 
     // Teardown of this stack leaves the decoys, including the other stack's.
-    let output = fleet(&env, &["teardown"]).await;
+    let output = stack.fleet(&["teardown"]).await;
     assert!(output.status.success());
     assert!(decoys.exist().await, "teardown touched a decoy");
     let docker = Docker::connect().await.unwrap();

@@ -268,8 +268,21 @@ pub fn readiness(config: &Config, service: Service) -> Readiness {
     }
 }
 
-/// The plan for `config` with `images` and the stack's PostgreSQL `password`.
-pub fn infra_plan(config: &Config, images: &ImageSet, password: &str) -> InfraPlan {
+/// Where ingest finds its bearer tokens, when they are configured.
+pub const TOKENS_PATH: &str = "/run/secrets/ingest-tokens";
+
+/// What is handed to containers as files, never as environment.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    /// The stack's PostgreSQL password.
+    pub postgres_password: String,
+    /// The content of `ingest.tokens_file`, when set.
+    pub ingest_tokens: Option<Vec<u8>>,
+}
+
+/// The plan for `config` with `images` and the stack's `secrets`.
+pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> InfraPlan {
+    let password = secrets.postgres_password.as_str();
     let stack = &config.stack.name;
     let b = Builder {
         config,
@@ -387,7 +400,26 @@ pub fn infra_plan(config: &Config, images: &ImageSet, password: &str) -> InfraPl
             "INGEST_PRODUCE_TIMEOUT".to_owned(),
             humantime::format_duration(config.ingest.produce_timeout).to_string(),
         ),
+        (
+            "INGEST_RATE_LIMIT_PER_VIN".to_owned(),
+            config.ingest.rate_limit_per_vin.to_string(),
+        ),
     ]);
+    if let Some(tokens) = &secrets.ingest_tokens {
+        ingest
+            .env
+            .insert("INGEST_TOKENS_FILE".into(), TOKENS_PATH.into());
+        ingest.volumes.insert(
+            secrets_volume(stack, Service::Ingest),
+            "/run/secrets".into(),
+        );
+        ingest.files.push(SecretFile {
+            path: TOKENS_PATH.into(),
+            uid: RUNTIME_UID,
+            mode: 0o400,
+            content: tokens.clone(),
+        });
+    }
     services.push(ServicePlan {
         service: Service::Ingest,
         spec: ingest,
@@ -455,10 +487,14 @@ pub fn infra_plan(config: &Config, images: &ImageSet, password: &str) -> InfraPl
             .iter()
             .map(|s| (volume_name(stack, *s), s.name().to_owned()))
             .collect();
-    volumes.push((
-        secrets_volume(stack, Service::Consumer),
-        Service::Consumer.name().to_owned(),
-    ));
+    for service in [Service::Ingest, Service::Consumer] {
+        if services
+            .iter()
+            .any(|s| s.spec.volumes.contains_key(&secrets_volume(stack, service)))
+        {
+            volumes.push((secrets_volume(stack, service), service.name().to_owned()));
+        }
+    }
     InfraPlan {
         network: b.network,
         volumes,
@@ -567,6 +603,13 @@ mod tests {
         .unwrap()
     }
 
+    fn secrets(password: &str) -> Secrets {
+        Secrets {
+            postgres_password: password.into(),
+            ingest_tokens: None,
+        }
+    }
+
     fn images() -> ImageSet {
         let r = |n: &str| Resolved {
             reference: format!("fleet/{n}:1"),
@@ -582,7 +625,7 @@ mod tests {
 
     #[test]
     fn waves_respect_dependencies_and_parallelise() {
-        let plan = infra_plan(&config(), &images(), "pw");
+        let plan = infra_plan(&config(), &images(), &secrets("pw"));
         let waves = waves(&plan.services);
         let position = |s: Service| waves.iter().position(|w| w.contains(&s)).unwrap();
         for s in &plan.services {
@@ -608,7 +651,7 @@ mod tests {
 
     #[test]
     fn dependents_are_transitive() {
-        let plan = infra_plan(&config(), &images(), "pw");
+        let plan = infra_plan(&config(), &images(), &secrets("pw"));
         assert_eq!(
             dependents(&plan.services, &[Service::Broker]),
             vec![Service::BrokerHost, Service::Ingest, Service::Consumer]
@@ -623,7 +666,7 @@ mod tests {
     #[test]
     fn every_container_is_labelled_named_and_on_the_network() {
         let c = config();
-        let plan = infra_plan(&c, &images(), "pw");
+        let plan = infra_plan(&c, &images(), &secrets("pw"));
         assert_eq!(plan.services.len(), Service::ALL.len());
         for s in &plan.services {
             assert_eq!(s.spec.stack, "fleet");
@@ -637,7 +680,7 @@ mod tests {
 
     #[test]
     fn our_services_are_locked_down_and_every_volume_is_declared() {
-        let plan = infra_plan(&config(), &images(), "pw");
+        let plan = infra_plan(&config(), &images(), &secrets("pw"));
         for s in &plan.services {
             assert!(s.spec.hardening.drop_privileges, "{:?}", s.service);
             assert!(s.spec.hardening.memory_mib > 0 && s.spec.hardening.pids > 0);
@@ -656,7 +699,7 @@ mod tests {
 
     #[test]
     fn password_travels_as_a_file_never_in_env() {
-        let plan = infra_plan(&config(), &images(), "s3cret-pw");
+        let plan = infra_plan(&config(), &images(), &secrets("s3cret-pw"));
         for s in &plan.services {
             for (k, v) in &s.spec.env {
                 assert!(
@@ -676,9 +719,42 @@ mod tests {
     }
 
     #[test]
+    fn tokens_travel_as_a_file_in_a_secrets_volume() {
+        let mut s = secrets("pw");
+        s.ingest_tokens = Some(b"1M8GDM9AXKP042788 a-long-enough-token".to_vec());
+        let plan = infra_plan(&config(), &images(), &s);
+        let ingest = plan
+            .services
+            .iter()
+            .find(|p| p.service == Service::Ingest)
+            .unwrap();
+        assert_eq!(ingest.spec.env["INGEST_TOKENS_FILE"], TOKENS_PATH);
+        assert_eq!(ingest.spec.files[0].path, TOKENS_PATH);
+        assert!(
+            plan.volumes
+                .iter()
+                .any(|(v, _)| v == "fleet-ingest-secrets")
+        );
+        assert!(
+            !ingest
+                .spec
+                .env
+                .values()
+                .any(|v| v.contains("a-long-enough-token"))
+        );
+        let without = infra_plan(&config(), &images(), &secrets("pw"));
+        assert!(
+            !without
+                .volumes
+                .iter()
+                .any(|(v, _)| v == "fleet-ingest-secrets")
+        );
+    }
+
+    #[test]
     fn published_ports_come_from_config() {
         let c = config();
-        let plan = infra_plan(&c, &images(), "pw");
+        let plan = infra_plan(&c, &images(), &secrets("pw"));
         let host_port = |svc: Service| {
             plan.services
                 .iter()

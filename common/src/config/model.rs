@@ -163,6 +163,13 @@ pub struct IngestConfig {
     /// How long a request waits for the broker's acknowledgement before answering 503.
     #[serde(with = "humantime_serde")]
     pub produce_timeout: Duration,
+    /// Events per second one vehicle (VIN) may send; more get 429 with `Retry-After`. 0: off.
+    #[serde(default)]
+    pub rate_limit_per_vin: u32,
+    /// File of `VIN TOKEN` lines (relative to the config file): when set, every POST needs
+    /// `Authorization: Bearer <token>` of the records' VIN. Empty: no authentication.
+    #[serde(default)]
+    pub tokens_file: String,
     /// How long to wait for `/readyz`.
     #[serde(with = "humantime_serde")]
     pub start_timeout: Duration,

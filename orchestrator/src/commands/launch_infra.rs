@@ -32,7 +32,11 @@ struct Created {
 pub async fn run(ctx: &Ctx, keep_on_failure: bool) -> anyhow::Result<Launched> {
     let docker = ctx.docker().await?;
     // Preflight, before anything is built or created: names and ports do not depend on images.
-    let names_only = plan::infra_plan(&ctx.config, &ImageSet::unresolved(), "");
+    let names_only = plan::infra_plan(
+        &ctx.config,
+        &ImageSet::unresolved(),
+        &plan::Secrets::default(),
+    );
     let specs: Vec<_> = names_only.services.iter().map(|s| &s.spec).collect();
     engine::check_ports(&docker, &specs)
         .await
@@ -41,7 +45,11 @@ pub async fn run(ctx: &Ctx, keep_on_failure: bool) -> anyhow::Result<Launched> {
     let images = images::ensure_images(&docker, &ctx.config, &ctx.paths, &ctx.progress)
         .await
         .context("prepare images")?;
-    let plan = plan::infra_plan(&ctx.config, &images, &password);
+    let secrets = plan::Secrets {
+        postgres_password: password.clone(),
+        ingest_tokens: read_tokens(ctx)?,
+    };
+    let plan = plan::infra_plan(&ctx.config, &images, &secrets);
     let mut created = Created::default();
     match apply(ctx, &docker, &plan, &password, &mut created).await {
         Ok(services) => {
@@ -59,6 +67,18 @@ pub async fn run(ctx: &Ctx, keep_on_failure: bool) -> anyhow::Result<Launched> {
             Err(e)
         }
     }
+}
+
+/// The content of `ingest.tokens_file` (relative to the config file), when set.
+fn read_tokens(ctx: &Ctx) -> anyhow::Result<Option<Vec<u8>>> {
+    let file = &ctx.config.ingest.tokens_file;
+    if file.is_empty() {
+        return Ok(None);
+    }
+    let path = ctx.paths.workspace.join(file);
+    std::fs::read(&path)
+        .map(Some)
+        .with_context(|| format!("read ingest.tokens_file {}", path.display()))
 }
 
 async fn apply(

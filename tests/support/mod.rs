@@ -1,0 +1,143 @@
+//! What the tests that drive the real `fleet` binary share: a stack of the test's own (unique
+//! name, free host ports, private state directory) that is torn down when dropped, also after
+//! a failed assertion.
+
+#![allow(dead_code)] // Each test file uses a different part.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Output;
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The repository's config file.
+pub fn config_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config.master.toml")
+}
+
+/// Runs `fleet args...` with `env`, echoing its output into the test log.
+pub async fn fleet(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+        .args(["--progress", "plain", "--config"])
+        .arg(config_file())
+        .args(args)
+        .envs(env)
+        .output()
+        .await
+        .expect("fleet runs");
+    eprintln!(
+        "$ fleet {} -> {}\n{}{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A stack of the test's own; dropping it tears it down.
+pub struct TestStack {
+    /// Stack name (`io.fleet.stack`).
+    pub name: String,
+    /// `FLEET_*` overrides that select this stack.
+    pub env: BTreeMap<String, String>,
+    /// The stack's state directory (password file).
+    pub state_dir: PathBuf,
+    /// PostgreSQL's host port.
+    pub pg_port: u16,
+    /// ingest's host port.
+    pub ingest_port: u16,
+}
+
+impl TestStack {
+    /// A stack named `<prefix>-<pid>` with free ports; `extra` adds or replaces overrides.
+    pub fn new(prefix: &str, extra: &[(&str, &str)]) -> Self {
+        let name = format!("{prefix}-{}", std::process::id());
+        let state_root = std::env::temp_dir().join(format!("fleet-{name}-state"));
+        let (pg_port, ingest_port) = (free_port(), free_port());
+        let mut env = BTreeMap::from([
+            ("FLEET_STACK__NAME".to_owned(), name.clone()),
+            (
+                "FLEET_STACK__STATE_DIR".to_owned(),
+                state_root.display().to_string(),
+            ),
+            (
+                "FLEET_ZOOKEEPER__HOST_PORT".to_owned(),
+                free_port().to_string(),
+            ),
+            (
+                "FLEET_BROKER__HOST_PORT".to_owned(),
+                free_port().to_string(),
+            ),
+            ("FLEET_POSTGRES__HOST_PORT".to_owned(), pg_port.to_string()),
+            (
+                "FLEET_INGEST__HOST_PORT".to_owned(),
+                ingest_port.to_string(),
+            ),
+        ]);
+        for (key, value) in extra {
+            env.insert((*key).to_owned(), (*value).to_owned());
+        }
+        let ingest_port = env["FLEET_INGEST__HOST_PORT"].parse().expect("a port");
+        Self {
+            state_dir: state_root.join(&name),
+            name,
+            env,
+            pg_port,
+            ingest_port,
+        }
+    }
+
+    /// Runs `fleet args...` against this stack.
+    pub async fn fleet(&self, args: &[&str]) -> Output {
+        fleet(&self.env, args).await
+    }
+
+    /// Runs `fleet args...` and asserts success; returns stdout.
+    pub async fn fleet_ok(&self, args: &[&str]) -> String {
+        let output = self.fleet(args).await;
+        assert!(output.status.success(), "fleet {} failed", args.join(" "));
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// The events endpoint on the host.
+    pub fn events_url(&self) -> String {
+        format!("http://127.0.0.1:{}/events", self.ingest_port)
+    }
+
+    /// A client of the stack's PostgreSQL, from the host.
+    pub async fn postgres(&self) -> tokio_postgres::Client {
+        let password = std::fs::read_to_string(self.state_dir.join("postgres-password"))
+            .expect("the password file exists after launch");
+        let (client, connection) = tokio_postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.pg_port)
+            .user("fleet")
+            .password(password.trim_end())
+            .dbname("av_telemetry")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect to the stack's PostgreSQL from the host");
+        tokio::spawn(connection);
+        client
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        // Always tear down, also after a failed assertion.
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+            .args(["--progress", "plain", "--config"])
+            .arg(config_file())
+            .arg("teardown")
+            .envs(&self.env)
+            .status();
+        eprintln!("teardown of {}: {status:?}", self.name);
+    }
+}
