@@ -100,6 +100,58 @@ async fn assert_hardened(stack: &TestStack) {
     }
 }
 
+/// The consumer's aggregates equal a brute-force recomputation from `diag`, read in one
+/// snapshot (the consumer writes rows and aggregates in one transaction).
+async fn assert_analytics_match_diag(pg: &tokio_postgres::Client) {
+    let queries = [
+        (
+            "per-vehicle summary",
+            "SELECT vin::text, count(*), min(ts), max(ts) FROM diag GROUP BY vin ORDER BY vin",
+            "SELECT vin, events, first_seen, last_seen FROM vehicle_summary ORDER BY vin",
+        ),
+        (
+            "per-second windows",
+            "SELECT date_trunc('second', ts), count(*), count(DISTINCT vin) FROM diag GROUP BY 1 ORDER BY 1",
+            "SELECT window_start, events, vehicles FROM window_metrics WHERE granularity = 'second' ORDER BY 1",
+        ),
+        (
+            "per-minute windows",
+            "SELECT date_trunc('minute', ts), count(*), count(DISTINCT vin) FROM diag GROUP BY 1 ORDER BY 1",
+            "SELECT window_start, events, vehicles FROM window_metrics WHERE granularity = 'minute' ORDER BY 1",
+        ),
+        (
+            "per-model counts",
+            "SELECT make::text, model::text, count(*), count(DISTINCT vin) FROM diag GROUP BY 1, 2 ORDER BY 1, 2",
+            "SELECT make, model, events, vehicles FROM make_model_counts WHERE model <> '' ORDER BY 1, 2",
+        ),
+    ];
+    pg.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    for (what, brute, aggregate) in queries {
+        let expected = pg.query(brute, &[]).await.expect(brute);
+        let got = pg.query(aggregate, &[]).await.expect(aggregate);
+        let render = |rows: &[tokio_postgres::Row]| -> Vec<String> {
+            rows.iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| match r.columns()[i].type_().name() {
+                            "int8" => r.get::<_, i64>(i).to_string(),
+                            "timestamptz" => {
+                                r.get::<_, chrono::DateTime<chrono::Utc>>(i).to_rfc3339()
+                            }
+                            _ => r.get::<_, String>(i),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect()
+        };
+        assert_eq!(render(&got), render(&expected), "{what} differs from diag");
+    }
+    pg.batch_execute("COMMIT").await.unwrap();
+}
+
 /// Per VIN: (rows, min seq, max seq, distinct seqs).
 async fn rows_per_vehicle(client: &tokio_postgres::Client) -> Vec<(String, i64, i64, i64, i64)> {
     client
@@ -228,6 +280,8 @@ async fn events_flow_from_vehicles_to_postgres() {
         .unwrap()
         .get(0);
     assert_eq!(duplicates, 0, "no event stored twice");
+
+    assert_analytics_match_diag(&pg).await;
 
     // The events endpoint counts at least what is stored.
     let stored: i64 = pg

@@ -41,6 +41,77 @@ CREATE TABLE IF NOT EXISTS consumer_offsets (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (consumer_group, topic, kafka_partition)
 );
+
+-- Stream analytics, maintained by the consumer in the transaction of each batch from the rows
+-- it really inserted into diag (a replay adds nothing).
+
+-- Per vehicle: first and last event time, events, and the position and speed of the event
+-- with the greatest (ts, seq).
+CREATE TABLE IF NOT EXISTS vehicle_summary (
+    vin         text PRIMARY KEY,
+    make        text NOT NULL,
+    model       text NOT NULL,
+    first_seen  timestamptz NOT NULL,
+    last_seen   timestamptz NOT NULL,
+    last_seq    bigint NOT NULL,
+    events      bigint NOT NULL,
+    position_x  float8 NOT NULL,
+    position_y  float8 NOT NULL,
+    lat         float8 NOT NULL,
+    lon         float8 NOT NULL,
+    speed       float8 NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Per make and model (model = '' holds the make's total): events and distinct vehicles.
+CREATE TABLE IF NOT EXISTS make_model_counts (
+    make        text NOT NULL,
+    model       text NOT NULL,
+    events      bigint NOT NULL,
+    vehicles    bigint NOT NULL,
+    PRIMARY KEY (make, model)
+);
+-- The vehicles already counted in make_model_counts.vehicles.
+CREATE TABLE IF NOT EXISTS make_model_vehicles (
+    make        text NOT NULL,
+    model       text NOT NULL,
+    vin         text NOT NULL,
+    PRIMARY KEY (make, model, vin)
+);
+
+-- Per-second and per-minute windows by event time (UTC); mean speed = speed_sum / events.
+CREATE TABLE IF NOT EXISTS window_metrics (
+    granularity  text NOT NULL CHECK (granularity IN ('second', 'minute')),
+    window_start timestamptz NOT NULL,
+    events       bigint NOT NULL,
+    vehicles     bigint NOT NULL,
+    speed_sum    float8 NOT NULL,
+    PRIMARY KEY (granularity, window_start)
+);
+-- The vehicles already counted in window_metrics.vehicles.
+CREATE TABLE IF NOT EXISTS window_vehicles (
+    granularity  text NOT NULL,
+    window_start timestamptz NOT NULL,
+    vin          text NOT NULL,
+    PRIMARY KEY (granularity, window_start, vin)
+);
+-- The greatest event time stored per input topic; events older than it by more than the
+-- allowed lateness are not counted in windows.
+CREATE TABLE IF NOT EXISTS window_watermark (
+    topic        text PRIMARY KEY,
+    max_ts       timestamptz NOT NULL
+);
+
+-- Per sensor and minute window: events per bin. bin_lower is the bin's lower bound;
+-- '-Infinity' for values below the first bin, the upper bound of the range for values at or
+-- above it.
+CREATE TABLE IF NOT EXISTS sensor_histograms (
+    sensor       text NOT NULL,
+    window_start timestamptz NOT NULL,
+    bin_lower    float8 NOT NULL,
+    count        bigint NOT NULL,
+    PRIMARY KEY (sensor, window_start, bin_lower)
+);
 "#;
 
 /// Key of the advisory lock held while the schema is applied, so that the orchestrator and

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::analytics::{DEFAULT_HISTOGRAM_BINS, HistogramBins};
+
 /// Reads the `telemetry` topic in batches and stores them in PostgreSQL, one transaction per
 /// batch, rows and offsets together.
 #[derive(Debug, Clone, Parser)]
@@ -67,6 +69,61 @@ pub struct Cli {
     #[arg(long, env = "CONSUMER_BATCH_MAX_WAIT", default_value = "200ms",
           value_parser = humantime::parse_duration)]
     pub batch_max_wait: Duration,
+
+    /// How far behind the greatest stored event time an event may be and still count in its
+    /// second and minute windows and histograms; later events are stored and counted
+    /// everywhere else (and in `late_events_dropped_from_windows_total`).
+    #[arg(long, env = "CONSUMER_ALLOWED_LATENESS", default_value = "1h",
+          value_parser = humantime::parse_duration)]
+    pub allowed_lateness: Duration,
+
+    /// Histogram bins per sensor, `sensor=lower:upper:width` separated by commas (sensors:
+    /// temperature_c, humidity_pct, pressure_hpa); sensors not named keep their default.
+    /// Values below `lower` share one bin, values at or above `upper` another.
+    #[arg(long, env = "CONSUMER_HISTOGRAM_BINS", default_value = DEFAULT_HISTOGRAM_BINS)]
+    pub histogram_bins: HistogramBins,
+
+    /// Publish each committed batch's aggregates to the output topics.
+    #[arg(long, env = "CONSUMER_PUBLISH_ANALYTICS", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub publish_analytics: bool,
+
+    /// Output topic of the per-vehicle summaries (key = VIN).
+    #[arg(
+        long,
+        env = "CONSUMER_SUMMARY_TOPIC",
+        default_value = "telemetry.summary"
+    )]
+    pub summary_topic: String,
+
+    /// Output topic of the per-second and per-minute window metrics
+    /// (key = `granularity|window_start`).
+    #[arg(
+        long,
+        env = "CONSUMER_METRICS_TOPIC",
+        default_value = "telemetry.metrics"
+    )]
+    pub metrics_topic: String,
+
+    /// Output topic of the per-minute sensor histograms (key = `sensor|window_start`).
+    #[arg(
+        long,
+        env = "CONSUMER_HISTOGRAMS_TOPIC",
+        default_value = "telemetry.histograms"
+    )]
+    pub histograms_topic: String,
+
+    /// How long one batch's published aggregates are waited for before they count as failed
+    /// (they may still arrive later).
+    #[arg(long, env = "CONSUMER_PUBLISH_TIMEOUT", default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub publish_timeout: Duration,
+
+    /// Do not consume: compare the aggregate tables with a recomputation from `diag`, print
+    /// the differences and exit (status 1 when any). `KAFKA_BROKERS` is still required but
+    /// not used.
+    #[arg(long, env = "CONSUMER_CHECK_ANALYTICS")]
+    pub check_analytics: bool,
 
     /// librdkafka debug contexts (its `debug` setting), e.g. `cgrp,fetch`; logged at debug
     /// level.
@@ -164,6 +221,46 @@ mod tests {
         assert_eq!(cli.batch_max_records, 500);
         assert_eq!(cli.batch_max_wait, Duration::from_millis(200));
         assert_eq!(cli.pg_target(), "db:5432/av_telemetry");
+        assert_eq!(cli.allowed_lateness, Duration::from_secs(3600));
+        assert_eq!(cli.histogram_bins, HistogramBins::default());
+        assert!(cli.publish_analytics);
+        assert_eq!(cli.summary_topic, "telemetry.summary");
+        assert_eq!(cli.metrics_topic, "telemetry.metrics");
+        assert_eq!(cli.histograms_topic, "telemetry.histograms");
+        assert_eq!(cli.publish_timeout, Duration::from_secs(5));
+        assert!(!cli.check_analytics);
+    }
+
+    #[test]
+    fn analytics_options_parse() {
+        let cli = parse(&[
+            "--allowed-lateness",
+            "90s",
+            "--histogram-bins",
+            "humidity_pct=0:100:5",
+            "--publish-analytics",
+            "false",
+        ]);
+        assert_eq!(cli.allowed_lateness, Duration::from_secs(90));
+        assert_eq!(
+            cli.histogram_bins,
+            "humidity_pct=0:100:5".parse::<HistogramBins>().unwrap()
+        );
+        assert_ne!(cli.histogram_bins, HistogramBins::default());
+        assert!(!cli.publish_analytics);
+        let base = [
+            "consumer",
+            "--kafka-brokers",
+            "b",
+            "--pg-host",
+            "h",
+            "--pg-user",
+            "u",
+        ];
+        let err = Cli::try_parse_from(base.iter().chain(&["--histogram-bins", "wind=0:1:1"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wind=0:1:1"), "{err}");
     }
 
     #[test]

@@ -4,12 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use crate::analytics::Aggregates;
 use crate::batch::Batch;
 use crate::dlq::{DeadLetters, DlqError};
 use crate::sink::{Sink, SinkError};
 
 /// What a committed batch did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Flushed {
     /// Records in the batch.
     pub records: u64,
@@ -21,6 +22,8 @@ pub struct Flushed {
     pub dead_letters: u64,
     /// Time from the start of the flush to the commit.
     pub elapsed: Duration,
+    /// The aggregates the batch changed, as committed (to publish).
+    pub aggregates: Aggregates,
 }
 
 /// Why a batch was not committed. The batch is unchanged except for dead letters already
@@ -53,6 +56,7 @@ pub async fn flush<S: Sink, D: DeadLetters>(
                     duplicates: written.rows - written.inserted,
                     dead_letters: batch.poison().len() as u64,
                     elapsed: started.elapsed(),
+                    aggregates: written.aggregates,
                 });
             }
             Err(e) if e.is_rejection() => {
@@ -145,6 +149,7 @@ mod tests {
             Ok(Written {
                 inserted: rows.saturating_sub(1),
                 rows,
+                aggregates: Aggregates::default(),
             })
         }
 

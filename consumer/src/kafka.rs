@@ -111,6 +111,28 @@ pub fn producer_config(brokers: &str, instance_id: &str) -> ClientConfig {
     c
 }
 
+/// The analytics publisher's settings: those of [`producer_config`] under its own client id,
+/// a separate producer so that output topics can never hold up dead letters.
+pub fn publisher_config(brokers: &str, instance_id: &str) -> ClientConfig {
+    let mut c = producer_config(brokers, instance_id);
+    c.set(
+        "client.id",
+        format!("fleet-consumer-analytics-{instance_id}"),
+    );
+    c
+}
+
+/// Creates the analytics publisher's producer.
+pub fn publisher(brokers: &str, instance_id: &str) -> Result<FutureProducer, KafkaSetupError> {
+    publisher_config(brokers, instance_id)
+        .create()
+        .map_err(|source| KafkaSetupError::Create {
+            what: "analytics producer",
+            brokers: brokers.to_owned(),
+            source,
+        })
+}
+
 /// What the rebalance callback left for the consumer loop.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RebalanceNews {
@@ -381,6 +403,19 @@ mod tests {
         assert_eq!(c.get("group.id"), Some("fleet-consumer"));
         assert_eq!(c.get("max.poll.interval.ms"), Some("15000"));
         assert_eq!(c.get("auto.offset.reset"), Some("earliest"));
+    }
+
+    #[test]
+    fn publisher_is_idempotent_and_never_times_records_out() {
+        let c = publisher_config("b:9092", "c-1");
+        assert_eq!(c.get("enable.idempotence"), Some("true"));
+        assert_eq!(c.get("acks"), Some("all"));
+        assert_eq!(c.get("message.timeout.ms"), Some("0"));
+        assert_eq!(c.get("client.id"), Some("fleet-consumer-analytics-c-1"));
+        assert_eq!(
+            producer_config("b:9092", "c-1").get("client.id"),
+            Some("fleet-consumer-dlq-c-1")
+        );
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //!
 //! Modules: [`cli`] (options), [`kafka`] (consumer, producer, rebalance), [`batch`] and
 //! [`row`] (what a batch holds), [`dlq`] (poison decision and dead letters), [`sink`]
-//! (PostgreSQL), [`flush`] (writing one batch), [`pipeline`] (the loop), [`http`],
-//! [`health`] and [`metrics`] (endpoints), [`backoff`].
+//! (PostgreSQL), [`analytics`] (aggregates in the batch's transaction, published after it),
+//! [`flush`] (writing one batch), [`pipeline`] (the loop), [`http`], [`health`] and
+//! [`metrics`] (endpoints), [`backoff`].
 
+mod analytics;
 mod backoff;
 mod batch;
 mod cli;
@@ -49,6 +51,9 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let password = cli.pg_password().context("reading the settings")?;
+    if cli.check_analytics {
+        return check_analytics(&cli, password).await;
+    }
     let instance_id = cli.instance_id().context("reading the settings")?;
     tracing::info!(brokers = %cli.kafka_brokers, topic = %cli.kafka_topic, group = %cli.group,
         %instance_id, postgres = %cli.pg_target(), "starting");
@@ -97,6 +102,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .context("starting the dead-letter producer")?;
     let dead_letters =
         dlq::KafkaDeadLetters::new(producer, &topic, &cli.kafka_dlq_topic, DLQ_TIMEOUT);
+    let publisher = if cli.publish_analytics {
+        let producer = kafka::publisher(&cli.kafka_brokers, &instance_id)
+            .context("starting the analytics producer")?;
+        let settings = analytics::PublishSettings {
+            summary_topic: cli.summary_topic.clone(),
+            metrics_topic: cli.metrics_topic.clone(),
+            histograms_topic: cli.histograms_topic.clone(),
+            timeout: cli.publish_timeout,
+        };
+        Some(analytics::Publisher::new(
+            producer,
+            settings,
+            metrics.clone(),
+        ))
+    } else {
+        None
+    };
     let probe = tokio::spawn(kafka::probe_broker(
         Arc::downgrade(&consumer),
         topic.clone(),
@@ -118,6 +140,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         consumer.clone(),
         sink,
         dead_letters,
+        publisher,
         settings,
         health.clone(),
         metrics,
@@ -135,6 +158,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn pg_settings(cli: &Cli, password: Option<String>) -> PgSettings {
+    PgSettings {
+        config: pg_config(cli, password),
+        target: cli.pg_target(),
+        group: cli.group.clone(),
+        topic: cli.kafka_topic.clone(),
+        timeout: PG_TIMEOUT,
+        analytics: analytics::AnalyticsSettings {
+            topic: cli.kafka_topic.clone(),
+            allowed_lateness: cli.allowed_lateness,
+            bins: cli.histogram_bins,
+        },
+    }
+}
+
+fn pg_config(cli: &Cli, password: Option<String>) -> tokio_postgres::Config {
     let mut config = tokio_postgres::Config::new();
     config
         .host(&cli.pg_host)
@@ -146,12 +184,41 @@ fn pg_settings(cli: &Cli, password: Option<String>) -> PgSettings {
     if let Some(password) = password {
         config.password(password);
     }
-    PgSettings {
-        config,
-        target: cli.pg_target(),
-        group: cli.group.clone(),
-        topic: cli.kafka_topic.clone(),
-        timeout: PG_TIMEOUT,
+    config
+}
+
+/// `--check-analytics`: compares the aggregates with `diag` and prints the result.
+async fn check_analytics(cli: &Cli, password: Option<String>) -> anyhow::Result<()> {
+    let target = cli.pg_target();
+    let (client, connection) = pg_config(cli, password)
+        .connect(tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {target}"))?;
+    let driver = tokio::spawn(connection);
+    let report = analytics::check(&client, &cli.histogram_bins)
+        .await
+        .with_context(|| format!("checking the aggregates in PostgreSQL at {target}"))?;
+    drop(client);
+    let _ = driver.await;
+    println!(
+        "diag rows {}, windows {}, vehicles {}, make/model rows {}, histogram bins {}",
+        report.diag_rows,
+        report.windows,
+        report.vehicles,
+        report.make_models,
+        report.histogram_bins
+    );
+    for m in &report.mismatches {
+        println!("MISMATCH {m}");
+    }
+    if report.is_consistent() {
+        println!("aggregates consistent with diag");
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} aggregate rows differ from diag",
+            report.mismatches.len()
+        )
     }
 }
 

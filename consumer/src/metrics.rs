@@ -15,6 +15,9 @@ pub struct Metrics {
     dlq: AtomicU64,
     flush_failures: AtomicU64,
     rebalances: AtomicU64,
+    late_dropped: AtomicU64,
+    published: AtomicU64,
+    publish_failures: AtomicU64,
     last_batch_size: AtomicU64,
     /// `f64` bits.
     last_batch_latency: AtomicU64,
@@ -29,6 +32,8 @@ impl Metrics {
             .fetch_add(flushed.duplicates, Ordering::Relaxed);
         self.dlq.fetch_add(flushed.dead_letters, Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
+        self.late_dropped
+            .fetch_add(flushed.aggregates.late_dropped, Ordering::Relaxed);
         self.last_batch_size
             .store(flushed.records, Ordering::Relaxed);
         self.last_batch_latency
@@ -40,6 +45,12 @@ impl Metrics {
         self.flush_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records the outcome of publishing one batch's aggregates.
+    pub fn record_published(&self, delivered: u64, failed: u64) {
+        self.published.fetch_add(delivered, Ordering::Relaxed);
+        self.publish_failures.fetch_add(failed, Ordering::Relaxed);
+    }
+
     /// Records a partition assignment or revocation.
     pub fn record_rebalance(&self) {
         self.rebalances.fetch_add(1, Ordering::Relaxed);
@@ -49,7 +60,7 @@ impl Metrics {
     pub fn render(&self, health: &Snapshot) -> String {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let latency = f64::from_bits(get(&self.last_batch_latency));
-        let samples: [(&str, &str, &str, String); 11] = [
+        let samples: [(&str, &str, &str, String); 14] = [
             (
                 "rows_written_total",
                 "counter",
@@ -85,6 +96,24 @@ impl Metrics {
                 "counter",
                 "Partition assignments and revocations.",
                 get(&self.rebalances).to_string(),
+            ),
+            (
+                "late_events_dropped_from_windows_total",
+                "counter",
+                "Events stored but too late (beyond the allowed lateness) for their windows.",
+                get(&self.late_dropped).to_string(),
+            ),
+            (
+                "analytics_published_total",
+                "counter",
+                "Aggregate messages acknowledged by the output topics.",
+                get(&self.published).to_string(),
+            ),
+            (
+                "analytics_publish_failures_total",
+                "counter",
+                "Aggregate messages not acknowledged by the output topics in time.",
+                get(&self.publish_failures).to_string(),
             ),
             (
                 "last_batch_size",
@@ -138,6 +167,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::analytics::Aggregates;
 
     fn value(text: &str, name: &str) -> String {
         text.lines()
@@ -155,6 +185,10 @@ mod tests {
             duplicates: 2,
             dead_letters: 1,
             elapsed: Duration::from_millis(250),
+            aggregates: Aggregates {
+                late_dropped: 2,
+                ..Aggregates::default()
+            },
         };
         m.record_batch(&flushed);
         m.record_batch(&Flushed {
@@ -163,7 +197,9 @@ mod tests {
             duplicates: 0,
             dead_letters: 0,
             elapsed: Duration::from_millis(5),
+            aggregates: Aggregates::default(),
         });
+        m.record_published(5, 1);
         let text = m.render(&Snapshot::default());
         assert_eq!(value(&text, "rows_written_total"), "10");
         assert_eq!(value(&text, "rows_duplicate_total"), "2");
@@ -172,6 +208,9 @@ mod tests {
         assert_eq!(value(&text, "last_batch_size"), "3");
         assert_eq!(value(&text, "last_batch_latency_seconds"), "0.005");
         assert_eq!(value(&text, "consumer_ready"), "0");
+        assert_eq!(value(&text, "late_events_dropped_from_windows_total"), "2");
+        assert_eq!(value(&text, "analytics_published_total"), "5");
+        assert_eq!(value(&text, "analytics_publish_failures_total"), "1");
     }
 
     #[test]

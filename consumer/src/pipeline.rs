@@ -1,7 +1,7 @@
 //! The consumer loop: read records into a batch, write it when full or old enough, commit the
 //! offsets to Kafka after PostgreSQL, resume new partitions from the offsets in PostgreSQL,
-//! pause and retry with backoff while a batch cannot be written, and leave the group on
-//! shutdown.
+//! pause and retry with backoff while a batch cannot be written, publish a committed batch's
+//! aggregates, and leave the group on shutdown.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use rdkafka::error::KafkaResult;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::analytics::Publisher;
 use crate::backoff::Backoff;
 use crate::batch::{Batch, Record};
 use crate::dlq::{self, KafkaDeadLetters};
@@ -45,6 +46,7 @@ pub struct Pipeline {
     consumer: Arc<FleetConsumer>,
     sink: PgSink,
     dead_letters: KafkaDeadLetters,
+    publisher: Option<Publisher>,
     settings: Settings,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
@@ -56,11 +58,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A loop over a subscribed consumer and a (connected) sink.
+    /// A loop over a subscribed consumer and a (connected) sink; `publisher`, if any, gets
+    /// every committed batch's aggregates.
     pub fn new(
         consumer: Arc<FleetConsumer>,
         sink: PgSink,
         dead_letters: KafkaDeadLetters,
+        publisher: Option<Publisher>,
         settings: Settings,
         health: Arc<Health>,
         metrics: Arc<Metrics>,
@@ -70,6 +74,7 @@ impl Pipeline {
             consumer,
             sink,
             dead_letters,
+            publisher,
             settings,
             health,
             metrics,
@@ -197,7 +202,18 @@ impl Pipeline {
                         self.batch.next_offsets(),
                     );
                     self.metrics.record_batch(&flushed);
-                    tracing::debug!(?flushed, "batch written");
+                    if let Some(publisher) = &self.publisher {
+                        publisher.publish(&flushed.aggregates);
+                    }
+                    tracing::debug!(
+                        records = flushed.records,
+                        inserted = flushed.inserted,
+                        duplicates = flushed.duplicates,
+                        dead_letters = flushed.dead_letters,
+                        late = flushed.aggregates.late_dropped,
+                        elapsed = ?flushed.elapsed,
+                        "batch written"
+                    );
                     self.batch.clear();
                 }
                 self.health.set_postgres_ok(true);

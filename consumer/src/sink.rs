@@ -1,6 +1,7 @@
 //! PostgreSQL writes: the schema at connect, one transaction per batch (rows with
-//! `ON CONFLICT (event_id) DO NOTHING`, then the partitions' next offsets), the stored offsets
-//! to resume from, and the one-by-one probe that finds rows PostgreSQL refuses.
+//! `ON CONFLICT (event_id) DO NOTHING`, the analytics from the rows really inserted, then the
+//! partitions' next offsets), the stored offsets to resume from, and the one-by-one probe that
+//! finds rows PostgreSQL refuses.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -12,6 +13,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 use uuid::Uuid;
 
+use crate::analytics::{Aggregates, AnalyticsSettings, Statements};
 use crate::batch::{Batch, Entry};
 
 const INSERT_DIAG: &str = r#"
@@ -102,17 +104,20 @@ impl SinkError {
 }
 
 /// The outcome of a committed batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Written {
     /// Rows really inserted (replayed events are skipped by `ON CONFLICT`).
     pub inserted: u64,
     /// Rows offered.
     pub rows: u64,
+    /// The aggregates the inserted rows changed, as committed.
+    pub aggregates: Aggregates,
 }
 
 /// Where batches are stored. A trait so the flush logic can be tested with a fake.
 pub trait Sink {
-    /// Writes the batch's rows and next offsets in one transaction.
+    /// Writes the batch's rows, the aggregates of the rows inserted and the next offsets in
+    /// one transaction.
     fn write(&mut self, batch: &Batch) -> impl Future<Output = Result<Written, SinkError>> + Send;
 
     /// Tries each row alone (nothing is kept) and returns the indexes of the rows PostgreSQL
@@ -136,12 +141,15 @@ pub struct PgSettings {
     pub topic: String,
     /// Limit of every connect and transaction.
     pub timeout: Duration,
+    /// What the aggregates are built with.
+    pub analytics: AnalyticsSettings,
 }
 
 struct Conn {
     client: Client,
     insert: Statement,
     upsert: Statement,
+    analytics: Statements,
     driver: JoinHandle<()>,
 }
 
@@ -361,14 +369,16 @@ impl PgSink {
         let prepared = async {
             let insert = client.prepare(INSERT_DIAG).await?;
             let upsert = client.prepare(UPSERT_OFFSETS).await?;
-            Ok::<_, tokio_postgres::Error>((insert, upsert))
+            let analytics = Statements::prepare(&client, INSERT_DIAG).await?;
+            Ok::<_, tokio_postgres::Error>((insert, upsert, analytics))
         }
         .await;
         match prepared {
-            Ok((insert, upsert)) => Ok(Conn {
+            Ok((insert, upsert, analytics)) => Ok(Conn {
                 client,
                 insert,
                 upsert,
+                analytics,
                 driver,
             }),
             Err(source) => {
@@ -429,21 +439,26 @@ impl PgSink {
 async fn write_batch(
     conn: &mut Conn,
     columns: &Columns,
-    group: &str,
-    topic: &str,
+    settings: &PgSettings,
     partitions: &[i32],
     offsets: &[i64],
-) -> Result<u64, tokio_postgres::Error> {
+) -> Result<(u64, Aggregates), tokio_postgres::Error> {
     let tx = conn.client.transaction().await?;
     let inserted = if columns.is_empty() {
         0
     } else {
-        tx.execute(&conn.insert, &columns.params()).await?
+        tx.execute(&conn.analytics.stage, &columns.params()).await?
     };
-    tx.execute(&conn.upsert, &[&group, &topic, &partitions, &offsets])
+    let aggregates = if inserted > 0 {
+        conn.analytics.update(&tx, &settings.analytics).await?
+    } else {
+        Aggregates::default()
+    };
+    let (group, topic) = (&settings.group, &settings.topic);
+    tx.execute(&conn.upsert, &[group, topic, &partitions, &offsets])
         .await?;
     tx.commit().await?;
-    Ok(inserted)
+    Ok((inserted, aggregates))
 }
 
 async fn probe_rows(
@@ -468,7 +483,7 @@ async fn probe_rows(
 
 impl Sink for PgSink {
     async fn write(&mut self, batch: &Batch) -> Result<Written, SinkError> {
-        const OPERATION: &str = "writing a batch to diag and consumer_offsets";
+        const OPERATION: &str = "writing a batch to diag, the aggregates and consumer_offsets";
         self.connect().await?;
         let columns = Columns::new(batch.entries());
         let (partitions, offsets): (Vec<i32>, Vec<i64>) =
@@ -476,14 +491,15 @@ impl Sink for PgSink {
         let started = Instant::now();
         let conn = self.conn.as_mut().expect("connected above");
         let s = &self.settings;
-        let write = write_batch(conn, &columns, &s.group, &s.topic, &partitions, &offsets);
+        let write = write_batch(conn, &columns, s, &partitions, &offsets);
         match tokio::time::timeout(s.timeout, write).await {
-            Ok(Ok(inserted)) => {
+            Ok(Ok((inserted, aggregates))) => {
                 tracing::debug!(rows = columns.len(), inserted, elapsed = ?started.elapsed(),
-                    "batch committed");
+                    late = aggregates.late_dropped, "batch committed");
                 Ok(Written {
                     inserted,
                     rows: columns.len() as u64,
+                    aggregates,
                 })
             }
             Ok(Err(e)) => {

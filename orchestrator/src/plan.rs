@@ -250,6 +250,12 @@ pub fn readiness(config: &Config, service: Service) -> Readiness {
             topics: vec![
                 (config.broker.topic.clone(), config.broker.partitions),
                 (config.broker.dlq_topic.clone(), 1),
+                (
+                    config.broker.summary_topic.clone(),
+                    config.broker.partitions,
+                ),
+                (config.broker.metrics_topic.clone(), 1),
+                (config.broker.histograms_topic.clone(), 1),
             ],
         },
         Service::Postgres => Readiness::PostgresQuery {

@@ -126,6 +126,12 @@ pub struct BrokerConfig {
     pub partitions: i32,
     /// Records that can never be stored go here, with the reason.
     pub dlq_topic: String,
+    /// Per-vehicle first/last seen summaries, keyed by VIN (written by the consumer).
+    pub summary_topic: String,
+    /// Per-second and per-minute window metrics (written by the consumer).
+    pub metrics_topic: String,
+    /// Per-minute sensor histograms (written by the consumer).
+    pub histograms_topic: String,
     /// How long to wait for the broker to answer a metadata request.
     #[serde(with = "humantime_serde")]
     pub start_timeout: Duration,

@@ -56,16 +56,20 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
             fail(key, format!("port {port} is already used by `{other}`"))?;
         }
     }
-    for (key, topic) in [
+    let topics = [
         ("broker.topic", &c.broker.topic),
         ("broker.dlq_topic", &c.broker.dlq_topic),
-    ] {
+        ("broker.summary_topic", &c.broker.summary_topic),
+        ("broker.metrics_topic", &c.broker.metrics_topic),
+        ("broker.histograms_topic", &c.broker.histograms_topic),
+    ];
+    for (i, (key, topic)) in topics.iter().enumerate() {
         if !is_topic(topic) {
             fail(key, format!("{topic:?} is not a valid topic name"))?;
         }
-    }
-    if c.broker.topic == c.broker.dlq_topic {
-        fail("broker.dlq_topic", "must differ from broker.topic")?;
+        if let Some((other, _)) = topics[..i].iter().find(|(_, t)| t == topic) {
+            fail(key, format!("{topic:?} is already the topic of `{other}`"))?;
+        }
     }
     if !(1..=1000).contains(&c.broker.partitions) {
         fail("broker.partitions", "must be between 1 and 1000")?;

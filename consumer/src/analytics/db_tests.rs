@@ -1,0 +1,356 @@
+//! Checks against a real PostgreSQL, ignored by default (`cargo test` needs no database). Run
+//! by hand with a server that lets the role create databases, e.g.
+//! `CONSUMER_TEST_PG='host=127.0.0.1 port=35440 user=postgres' cargo test --release -p consumer
+//! -- --ignored`. Each test works in a database of its own and drops it at the end.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use fleet_common::{EventTime, Position, Sensors, TelemetryEvent, Vin};
+use tokio_postgres::{Client, NoTls};
+use uuid::Uuid;
+
+use super::{AnalyticsSettings, HistogramBins, check};
+use crate::batch::{Batch, Record};
+use crate::row::DiagRow;
+use crate::sink::{PgSettings, PgSink, Sink, Written};
+
+/// The tables a batch may change, read back whole (offsets aside: their `updated_at` moves on
+/// every commit).
+const TABLES: [&str; 8] = [
+    "diag",
+    "vehicle_summary",
+    "make_model_counts",
+    "make_model_vehicles",
+    "window_metrics",
+    "window_vehicles",
+    "window_watermark",
+    "sensor_histograms",
+];
+
+/// A database created for one test, dropped by [`TestDb::drop_db`].
+struct TestDb {
+    admin: Client,
+    name: String,
+    config: tokio_postgres::Config,
+}
+
+async fn connect(config: &tokio_postgres::Config) -> Client {
+    let (client, connection) = config.connect(NoTls).await.expect("connecting");
+    tokio::spawn(connection);
+    client
+}
+
+impl TestDb {
+    async fn create(tag: &str) -> Self {
+        let text = std::env::var("CONSUMER_TEST_PG")
+            .expect("CONSUMER_TEST_PG, e.g. 'host=127.0.0.1 port=35440 user=postgres'");
+        let mut config: tokio_postgres::Config = text.parse().expect("a libpq connection string");
+        config.dbname("postgres");
+        let admin = connect(&config).await;
+        let name = format!("consumer_{tag}_{}", std::process::id());
+        // One statement per call: several would run as one transaction, which these refuse.
+        for statement in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin
+                .batch_execute(&statement)
+                .await
+                .expect("creating the test database");
+        }
+        config.dbname(&name);
+        Self {
+            admin,
+            name,
+            config,
+        }
+    }
+
+    fn sink(&self, lateness: Duration) -> PgSink {
+        PgSink::new(PgSettings {
+            config: self.config.clone(),
+            target: self.name.clone(),
+            group: "fleet-consumer".into(),
+            topic: "telemetry".into(),
+            timeout: Duration::from_secs(30),
+            analytics: AnalyticsSettings {
+                topic: "telemetry".into(),
+                allowed_lateness: lateness,
+                bins: HistogramBins::default(),
+            },
+        })
+    }
+
+    async fn drop_db(self) {
+        self.admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .expect("dropping the test database");
+    }
+}
+
+/// Every row of every aggregate table and of `diag`, as text.
+async fn snapshot(client: &Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for table in TABLES {
+        let rows = client
+            .query(&format!("SELECT t::text FROM {table} t ORDER BY 1"), &[])
+            .await
+            .expect("reading a table");
+        out.extend(
+            rows.iter()
+                .map(|r| format!("{table}: {}", r.get::<_, String>(0))),
+        );
+    }
+    out
+}
+
+/// A small deterministic generator (xorshift), so runs repeat.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in `[lo, hi)`.
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (self.next() % 1_000_000) as f64 / 1_000_000.0 * (hi - lo)
+    }
+}
+
+const MAKES: [(&str, &str); 3] = [("Volvo", "XC40"), ("Volvo", "XC90"), ("Scania", "R500")];
+
+/// `per_vehicle` events of each of `vehicles` vehicles over about three minutes from `start`,
+/// in a shuffled order, some of them out of event-time order.
+fn events(vehicles: usize, per_vehicle: u64, start: DateTime<Utc>, seed: u64) -> Vec<DiagRow> {
+    let mut noise = Noise(seed);
+    let mut rows = Vec::new();
+    for v in 0..vehicles {
+        let vin = Vin::parse_legacy(&format!("TESTVIN{:010}", v + seed as usize)).unwrap();
+        let (make, model) = MAKES[v % MAKES.len()];
+        for seq in 0..per_vehicle {
+            let millis = (seq * 1_700 + noise.next() % 900) as i64;
+            let mut e = TelemetryEvent::example(
+                Uuid::from_u64_pair(seed, (v as u64) << 32 | seq),
+                vin.clone(),
+                seq,
+                EventTime(start + TimeDelta::milliseconds(millis)),
+            );
+            e.make = make.into();
+            e.model = model.into();
+            e.speed = noise.range(0.0, 40.0);
+            e.position = Position {
+                x: noise.range(-1e4, 1e4),
+                y: noise.range(-1e4, 1e4),
+                z: 0.0,
+                lat: noise.range(59.0, 60.0),
+                lon: noise.range(17.0, 19.0),
+            };
+            e.sensors = Sensors {
+                temperature_c: noise.range(-70.0, 80.0),
+                humidity_pct: noise.range(0.0, 100.0),
+                pressure_hpa: noise.range(880.0, 1120.0),
+            };
+            rows.push(DiagRow::from_event(&e, 0, 0).unwrap());
+        }
+    }
+    // Shuffle (Fisher-Yates) so that batches mix vehicles and event times.
+    for i in (1..rows.len()).rev() {
+        let j = (noise.next() % (i as u64 + 1)) as usize;
+        rows.swap(i, j);
+    }
+    rows
+}
+
+fn batch(rows: &[DiagRow], partition: i32, first_offset: i64) -> Batch {
+    let mut b = Batch::new();
+    for (i, row) in rows.iter().enumerate() {
+        let offset = first_offset + i as i64;
+        let row = DiagRow {
+            kafka_partition: partition,
+            kafka_offset: offset,
+            ..row.clone()
+        };
+        let record = Record {
+            partition,
+            offset,
+            key: None,
+            payload: None,
+        };
+        b.add(record, Ok(row));
+    }
+    b
+}
+
+async fn write(sink: &mut PgSink, b: &Batch) -> Written {
+    sink.write(b).await.expect("writing a batch")
+}
+
+fn start() -> DateTime<Utc> {
+    "2026-11-21T10:00:30.250Z".parse().unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CONSUMER_TEST_PG"]
+async fn replays_change_nothing_and_aggregates_match_diag() {
+    let db = TestDb::create("replay").await;
+    let mut sink = db.sink(Duration::from_secs(3600));
+    let rows = events(7, 100, start(), 11);
+    let (first, second) = rows.split_at(300);
+
+    let w1 = write(&mut sink, &batch(first, 0, 0)).await;
+    assert_eq!(w1.inserted, 300);
+    assert!(!w1.aggregates.vehicles.is_empty() && !w1.aggregates.windows.is_empty());
+    // The second batch repeats part of the first.
+    let mut overlapping = first[250..].to_vec();
+    overlapping.extend_from_slice(second);
+    let w2 = write(&mut sink, &batch(&overlapping, 0, 300)).await;
+    assert_eq!((w2.inserted, w2.rows), (400, 450));
+    assert_eq!(w2.aggregates.late_dropped, 0);
+
+    let client = connect(&db.config).await;
+    let before = snapshot(&client).await;
+    let report = check(&client, &HistogramBins::default()).await.unwrap();
+    assert!(report.is_consistent(), "{:#?}", report.mismatches);
+    assert_eq!(report.diag_rows, 700);
+    assert_eq!(report.vehicles, 7);
+    assert!(
+        report.windows > 150 && report.histogram_bins > 100,
+        "{report:?}"
+    );
+
+    // Replays, whole and mixed: nothing inserted, nothing published, nothing changed.
+    for b in [
+        batch(first, 0, 0),
+        batch(&overlapping, 0, 300),
+        batch(&rows, 0, 0),
+    ] {
+        let w = write(&mut sink, &b).await;
+        assert_eq!(w.inserted, 0);
+        assert_eq!(w.aggregates, super::Aggregates::default());
+    }
+    assert_eq!(snapshot(&client).await, before);
+
+    // The published figures are the stored ones.
+    let stored: i64 = client
+        .query_one(
+            "SELECT events FROM vehicle_summary WHERE vin = $1",
+            &[&w2.aggregates.vehicles[0].vin],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, w2.aggregates.vehicles[0].events);
+    drop(client);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CONSUMER_TEST_PG"]
+async fn last_position_is_the_latest_by_event_time_not_by_arrival() {
+    let db = TestDb::create("latest").await;
+    let mut sink = db.sink(Duration::from_secs(3600));
+    let rows = events(1, 3, start(), 5);
+    let mut sorted = rows.clone();
+    sorted.sort_by_key(|r| r.ts);
+    // Newest first, then the older ones in a later batch.
+    write(&mut sink, &batch(&sorted[2..], 0, 0)).await;
+    let w = write(&mut sink, &batch(&sorted[..2], 0, 1)).await;
+    let v = &w.aggregates.vehicles[0];
+    assert_eq!(v.events, 3);
+    assert_eq!(v.last_seen, sorted[2].ts);
+    assert_eq!(v.first_seen, sorted[0].ts);
+    assert_eq!(v.last_position.x, sorted[2].position_x);
+    assert_eq!(v.last_speed, sorted[2].speed);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CONSUMER_TEST_PG"]
+async fn events_beyond_the_lateness_are_stored_but_not_windowed() {
+    let db = TestDb::create("late").await;
+    let mut sink = db.sink(Duration::from_secs(600));
+    let now = events(3, 20, start(), 21);
+    write(&mut sink, &batch(&now, 0, 0)).await;
+    let old = events(2, 2, start() - TimeDelta::hours(2), 22);
+    let recent = events(1, 1, start() - TimeDelta::minutes(5), 23);
+    let mut mixed = old.clone();
+    mixed.extend(recent);
+    let w = write(&mut sink, &batch(&mixed, 0, 100)).await;
+    assert_eq!((w.inserted, w.aggregates.late_dropped), (5, 4));
+    assert!(
+        w.aggregates
+            .windows
+            .iter()
+            .all(|m| m.window_start > start() - TimeDelta::minutes(10)),
+        "{:?}",
+        w.aggregates.windows
+    );
+    let client = connect(&db.config).await;
+    let first_report = check(&client, &HistogramBins::default()).await.unwrap();
+    assert_eq!(first_report.diag_rows, 65);
+    let pruned_before = start() + TimeDelta::minutes(18);
+    let count = async |sql: &str| -> i64 {
+        client
+            .query_one(sql, &[&pruned_before])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let remembered = "SELECT count(*) FROM window_vehicles WHERE window_start < $1";
+    assert!(count(remembered).await > 0);
+
+    // Half an hour later the early windows are out of reach: their vehicles are forgotten,
+    // their figures kept.
+    let later = events(1, 1, start() + TimeDelta::minutes(30), 24);
+    write(&mut sink, &batch(&later, 0, 200)).await;
+    assert_eq!(count(remembered).await, 0);
+    assert!(count("SELECT count(*) FROM window_metrics WHERE window_start < $1").await > 0);
+    // Only the old events' windows and histograms differ from diag.
+    assert!(!first_report.mismatches.is_empty());
+    for m in &first_report.mismatches {
+        assert!(
+            (m.starts_with("window ") || m.starts_with("histogram ")) && m.contains(" 08:"),
+            "{m}"
+        );
+    }
+    drop(client);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CONSUMER_TEST_PG"]
+async fn concurrent_replicas_on_the_same_windows_add_up() {
+    let db = TestDb::create("concurrent").await;
+    let rows = events(12, 60, start(), 31);
+    // Partition by vehicle as the broker does (key = VIN).
+    let (p0, p1): (Vec<DiagRow>, Vec<DiagRow>) = rows
+        .into_iter()
+        .partition(|r| r.vin.ends_with(['0', '2', '4', '6', '8']));
+    let mut tasks = Vec::new();
+    for (partition, part) in [(0, p0), (1, p1)] {
+        let mut sink = db.sink(Duration::from_secs(3600));
+        tasks.push(tokio::spawn(async move {
+            for (i, chunk) in part.chunks(37).enumerate() {
+                write(&mut sink, &batch(chunk, partition, i as i64 * 37)).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("a writer");
+    }
+    let client = connect(&db.config).await;
+    let report = check(&client, &HistogramBins::default()).await.unwrap();
+    assert!(report.is_consistent(), "{:#?}", report.mismatches);
+    assert_eq!(report.diag_rows, 720);
+    drop(client);
+    db.drop_db().await;
+}

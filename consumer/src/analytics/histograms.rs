@@ -1,0 +1,359 @@
+//! Sensor histograms per minute window: the sensors, their fixed-width bins (configurable as
+//! `sensor=lower:upper:width,...`), the binning rule and the SQL that applies it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A sensor with a histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sensor {
+    /// `temperature_c`, °C.
+    TemperatureC,
+    /// `humidity_pct`, percent.
+    HumidityPct,
+    /// `pressure_hpa`, hPa.
+    PressureHpa,
+}
+
+impl Sensor {
+    /// Every sensor, in the order of the SQL parameters.
+    pub const ALL: [Self; 3] = [Self::TemperatureC, Self::HumidityPct, Self::PressureHpa];
+
+    /// The `diag` column, also the value of `sensor_histograms.sensor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TemperatureC => "temperature_c",
+            Self::HumidityPct => "humidity_pct",
+            Self::PressureHpa => "pressure_hpa",
+        }
+    }
+
+    /// The sensor stored as `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for Sensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Fixed-width bins over `[lower, upper)`, plus one bin below (`bin_lower = -inf`) and one at
+/// or above (`bin_lower = upper`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bins {
+    /// Lower bound of the first bin.
+    pub lower: f64,
+    /// Upper bound of the last bin.
+    pub upper: f64,
+    /// Width of a bin.
+    pub width: f64,
+}
+
+/// Most bins one sensor may have.
+pub const MAX_BINS: f64 = 10_000.0;
+
+impl Bins {
+    /// The lower bound of the bin holding `value`, computed exactly as the SQL computes it.
+    pub fn bin_lower(&self, value: f64) -> f64 {
+        if value < self.lower {
+            f64::NEG_INFINITY
+        } else if value >= self.upper {
+            self.upper
+        } else {
+            self.lower + ((value - self.lower) / self.width).floor() * self.width
+        }
+    }
+}
+
+/// The bins of every sensor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistogramBins {
+    /// Per sensor, in [`Sensor::ALL`] order.
+    bins: [Bins; 3],
+}
+
+/// The default of `CONSUMER_HISTOGRAM_BINS`: the accepted temperature range in 5 °C steps,
+/// humidity in 10 % steps, pressure around sea level in 10 hPa steps.
+pub const DEFAULT_HISTOGRAM_BINS: &str =
+    "temperature_c=-60:70:5,humidity_pct=0:100:10,pressure_hpa=900:1100:10";
+
+impl Default for HistogramBins {
+    fn default() -> Self {
+        let bins = |lower, upper, width| Bins {
+            lower,
+            upper,
+            width,
+        };
+        Self {
+            bins: [
+                bins(-60.0, 70.0, 5.0),
+                bins(0.0, 100.0, 10.0),
+                bins(900.0, 1100.0, 10.0),
+            ],
+        }
+    }
+}
+
+impl HistogramBins {
+    /// The bins of `sensor`.
+    pub fn of(&self, sensor: Sensor) -> Bins {
+        self.bins[sensor as usize]
+    }
+}
+
+/// Why a `CONSUMER_HISTOGRAM_BINS` entry was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("parsing histogram bins entry `{entry}` (form sensor=lower:upper:width): {problem}")]
+pub struct BinsError {
+    /// The entry as written.
+    pub entry: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl FromStr for HistogramBins {
+    type Err = BinsError;
+
+    /// Parses `sensor=lower:upper:width` entries separated by commas; sensors not named keep
+    /// their default bins.
+    fn from_str(text: &str) -> Result<Self, BinsError> {
+        let mut out = Self::default();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let fail = |problem: String| BinsError {
+                entry: entry.to_owned(),
+                problem,
+            };
+            let (name, spec) = entry.split_once('=').ok_or_else(|| fail("no `=`".into()))?;
+            let sensor = Sensor::from_name(name.trim()).ok_or_else(|| {
+                let known: Vec<_> = Sensor::ALL.iter().map(|s| s.as_str()).collect();
+                fail(format!("unknown sensor, known: {}", known.join(", ")))
+            })?;
+            let numbers = spec
+                .split(':')
+                .map(|n| n.trim().parse::<f64>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fail(format!("not a number: {e}")))?;
+            let [lower, upper, width] = numbers[..] else {
+                return Err(fail(format!("{} numbers, 3 expected", numbers.len())));
+            };
+            if ![lower, upper, width].iter().all(|n| n.is_finite()) {
+                return Err(fail("numbers must be finite".into()));
+            }
+            if lower >= upper || width <= 0.0 {
+                return Err(fail("lower < upper and width > 0 required".into()));
+            }
+            if (upper - lower) / width > MAX_BINS {
+                return Err(fail(format!("more than {MAX_BINS} bins")));
+            }
+            out.bins[sensor as usize] = Bins {
+                lower,
+                upper,
+                width,
+            };
+        }
+        Ok(out)
+    }
+}
+
+/// One bin of a histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Bin {
+    /// Lower bound; `None` for the bin below the configured range.
+    pub lower: Option<f64>,
+    /// Events in the bin.
+    pub count: i64,
+}
+
+/// The whole histogram of one sensor in one minute window after the batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Histogram {
+    /// The sensor.
+    pub sensor: Sensor,
+    /// Start of the minute window (UTC).
+    pub window_start: DateTime<Utc>,
+    /// Bins with at least one event, lowest first.
+    pub bins: Vec<Bin>,
+}
+
+/// Groups `(sensor, window_start, bin_lower, count)` rows, ordered by sensor, window and bin,
+/// into histograms. Rows of unknown sensors are skipped.
+pub fn group_bins(
+    rows: impl IntoIterator<Item = (String, DateTime<Utc>, f64, i64)>,
+) -> Vec<Histogram> {
+    let mut out: Vec<Histogram> = Vec::new();
+    for (name, window_start, lower, count) in rows {
+        let Some(sensor) = Sensor::from_name(&name) else {
+            continue;
+        };
+        let bin = Bin {
+            lower: lower.is_finite().then_some(lower),
+            count,
+        };
+        match out.last_mut() {
+            Some(h) if h.sensor == sensor && h.window_start == window_start => h.bins.push(bin),
+            _ => out.push(Histogram {
+                sensor,
+                window_start,
+                bins: vec![bin],
+            }),
+        }
+    }
+    out
+}
+
+/// Adds the staged events at or after the cutoff `$1` (all when NULL) to the histograms of
+/// their minute window. `$2..$10`: lower, upper, width of temperature, humidity, pressure.
+pub(crate) const UPSERT_HISTOGRAMS: &str = r#"
+WITH src AS (
+    SELECT date_trunc('minute', s.ts, 'UTC') AS window_start, v.sensor, v.value, v.lo, v.hi, v.width
+      FROM analytics_staged s CROSS JOIN LATERAL (VALUES
+           ('temperature_c', s.temperature_c, $2::float8, $3::float8, $4::float8),
+           ('humidity_pct', s.humidity_pct, $5::float8, $6::float8, $7::float8),
+           ('pressure_hpa', s.pressure_hpa, $8::float8, $9::float8, $10::float8)
+       ) AS v(sensor, value, lo, hi, width)
+     WHERE $1::timestamptz IS NULL OR s.ts >= $1
+), binned AS (
+    SELECT sensor, window_start,
+           CASE WHEN value < lo THEN '-Infinity'::float8
+                WHEN value >= hi THEN hi
+                ELSE lo + floor((value - lo) / width) * width END AS bin_lower
+      FROM src
+)
+INSERT INTO sensor_histograms AS h (sensor, window_start, bin_lower, count)
+SELECT sensor, window_start, bin_lower, count(*) FROM binned GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+ON CONFLICT (sensor, window_start, bin_lower) DO UPDATE SET count = h.count + EXCLUDED.count
+"#;
+
+/// The complete histograms of the minute windows the staged events at or after the cutoff
+/// `$1` fell into, after [`UPSERT_HISTOGRAMS`] (looked up by primary key).
+pub(crate) const SELECT_HISTOGRAMS: &str = r#"
+SELECT h.sensor, h.window_start, h.bin_lower, h.count
+  FROM (SELECT DISTINCT date_trunc('minute', ts, 'UTC') AS window_start FROM analytics_staged
+         WHERE $1::timestamptz IS NULL OR ts >= $1) AS w
+ CROSS JOIN (VALUES ('temperature_c'), ('humidity_pct'), ('pressure_hpa')) AS s(sensor)
+  JOIN sensor_histograms h ON h.sensor = s.sensor AND h.window_start = w.window_start
+ ORDER BY 1, 2, 3
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_fall_into_fixed_width_bins() {
+        let b = HistogramBins::default().of(Sensor::TemperatureC);
+        assert_eq!(b.bin_lower(21.0), 20.0);
+        assert_eq!(b.bin_lower(20.0), 20.0);
+        assert_eq!(b.bin_lower(-60.0), -60.0);
+        assert_eq!(b.bin_lower(-57.5), -60.0);
+        assert_eq!(b.bin_lower(-0.1), -5.0);
+        assert_eq!(b.bin_lower(69.9), 65.0);
+    }
+
+    #[test]
+    fn out_of_range_values_get_open_bins() {
+        let b = HistogramBins::default().of(Sensor::PressureHpa);
+        assert_eq!(b.bin_lower(899.9), f64::NEG_INFINITY);
+        assert_eq!(b.bin_lower(300.0), f64::NEG_INFINITY);
+        assert_eq!(b.bin_lower(1100.0), 1100.0);
+        assert_eq!(b.bin_lower(1013.0), 1010.0);
+    }
+
+    #[test]
+    fn defaults_match_the_documented_string() {
+        assert_eq!(
+            DEFAULT_HISTOGRAM_BINS.parse::<HistogramBins>().unwrap(),
+            HistogramBins::default()
+        );
+    }
+
+    #[test]
+    fn entries_override_only_their_sensor() {
+        let bins: HistogramBins = " humidity_pct = 0:100:2.5 ".parse().unwrap();
+        assert_eq!(
+            bins.of(Sensor::HumidityPct),
+            Bins {
+                lower: 0.0,
+                upper: 100.0,
+                width: 2.5
+            }
+        );
+        assert_eq!(
+            bins.of(Sensor::TemperatureC),
+            HistogramBins::default().of(Sensor::TemperatureC)
+        );
+        assert_eq!(bins.of(Sensor::HumidityPct).bin_lower(41.0), 40.0);
+        assert_eq!(
+            "".parse::<HistogramBins>().unwrap(),
+            HistogramBins::default()
+        );
+    }
+
+    #[test]
+    fn bad_entries_name_the_entry_and_the_problem() {
+        for (text, problem) in [
+            ("wind=0:1:1", "unknown sensor"),
+            ("humidity_pct", "no `=`"),
+            ("humidity_pct=0:100", "2 numbers"),
+            ("humidity_pct=0:x:1", "not a number"),
+            ("humidity_pct=100:0:10", "lower < upper"),
+            ("humidity_pct=0:100:0", "width > 0"),
+            ("humidity_pct=0:100:0.001", "more than"),
+            ("humidity_pct=0:inf:1", "finite"),
+        ] {
+            let err = text.parse::<HistogramBins>().unwrap_err().to_string();
+            assert!(err.contains(text.split(',').next().unwrap()), "{err}");
+            assert!(err.contains(problem), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn sql_names_every_sensor_in_parameter_order() {
+        for (i, s) in Sensor::ALL.iter().enumerate() {
+            assert!(SELECT_HISTOGRAMS.contains(&format!("('{s}')")), "{s}");
+            let lower = 2 + 3 * i;
+            assert!(
+                UPSERT_HISTOGRAMS.contains(&format!("('{s}', s.{s}, ${lower}::float8")),
+                "{s}"
+            );
+            assert_eq!(Sensor::from_name(s.as_str()), Some(*s));
+        }
+    }
+
+    #[test]
+    fn rows_group_into_histograms() {
+        let w1: DateTime<Utc> = "2026-11-21T10:00:00Z".parse().unwrap();
+        let w2: DateTime<Utc> = "2026-11-21T10:01:00Z".parse().unwrap();
+        let rows = vec![
+            ("humidity_pct".to_owned(), w1, 40.0, 2),
+            ("temperature_c".to_owned(), w1, f64::NEG_INFINITY, 1),
+            ("temperature_c".to_owned(), w1, 20.0, 3),
+            ("temperature_c".to_owned(), w2, 20.0, 1),
+            ("wind".to_owned(), w2, 1.0, 1),
+        ];
+        let h = group_bins(rows);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h[1].sensor, Sensor::TemperatureC);
+        assert_eq!(
+            h[1].bins,
+            vec![
+                Bin {
+                    lower: None,
+                    count: 1
+                },
+                Bin {
+                    lower: Some(20.0),
+                    count: 3
+                }
+            ]
+        );
+        assert_eq!(h[2].window_start, w2);
+    }
+}

@@ -1,0 +1,249 @@
+//! Publishing a committed batch's aggregates to the output topics: per-vehicle summaries
+//! (key = VIN), window metrics (key = `granularity|window_start`) and histograms
+//! (key = `sensor|window_start`), JSON values. At-least-once after the commit; the latest value
+//! of a key is the current one. A failure is logged and counted, never waited for by the sink.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Serialize;
+
+use super::store::Aggregates;
+use super::windows::WindowMetric;
+use crate::metrics::Metrics;
+
+/// Where and how long to publish.
+#[derive(Debug, Clone)]
+pub struct PublishSettings {
+    /// Topic of the per-vehicle summaries.
+    pub summary_topic: String,
+    /// Topic of the window metrics.
+    pub metrics_topic: String,
+    /// Topic of the sensor histograms.
+    pub histograms_topic: String,
+    /// How long one batch's deliveries are waited for.
+    pub timeout: Duration,
+}
+
+/// One message to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// Its topic.
+    pub topic: String,
+    /// Its key.
+    pub key: String,
+    /// Its JSON value.
+    pub value: String,
+}
+
+/// A window metric as published: the stored figures plus the mean speed.
+#[derive(Serialize)]
+struct WindowValue<'a> {
+    #[serde(flatten)]
+    row: &'a WindowMetric,
+    mean_speed: f64,
+}
+
+/// JSON text of a published value. Serializing these types cannot fail (no maps, non-finite
+/// floats become `null`); should it ever, the error is published instead of nothing.
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value)
+        .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string())
+}
+
+fn key_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The messages for `aggregates`: summaries, then windows, then histograms.
+pub fn messages(aggregates: &Aggregates, settings: &PublishSettings) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    for v in &aggregates.vehicles {
+        out.push(Outgoing {
+            topic: settings.summary_topic.clone(),
+            key: v.vin.clone(),
+            value: to_json(v),
+        });
+    }
+    for w in &aggregates.windows {
+        let value = WindowValue {
+            row: w,
+            mean_speed: w.mean_speed(),
+        };
+        out.push(Outgoing {
+            topic: settings.metrics_topic.clone(),
+            key: format!("{}|{}", w.granularity.as_str(), key_time(&w.window_start)),
+            value: to_json(&value),
+        });
+    }
+    for h in &aggregates.histograms {
+        out.push(Outgoing {
+            topic: settings.histograms_topic.clone(),
+            key: format!("{}|{}", h.sensor, key_time(&h.window_start)),
+            value: to_json(h),
+        });
+    }
+    out
+}
+
+/// Produces the aggregates of committed batches.
+pub struct Publisher {
+    producer: FutureProducer,
+    settings: PublishSettings,
+    metrics: Arc<Metrics>,
+}
+
+impl Publisher {
+    /// A publisher on its own idempotent producer (see [`crate::kafka::producer_config`]).
+    pub fn new(producer: FutureProducer, settings: PublishSettings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            producer,
+            settings,
+            metrics,
+        }
+    }
+
+    /// Queues the messages of `aggregates` now (so batches are published in commit order) and
+    /// waits for their deliveries in a background task, bounded by the timeout.
+    pub fn publish(&self, aggregates: &Aggregates) {
+        let outgoing = messages(aggregates, &self.settings);
+        if outgoing.is_empty() {
+            return;
+        }
+        let mut deliveries = Vec::with_capacity(outgoing.len());
+        let mut failed = 0u64;
+        let mut first_error = None;
+        for m in &outgoing {
+            let record = FutureRecord::to(&m.topic).key(&m.key).payload(&m.value);
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push((m.topic.clone(), delivery)),
+                Err((e, _)) => {
+                    failed += 1;
+                    first_error.get_or_insert_with(|| format!("queueing for {}: {e}", m.topic));
+                }
+            }
+        }
+        let metrics = self.metrics.clone();
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        let timeout = self.settings.timeout;
+        tokio::spawn(async move {
+            let waits = deliveries.into_iter().map(|(topic, delivery)| async move {
+                match tokio::time::timeout_at(deadline, delivery).await {
+                    Ok(Ok(Ok(_))) => Ok(()),
+                    Ok(Ok(Err((e, _)))) => Err(format!("producing to {topic}: {e}")),
+                    Ok(Err(_)) => Err(format!("producing to {topic}: delivery canceled")),
+                    Err(_) => Err(format!(
+                        "producing to {topic}: no acknowledgement within {timeout:?}"
+                    )),
+                }
+            });
+            let results = futures::future::join_all(waits).await;
+            let delivered = results.iter().filter(|r| r.is_ok()).count() as u64;
+            for e in results.into_iter().filter_map(Result::err) {
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
+            metrics.record_published(delivered, failed);
+            if let Some(error) = first_error {
+                tracing::warn!(%error, failed, delivered,
+                    "publishing analytics failed (the aggregates are stored in PostgreSQL)");
+            } else {
+                tracing::debug!(delivered, "analytics published");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytics::histograms::{Bin, Histogram, Sensor};
+    use crate::analytics::summary::{LastPosition, VehicleSummary};
+    use crate::analytics::windows::Granularity;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn settings() -> PublishSettings {
+        PublishSettings {
+            summary_topic: "telemetry.summary".into(),
+            metrics_topic: "telemetry.metrics".into(),
+            histograms_topic: "telemetry.histograms".into(),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn every_aggregate_becomes_a_keyed_message() {
+        let aggregates = Aggregates {
+            vehicles: vec![VehicleSummary {
+                vin: "1M8GDM9AXKP042788".into(),
+                make: "Volvo".into(),
+                model: "XC40".into(),
+                first_seen: t("2026-11-21T10:00:00Z"),
+                last_seen: t("2026-11-21T10:00:01Z"),
+                last_seq: 1,
+                events: 2,
+                last_position: LastPosition {
+                    x: 1.0,
+                    y: 2.0,
+                    lat: 59.3,
+                    lon: 18.0,
+                },
+                last_speed: 12.5,
+            }],
+            windows: vec![WindowMetric {
+                granularity: Granularity::Second,
+                window_start: t("2026-11-21T10:00:01Z"),
+                events: 4,
+                vehicles: 2,
+                speed_sum: 10.0,
+            }],
+            histograms: vec![Histogram {
+                sensor: Sensor::TemperatureC,
+                window_start: t("2026-11-21T10:00:00Z"),
+                bins: vec![
+                    Bin {
+                        lower: None,
+                        count: 1,
+                    },
+                    Bin {
+                        lower: Some(20.0),
+                        count: 3,
+                    },
+                ],
+            }],
+            late_dropped: 0,
+        };
+        let m = messages(&aggregates, &settings());
+        let keys: Vec<(&str, &str)> = m
+            .iter()
+            .map(|m| (m.topic.as_str(), m.key.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("telemetry.summary", "1M8GDM9AXKP042788"),
+                ("telemetry.metrics", "second|2026-11-21T10:00:01Z"),
+                ("telemetry.histograms", "temperature_c|2026-11-21T10:00:00Z"),
+            ]
+        );
+        let window: serde_json::Value = serde_json::from_str(&m[1].value).unwrap();
+        assert_eq!(window["mean_speed"], 2.5);
+        assert_eq!(window["granularity"], "second");
+        let hist: serde_json::Value = serde_json::from_str(&m[2].value).unwrap();
+        assert_eq!(hist["sensor"], "temperature_c");
+        assert_eq!(hist["bins"][0]["lower"], serde_json::Value::Null);
+        assert_eq!(hist["bins"][1]["count"], 3);
+        let summary: serde_json::Value = serde_json::from_str(&m[0].value).unwrap();
+        assert_eq!(summary["last_speed"], 12.5);
+    }
+
+    #[test]
+    fn nothing_to_publish_for_an_empty_batch() {
+        assert!(messages(&Aggregates::default(), &settings()).is_empty());
+    }
+}

@@ -1,0 +1,177 @@
+//! Per-vehicle summaries (`vehicle_summary`) and per make and model counts
+//! (`make_model_counts`): their rows and the SQL that folds a batch's new events into them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Where a vehicle was at its latest event.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LastPosition {
+    /// Metres east in the local frame.
+    pub x: f64,
+    /// Metres north in the local frame.
+    pub y: f64,
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+}
+
+/// One row of `vehicle_summary` after the batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VehicleSummary {
+    /// The VIN.
+    pub vin: String,
+    /// Make of its latest event.
+    pub make: String,
+    /// Model of its latest event.
+    pub model: String,
+    /// Earliest event time.
+    pub first_seen: DateTime<Utc>,
+    /// Greatest event time.
+    pub last_seen: DateTime<Utc>,
+    /// Sequence number of the event at `last_seen` (ties broken by the greater one).
+    pub last_seq: i64,
+    /// Events stored.
+    pub events: i64,
+    /// Position at the latest event.
+    pub last_position: LastPosition,
+    /// Speed at the latest event, m/s.
+    pub last_speed: f64,
+}
+
+impl VehicleSummary {
+    /// The summary from a row of [`UPSERT_VEHICLES`]'s `RETURNING` list.
+    pub(crate) fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            vin: row.try_get("vin")?,
+            make: row.try_get("make")?,
+            model: row.try_get("model")?,
+            first_seen: row.try_get("first_seen")?,
+            last_seen: row.try_get("last_seen")?,
+            last_seq: row.try_get("last_seq")?,
+            events: row.try_get("events")?,
+            last_position: LastPosition {
+                x: row.try_get("position_x")?,
+                y: row.try_get("position_y")?,
+                lat: row.try_get("lat")?,
+                lon: row.try_get("lon")?,
+            },
+            last_speed: row.try_get("speed")?,
+        })
+    }
+}
+
+/// Folds the staged events into `vehicle_summary`: first seen is the least event time, the
+/// latest event is the one with the greatest `(ts, seq)` whether it is new or already stored,
+/// so the outcome does not depend on the order events arrive in. Returns the updated rows.
+pub(crate) const UPSERT_VEHICLES: &str = r#"
+WITH latest AS (
+    SELECT DISTINCT ON (vin) vin, make, model, ts, seq, position_x, position_y, lat, lon, speed
+      FROM analytics_staged ORDER BY vin, ts DESC, seq DESC
+), span AS (
+    SELECT vin, min(ts) AS first_seen, count(*) AS events FROM analytics_staged GROUP BY vin
+)
+INSERT INTO vehicle_summary AS v (vin, make, model, first_seen, last_seen, last_seq, events,
+                                  position_x, position_y, lat, lon, speed, updated_at)
+SELECT l.vin, l.make, l.model, s.first_seen, l.ts, l.seq, s.events,
+       l.position_x, l.position_y, l.lat, l.lon, l.speed, now()
+  FROM latest l JOIN span s USING (vin)
+ ORDER BY l.vin
+ON CONFLICT (vin) DO UPDATE SET
+    first_seen = LEAST(v.first_seen, EXCLUDED.first_seen),
+    events = v.events + EXCLUDED.events,
+    updated_at = now(),
+    make = CASE WHEN (EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq) THEN EXCLUDED.make ELSE v.make END,
+    model = CASE WHEN (EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq) THEN EXCLUDED.model ELSE v.model END,
+    last_seen = CASE WHEN (EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq) THEN EXCLUDED.last_seen ELSE v.last_seen END,
+    last_seq = CASE WHEN (EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq) THEN EXCLUDED.last_seq ELSE v.last_seq END,
+    position_x = CASE WHEN (EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq) THEN EXCLUDED.position_x ELSE v.position_x END,
+    position_y = CASE WHEN (EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq) THEN EXCLUDED.position_y ELSE v.position_y END,
+    lat = CASE WHEN (EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq) THEN EXCLUDED.lat ELSE v.lat END,
+    lon = CASE WHEN (EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq) THEN EXCLUDED.lon ELSE v.lon END,
+    speed = CASE WHEN (EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq) THEN EXCLUDED.speed ELSE v.speed END
+RETURNING vin, make, model, first_seen, last_seen, last_seq, events,
+          position_x, position_y, lat, lon, speed
+"#;
+
+/// Folds the staged events into `make_model_counts`, per make and model and per make alone
+/// (model `''`); a vehicle counts once per row (`make_model_vehicles` remembers the ones
+/// counted).
+pub(crate) const UPSERT_MAKE_MODELS: &str = r#"
+WITH pairs AS (
+    SELECT make, model, vin FROM analytics_staged
+    UNION ALL
+    SELECT make, '', vin FROM analytics_staged
+), new_vehicles AS (
+    INSERT INTO make_model_vehicles (make, model, vin)
+    SELECT DISTINCT make, model, vin FROM pairs ORDER BY 1, 2, 3
+    ON CONFLICT DO NOTHING
+    RETURNING make, model
+), fresh AS (
+    SELECT make, model, count(*) AS n FROM new_vehicles GROUP BY 1, 2
+), batch AS (
+    SELECT make, model, count(*) AS events FROM pairs GROUP BY 1, 2
+)
+INSERT INTO make_model_counts AS c (make, model, events, vehicles)
+SELECT b.make, b.model, b.events, COALESCE(f.n, 0)
+  FROM batch b LEFT JOIN fresh f USING (make, model)
+ ORDER BY 1, 2
+ON CONFLICT (make, model) DO UPDATE
+   SET events = c.events + EXCLUDED.events, vehicles = c.vehicles + EXCLUDED.vehicles
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_event_is_chosen_by_event_time_then_seq() {
+        assert!(UPSERT_VEHICLES.contains("ORDER BY vin, ts DESC, seq DESC"));
+        assert!(
+            UPSERT_VEHICLES
+                .contains("(EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq)")
+        );
+        let newer = "WHEN (EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq) THEN";
+        for column in [
+            "make",
+            "last_seen",
+            "last_seq",
+            "position_x",
+            "lat",
+            "lon",
+            "speed",
+        ] {
+            assert!(
+                UPSERT_VEHICLES.contains(&format!(
+                    "{column} = CASE {newer} EXCLUDED.{column} ELSE v.{column} END"
+                )),
+                "{column}"
+            );
+        }
+    }
+
+    #[test]
+    fn summary_serializes_with_nested_position() {
+        let s = VehicleSummary {
+            vin: "1M8GDM9AXKP042788".into(),
+            make: "Volvo".into(),
+            model: "XC40".into(),
+            first_seen: "2026-11-21T10:00:00Z".parse().unwrap(),
+            last_seen: "2026-11-21T10:00:05Z".parse().unwrap(),
+            last_seq: 5,
+            events: 6,
+            last_position: LastPosition {
+                x: 1.0,
+                y: 2.0,
+                lat: 59.3,
+                lon: 18.0,
+            },
+            last_speed: 12.5,
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["last_position"]["lat"], 59.3);
+        assert_eq!(v["events"], 6);
+        assert_eq!(v["last_seen"], "2026-11-21T10:00:05Z");
+    }
+}

@@ -1,0 +1,223 @@
+//! Per-second and per-minute windows by event time (UTC): the window arithmetic, the allowed
+//! lateness, the rows of `window_metrics` and the SQL that maintains them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
+use serde::Serialize;
+
+/// Width of a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    /// One second.
+    Second,
+    /// One minute.
+    Minute,
+}
+
+impl Granularity {
+    /// Both, in the order the tables list them.
+    pub const ALL: [Self; 2] = [Self::Second, Self::Minute];
+
+    /// The name stored in `window_metrics.granularity`, as `date_trunc` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Second => "second",
+            Self::Minute => "minute",
+        }
+    }
+
+    /// The granularity stored as `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == name)
+    }
+
+    fn width(self) -> TimeDelta {
+        match self {
+            Self::Second => TimeDelta::seconds(1),
+            Self::Minute => TimeDelta::minutes(1),
+        }
+    }
+
+    /// Start of the window holding `ts`, like PostgreSQL's `date_trunc(name, ts, 'UTC')`.
+    pub fn window_start(self, ts: DateTime<Utc>) -> DateTime<Utc> {
+        // Truncation towards the past also before 1970; `duration_trunc` only fails for
+        // times beyond chrono's range, which event times never are.
+        ts.duration_trunc(self.width()).unwrap_or(ts)
+    }
+}
+
+/// How late an event may be and still count in its windows: events older than the greatest
+/// stored event time (the watermark) by more than this are stored in `diag` and the other
+/// aggregates, but not in `window_metrics` or `sensor_histograms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lateness(pub Duration);
+
+impl Lateness {
+    /// The oldest event time still counted when the watermark is `watermark`; `None` when
+    /// the lateness reaches beyond any representable time (everything counts).
+    pub fn cutoff(self, watermark: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        TimeDelta::from_std(self.0)
+            .ok()
+            .and_then(|d| watermark.checked_sub_signed(d))
+    }
+}
+
+/// One row of `window_metrics` after the batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowMetric {
+    /// `second` or `minute`.
+    pub granularity: Granularity,
+    /// Start of the window (UTC).
+    pub window_start: DateTime<Utc>,
+    /// Events counted in the window.
+    pub events: i64,
+    /// Distinct vehicles among them.
+    pub vehicles: i64,
+    /// Sum of their speeds, m/s.
+    pub speed_sum: f64,
+}
+
+impl WindowMetric {
+    /// Mean speed of the window's events, m/s; 0 without events.
+    pub fn mean_speed(&self) -> f64 {
+        if self.events == 0 {
+            0.0
+        } else {
+            self.speed_sum / self.events as f64
+        }
+    }
+}
+
+/// Raises the topic's watermark to the greatest event time staged (`$1` = topic) and returns
+/// it.
+pub(crate) const ADVANCE_WATERMARK: &str = r#"
+INSERT INTO window_watermark AS m (topic, max_ts)
+SELECT $1, max(ts) FROM analytics_staged HAVING count(*) > 0
+ON CONFLICT (topic) DO UPDATE SET max_ts = GREATEST(m.max_ts, EXCLUDED.max_ts)
+RETURNING max_ts
+"#;
+
+/// Staged events older than the cutoff `$1` (none when it is NULL).
+pub(crate) const COUNT_LATE: &str = "SELECT count(*) FROM analytics_staged WHERE ts < $1";
+
+/// Forgets which vehicles were counted in windows that no event can reach any more: those
+/// that ended over a minute before the cutoff `$1`. (Raising the allowed lateness later lets
+/// events reach such windows again; their vehicles may then be counted twice.)
+pub(crate) const PRUNE_WINDOW_VEHICLES: &str = r#"
+DELETE FROM window_vehicles
+ WHERE granularity IN ('second', 'minute') AND window_start < $1::timestamptz - interval '2 minutes'
+"#;
+
+/// Adds the staged events at or after the cutoff `$1` (all when NULL) to their second and minute windows;
+/// a vehicle counts once per window (`window_vehicles` remembers the ones counted). Returns the
+/// updated rows.
+pub(crate) const UPSERT_WINDOWS: &str = r#"
+WITH src AS (
+    SELECT g.granularity, date_trunc(g.granularity, s.ts, 'UTC') AS window_start, s.vin, s.speed
+      FROM analytics_staged s CROSS JOIN (VALUES ('second'), ('minute')) AS g(granularity)
+     WHERE $1::timestamptz IS NULL OR s.ts >= $1
+), new_vehicles AS (
+    INSERT INTO window_vehicles (granularity, window_start, vin)
+    SELECT DISTINCT granularity, window_start, vin FROM src ORDER BY 1, 2, 3
+    ON CONFLICT DO NOTHING
+    RETURNING granularity, window_start
+), fresh AS (
+    SELECT granularity, window_start, count(*) AS n FROM new_vehicles GROUP BY 1, 2
+), batch AS (
+    SELECT granularity, window_start, count(*) AS events, sum(speed) AS speed_sum
+      FROM src GROUP BY 1, 2
+)
+INSERT INTO window_metrics AS m (granularity, window_start, events, vehicles, speed_sum)
+SELECT b.granularity, b.window_start, b.events, COALESCE(f.n, 0), b.speed_sum
+  FROM batch b LEFT JOIN fresh f USING (granularity, window_start)
+ ORDER BY 1, 2
+ON CONFLICT (granularity, window_start) DO UPDATE
+   SET events = m.events + EXCLUDED.events,
+       vehicles = m.vehicles + EXCLUDED.vehicles,
+       speed_sum = m.speed_sum + EXCLUDED.speed_sum
+RETURNING granularity, window_start, events, vehicles, speed_sum
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn windows_truncate_towards_the_past() {
+        let ts = t("2026-11-21T10:17:42.987654Z");
+        assert_eq!(
+            Granularity::Second.window_start(ts),
+            t("2026-11-21T10:17:42Z")
+        );
+        assert_eq!(
+            Granularity::Minute.window_start(ts),
+            t("2026-11-21T10:17:00Z")
+        );
+        let before_epoch = t("1969-12-31T23:59:59.5Z");
+        assert_eq!(
+            Granularity::Second.window_start(before_epoch),
+            t("1969-12-31T23:59:59Z")
+        );
+        let on_boundary = t("2026-11-21T10:18:00Z");
+        assert_eq!(Granularity::Minute.window_start(on_boundary), on_boundary);
+    }
+
+    #[test]
+    fn names_match_date_trunc_and_the_sql() {
+        for g in Granularity::ALL {
+            assert_eq!(Granularity::from_name(g.as_str()), Some(g));
+            assert!(UPSERT_WINDOWS.contains(&format!("('{}')", g.as_str())));
+        }
+        assert_eq!(Granularity::from_name("hour"), None);
+        assert_eq!(serde_json::to_value(Granularity::Minute).unwrap(), "minute");
+    }
+
+    /// The rule the SQL applies: counted when there is no cutoff or `ts >= cutoff`.
+    fn admits(l: Lateness, ts: DateTime<Utc>, watermark: DateTime<Utc>) -> bool {
+        l.cutoff(watermark).is_none_or(|cutoff| ts >= cutoff)
+    }
+
+    #[test]
+    fn lateness_is_measured_from_the_watermark() {
+        let watermark = t("2026-11-21T10:00:00Z");
+        let hour = Lateness(Duration::from_secs(3600));
+        assert_eq!(hour.cutoff(watermark), Some(t("2026-11-21T09:00:00Z")));
+        assert!(admits(hour, t("2026-11-21T09:00:00Z"), watermark));
+        assert!(!admits(hour, t("2026-11-21T08:59:59.999Z"), watermark));
+        assert!(admits(hour, t("2026-11-21T10:05:00Z"), watermark), "ahead");
+        let zero = Lateness(Duration::ZERO);
+        assert!(!admits(zero, t("2026-11-21T09:59:59Z"), watermark));
+    }
+
+    #[test]
+    fn huge_lateness_admits_everything() {
+        let forever = Lateness(Duration::from_secs(u64::MAX));
+        assert_eq!(forever.cutoff(t("2026-11-21T10:00:00Z")), None);
+        assert!(admits(
+            forever,
+            t("1970-01-01T00:00:00Z"),
+            t("2026-11-21T10:00:00Z")
+        ));
+    }
+
+    #[test]
+    fn mean_speed_of_an_empty_window_is_zero() {
+        let mut w = WindowMetric {
+            granularity: Granularity::Second,
+            window_start: t("2026-11-21T10:00:00Z"),
+            events: 0,
+            vehicles: 0,
+            speed_sum: 0.0,
+        };
+        assert_eq!(w.mean_speed(), 0.0);
+        w.events = 4;
+        w.speed_sum = 10.0;
+        assert_eq!(w.mean_speed(), 2.5);
+    }
+}
