@@ -1,0 +1,1019 @@
+//! Ingest's HTTP contract against a real broker: one stack launched through the real `fleet`
+//! binary (`launch-infra`, no vehicles), then every status code of `POST /events` through
+//! ingest's published port, records read back from the broker on the host at the partition and
+//! offset ingest reported, a retried event stored once in `diag`, and finally a broker outage
+//! under continuous load: every 2xx must be in the topic, and the outage must show as 503 with
+//! `Retry-After`.
+//!
+//! Whether ingest acknowledges again after the broker is back is reported (`FINDING:` lines with
+//! the broker's log), and asserted only with `INGEST_API_REQUIRE_RECOVERY=1`: with Tansu 0.6.0 it
+//! does not (the broker's storage panics on `docker stop`, then on the producer's next epoch with
+//! `more or less than one row`, and answers every request with `UnableToSend` after that). To
+//! read the topic back the test then stops ingest and the consumer and restarts the broker, and
+//! the broker's host listener if it gives no metadata.
+//!
+//! Not covered here: 429 (`INGEST_RATE_LIMIT_PER_VIN`) and 401/403 (`INGEST_TOKENS_FILE`), since
+//! the orchestrator does not pass those options to the container yet.
+//!
+//! The stack runs under a name (`ingest-api-t-<pid>`) and host ports of its own; a guard tears it
+//! down also when an assertion fails.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use fleet_common::{EventTime, TelemetryEvent, Vin};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Body limit of the test stack's ingest (`FLEET_INGEST__MAX_BODY_BYTES`).
+const MAX_BODY_BYTES: usize = 4096;
+/// Topic ingest produces to (`[broker] topic`).
+const TOPIC: &str = "telemetry";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A stack of the test's own; dropping it tears it down.
+struct TestStack {
+    name: String,
+    env: BTreeMap<String, String>,
+    state_root: PathBuf,
+    state_dir: PathBuf,
+    pg_port: u16,
+    ingest_port: u16,
+}
+
+impl TestStack {
+    fn new(tag: &str) -> Self {
+        let name = format!("ingest-api-{tag}-{}", std::process::id());
+        let state_root = std::env::temp_dir().join(format!("fleet-{name}-state"));
+        let (zk, broker, pg_port, ingest_port) =
+            (free_port(), free_port(), free_port(), free_port());
+        let env = BTreeMap::from([
+            ("FLEET_STACK__NAME".to_owned(), name.clone()),
+            (
+                "FLEET_STACK__STATE_DIR".to_owned(),
+                state_root.display().to_string(),
+            ),
+            ("FLEET_ZOOKEEPER__HOST_PORT".to_owned(), zk.to_string()),
+            ("FLEET_BROKER__HOST_PORT".to_owned(), broker.to_string()),
+            ("FLEET_POSTGRES__HOST_PORT".to_owned(), pg_port.to_string()),
+            (
+                "FLEET_INGEST__HOST_PORT".to_owned(),
+                ingest_port.to_string(),
+            ),
+            (
+                "FLEET_INGEST__MAX_BODY_BYTES".to_owned(),
+                MAX_BODY_BYTES.to_string(),
+            ),
+            // Short, so that an outage shows as 503 quickly.
+            ("FLEET_INGEST__PRODUCE_TIMEOUT".to_owned(), "2s".to_owned()),
+        ]);
+        Self {
+            state_dir: state_root.join(&name),
+            state_root,
+            name,
+            env,
+            pg_port,
+            ingest_port,
+        }
+    }
+
+    fn config_file() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config.master.toml")
+    }
+
+    async fn fleet_quiet(&self, args: &[&str]) -> Output {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+            .arg("--progress")
+            .arg("plain")
+            .arg("--config")
+            .arg(Self::config_file())
+            .args(args)
+            .envs(&self.env)
+            .output()
+            .await
+            .expect("fleet runs")
+    }
+
+    async fn fleet(&self, args: &[&str]) -> Output {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+            .arg("--progress")
+            .arg("plain")
+            .arg("--config")
+            .arg(Self::config_file())
+            .args(args)
+            .envs(&self.env)
+            .output()
+            .await
+            .expect("fleet runs");
+        eprintln!(
+            "$ fleet {} -> {}\n{}{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    async fn fleet_ok(&self, args: &[&str]) -> String {
+        let output = self.fleet(args).await;
+        assert!(output.status.success(), "fleet {} failed", args.join(" "));
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    async fn postgres(&self) -> tokio_postgres::Client {
+        let password = std::fs::read_to_string(self.state_dir.join("postgres-password"))
+            .expect("the password file exists after launch");
+        let (client, connection) = tokio_postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.pg_port)
+            .user("fleet")
+            .password(password.trim_end())
+            .dbname("av_telemetry")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect to the stack's PostgreSQL from the host");
+        tokio::spawn(connection);
+        client
+    }
+
+    async fn kafka_bootstrap(&self) -> String {
+        let status: Value =
+            serde_json::from_str(&self.fleet_ok(&["status", "--json"]).await).expect("status JSON");
+        status["kafka_bootstrap"]
+            .as_str()
+            .expect("kafka_bootstrap in status")
+            .to_owned()
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        // Always tear down, also after a failed assertion.
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+            .args(["--progress", "plain", "--config"])
+            .arg(Self::config_file())
+            .arg("teardown")
+            .envs(&self.env)
+            .status();
+        eprintln!("teardown of {}: {status:?}", self.name);
+        let clean = status.as_ref().is_ok_and(|s| s.success()) || remove_by_label(&self.name);
+        if clean {
+            let _ = std::fs::remove_dir_all(&self.state_root);
+        }
+    }
+}
+
+/// Fallback when `fleet teardown` fails (e.g. the config file was changed under the running
+/// test): removes the containers, networks and volumes labelled with `stack`, through the
+/// `docker` CLI. Whether everything went.
+fn remove_by_label(stack: &str) -> bool {
+    let filter = format!("label=io.fleet.stack={stack}");
+    let mut clean = true;
+    for (list, remove) in [
+        (&["ps", "-aq"][..], &["rm", "-f"][..]),
+        (&["network", "ls", "-q"][..], &["network", "rm"][..]),
+        (&["volume", "ls", "-q"][..], &["volume", "rm", "-f"][..]),
+    ] {
+        let ids = std::process::Command::new("docker")
+            .args(list)
+            .args(["--filter", &filter])
+            .output();
+        let Ok(ids) = ids else {
+            return false;
+        };
+        let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let removed = std::process::Command::new("docker")
+            .args(remove)
+            .args(&ids)
+            .status();
+        eprintln!("fallback removal of {ids:?}: {removed:?}");
+        clean &= removed.is_ok_and(|s| s.success());
+    }
+    clean
+}
+
+/// A valid event of vehicle `serial`, event time now, a fresh `event_id`.
+fn event(serial: u64, seq: u64) -> Value {
+    let e = TelemetryEvent::example(
+        Uuid::new_v4(),
+        Vin::from_serial("YV1", serial),
+        seq,
+        EventTime(Utc::now()),
+    );
+    serde_json::to_value(e).expect("an event serializes")
+}
+
+fn event_id(event: &Value) -> String {
+    event["event_id"].as_str().expect("event_id").to_owned()
+}
+
+/// A response: status, `Retry-After`, JSON body.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+/// `POST /events` on the stack's ingest, always on 127.0.0.1.
+#[derive(Clone)]
+struct Api {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Api {
+    fn new(port: u16) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("HTTP client"),
+            url: format!("http://127.0.0.1:{port}/events"),
+        }
+    }
+
+    async fn try_post(
+        &self,
+        content_type: &str,
+        encoding: Option<&str>,
+        body: Vec<u8>,
+    ) -> reqwest::Result<Answer> {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(encoding) = encoding {
+            request = request.header("content-encoding", encoding);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    async fn post(&self, content_type: &str, encoding: Option<&str>, body: Vec<u8>) -> Answer {
+        let answer = self
+            .try_post(content_type, encoding, body)
+            .await
+            .expect("POST /events answers");
+        eprintln!("POST /events -> {} {}", answer.status, answer.body);
+        answer
+    }
+
+    async fn post_json(&self, body: &Value) -> Answer {
+        self.post("application/json", None, body.to_string().into_bytes())
+            .await
+    }
+}
+
+/// The `results` of a report, checked to be `ok` with a partition and offset, as
+/// `(partition, offset)` in body order.
+fn ok_positions(answer: &Answer, expected: usize) -> Vec<(i32, i64)> {
+    let results = answer.body["results"].as_array().expect("results array");
+    assert_eq!(results.len(), expected, "{}", answer.body);
+    results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            assert_eq!(r["status"], "ok", "record {i}: {r}");
+            assert_eq!(r["index"], i, "record {i}: {r}");
+            let partition = r["partition"].as_i64().expect("partition") as i32;
+            let offset = r["offset"].as_i64().expect("offset");
+            assert!(partition >= 0 && offset >= 0, "{r}");
+            (partition, offset)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the broker from the host.
+
+fn kafka_config(bootstrap: &str) -> rdkafka::ClientConfig {
+    let mut config = rdkafka::ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("ingest-api-reader-{}", Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    config
+}
+
+/// The records at `positions`, as JSON, read from the host.
+async fn read_at(bootstrap: &str, positions: Vec<(i32, i64)>) -> Vec<Value> {
+    let config = kafka_config(bootstrap);
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::Message;
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        positions
+            .into_iter()
+            .map(|(partition, offset)| {
+                let consumer: BaseConsumer = config.create().expect("consumer");
+                let mut tpl = rdkafka::TopicPartitionList::new();
+                tpl.add_partition_offset(TOPIC, partition, rdkafka::Offset::Offset(offset))
+                    .expect("partition offset");
+                consumer.assign(&tpl).expect("assign");
+                let started = Instant::now();
+                loop {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "no record at {partition}/{offset} within 60 s"
+                    );
+                    if let Some(message) = consumer.poll(Duration::from_millis(500)) {
+                        let Ok(message) = message.inspect_err(|e| eprintln!("reading: {e}")) else {
+                            continue;
+                        };
+                        assert_eq!(message.partition(), partition);
+                        assert_eq!(message.offset(), offset);
+                        break serde_json::from_slice(message.payload().unwrap_or_default())
+                            .expect("a JSON record");
+                    }
+                }
+            })
+            .collect()
+    })
+    .await
+    .expect("reader task")
+}
+
+/// Every record of the topic, all partitions, from the low to the high watermark: the set of
+/// `event_id`s and the number of records. `None` when the broker gives no metadata and
+/// watermarks within `patience`.
+async fn read_whole_topic(
+    bootstrap: &str,
+    patience: Duration,
+) -> Option<(BTreeSet<String>, usize)> {
+    let config = kafka_config(bootstrap);
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::Message;
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let timeout = Duration::from_secs(10);
+        let consumer: BaseConsumer = config.create().expect("consumer");
+        // The broker may just have been restarted: retry metadata and watermarks for a while.
+        let started = Instant::now();
+        let watermarks = loop {
+            let attempt = (|| -> Result<Vec<(i32, i64, i64)>, rdkafka::error::KafkaError> {
+                let metadata = consumer.fetch_metadata(Some(TOPIC), timeout)?;
+                let partitions: Vec<i32> = metadata
+                    .topics()
+                    .iter()
+                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                    .collect();
+                partitions
+                    .into_iter()
+                    .map(|p| {
+                        let (low, high) = consumer.fetch_watermarks(TOPIC, p, timeout)?;
+                        Ok((p, low, high))
+                    })
+                    .collect()
+            })();
+            match attempt {
+                Ok(w) if !w.is_empty() => break w,
+                other => {
+                    if started.elapsed() > patience {
+                        eprintln!(
+                            "no metadata and watermarks of {TOPIC} in {patience:?}: {other:?}"
+                        );
+                        return None;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        };
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        let mut remaining = HashMap::new();
+        for (partition, low, high) in watermarks {
+            eprintln!("{TOPIC}/{partition}: offsets {low}..{high}");
+            if high > low {
+                tpl.add_partition_offset(TOPIC, partition, rdkafka::Offset::Offset(low))
+                    .expect("partition offset");
+                remaining.insert(partition, high);
+            }
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut ids = BTreeSet::new();
+        let mut records = 0;
+        let mut first_seen: HashMap<String, (i32, i64)> = HashMap::new();
+        let started = Instant::now();
+        while !remaining.is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the topic was not read to its high watermarks in 120 s; left: {remaining:?}"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+                continue;
+            };
+            // Transport errors (e.g. `AllBrokersDown` right after a restart) are transient
+            // here; the deadline above bounds the wait.
+            let message = match message {
+                Ok(message) => message,
+                Err(e) => {
+                    eprintln!("reading {TOPIC} from the host: {e} (retrying)");
+                    std::thread::sleep(Duration::from_millis(500));
+                    continue;
+                }
+            };
+            records += 1;
+            let value: Value =
+                serde_json::from_slice(message.payload().unwrap_or_default()).expect("JSON");
+            let id = value["event_id"].as_str().expect("event_id").to_owned();
+            if let Some((p, o)) = first_seen.get(&id) {
+                eprintln!(
+                    "{TOPIC}: event {id} at {}/{} is a second copy of {p}/{o}",
+                    message.partition(),
+                    message.offset()
+                );
+            } else {
+                first_seen.insert(id.clone(), (message.partition(), message.offset()));
+            }
+            ids.insert(id);
+            if remaining
+                .get(&message.partition())
+                .is_some_and(|high| message.offset() + 1 >= *high)
+            {
+                remaining.remove(&message.partition());
+            }
+        }
+        Some((ids, records))
+    })
+    .await
+    .expect("reader task")
+}
+
+// ---------------------------------------------------------------------------------------------
+// gzip without a compression crate: stored deflate blocks, CRC-32 by hand.
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in data {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// `data` as a gzip member (RFC 1952) of stored deflate blocks (RFC 1951).
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let chunks: Vec<&[u8]> = if data.is_empty() {
+        vec![&[]]
+    } else {
+        data.chunks(65_535).collect()
+    };
+    let last = chunks.len() - 1;
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        out.push(u8::from(i == last));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+#[test]
+fn crc32_matches_the_reference() {
+    assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks.
+
+/// 200 for one event and for an array, each record's partition and offset pointing at it in
+/// the broker.
+async fn accepted_events_are_in_the_broker(api: &Api, bootstrap: &str) {
+    let one = event(1, 0);
+    let answer = api.post_json(&one).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["accepted"], 1);
+    assert_eq!(answer.body["rejected"], 0);
+    assert!(answer.retry_after.is_none());
+    let positions = ok_positions(&answer, 1);
+
+    let batch: Vec<Value> = (0..5).map(|i| event(2 + i, 0)).collect();
+    let answer = api.post_json(&json!(batch)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["accepted"], 5);
+    let batch_positions = ok_positions(&answer, 5);
+
+    let sent: Vec<String> = std::iter::once(&one).chain(&batch).map(event_id).collect();
+    let stored = read_at(bootstrap, [positions, batch_positions].concat()).await;
+    let stored: Vec<String> = stored.iter().map(event_id).collect();
+    assert_eq!(
+        stored, sent,
+        "the broker holds each event where ingest said"
+    );
+}
+
+/// A batch with bad records: 200, the good ones stored (read back), the bad ones named by index
+/// with their field and rule.
+async fn partial_batch(api: &Api, bootstrap: &str) {
+    let good_a = event(10, 0);
+    let good_b = event(11, 0);
+    let mut bad_vin = event(12, 0);
+    // Same VIN with a wrong check digit (position 9).
+    let vin = bad_vin["vin"].as_str().unwrap().to_owned();
+    let wrong = if &vin[8..9] == "0" { "1" } else { "0" };
+    bad_vin["vin"] = format!("{}{wrong}{}", &vin[..8], &vin[9..]).into();
+    let mut bad_speed = event(13, 0);
+    bad_speed["speed"] = 500.0.into();
+    let mut unknown = event(14, 0);
+    unknown["colour"] = "red".into();
+
+    let body = json!([good_a, bad_vin, good_b, bad_speed, unknown]);
+    let answer = api.post_json(&body).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["accepted"], 2);
+    assert_eq!(answer.body["rejected"], 3);
+    let results = answer.body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 5);
+    let expect_rejected = [
+        (1, ["vin", "check digit"]),
+        (3, ["speed", "outside"]),
+        (4, ["colour", "unknown field"]),
+    ];
+    for (index, words) in expect_rejected {
+        let r = &results[index];
+        assert_eq!(r["status"], "rejected", "{r}");
+        assert_eq!(r["index"], index, "{r}");
+        let error = r["error"].as_str().expect("error text");
+        for word in words {
+            assert!(
+                error.contains(word),
+                "record {index}: {error:?} lacks {word:?}"
+            );
+        }
+    }
+    let mut positions = Vec::new();
+    for index in [0, 2] {
+        let r = &results[index];
+        assert_eq!(r["status"], "ok", "{r}");
+        positions.push((
+            r["partition"].as_i64().unwrap() as i32,
+            r["offset"].as_i64().unwrap(),
+        ));
+    }
+    let stored: Vec<String> = read_at(bootstrap, positions)
+        .await
+        .iter()
+        .map(event_id)
+        .collect();
+    assert_eq!(stored, [event_id(&good_a), event_id(&good_b)]);
+}
+
+/// 400, 413, 415, 422: the whole body refused, with a reason that says why.
+async fn refused_bodies(api: &Api) {
+    // 400: malformed JSON, named by line and column.
+    let answer = api
+        .post("application/json", None, b"[\n  {\"vin\": }\n]".to_vec())
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let error = answer.body["error"].as_str().expect("error");
+    assert!(error.contains("line 2 column 11"), "{error}");
+
+    // 413: over INGEST_MAX_BODY_BYTES.
+    let big: Vec<Value> = (0..30).map(|i| event(20 + i, 0)).collect();
+    let big = json!(big).to_string().into_bytes();
+    assert!(big.len() > MAX_BODY_BYTES);
+    let answer = api.post("application/json", None, big.clone()).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let error = answer.body["error"].as_str().expect("error");
+    assert!(error.contains("INGEST_MAX_BODY_BYTES"), "{error}");
+    // Also when it only inflates past the limit.
+    let answer = api
+        .post("application/json", Some("gzip"), gzip_stored(&big))
+        .await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // 415: a content type ingest does not read.
+    let one = event(40, 0).to_string().into_bytes();
+    let answer = api.post("text/plain", None, one.clone()).await;
+    assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let error = answer.body["error"].as_str().expect("error");
+    assert!(error.contains("application/json"), "{error}");
+
+    // 422: every record invalid; the field and rule are named.
+    let mut bad = event(41, 0);
+    let vin = bad["vin"].as_str().unwrap().to_owned();
+    let wrong = if &vin[8..9] == "0" { "1" } else { "0" };
+    bad["vin"] = format!("{}{wrong}{}", &vin[..8], &vin[9..]).into();
+    let answer = api.post_json(&bad).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error = answer.body["error"].as_str().expect("error");
+    assert!(
+        error.contains("`vin`") && error.contains("check digit"),
+        "{error}"
+    );
+    let result = &answer.body["results"][0];
+    assert_eq!(result["status"], "rejected", "{result}");
+
+    let mut bad = event(42, 0);
+    bad["sensors"]["humidity_pct"] = 140.0.into();
+    let answer = api.post_json(&bad).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error = answer.body["error"].as_str().expect("error");
+    assert!(error.contains("sensors.humidity_pct"), "{error}");
+}
+
+/// gzip and NDJSON bodies are accepted and land in the broker.
+async fn gzip_and_ndjson(api: &Api, bootstrap: &str) {
+    let batch: Vec<Value> = (0..3).map(|i| event(50 + i, 0)).collect();
+    let answer = api
+        .post(
+            "application/json",
+            Some("gzip"),
+            gzip_stored(json!(batch).to_string().as_bytes()),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let positions = ok_positions(&answer, 3);
+    let stored: Vec<String> = read_at(bootstrap, positions)
+        .await
+        .iter()
+        .map(event_id)
+        .collect();
+    assert_eq!(stored, batch.iter().map(event_id).collect::<Vec<_>>());
+
+    let lines: Vec<Value> = (0..3).map(|i| event(60 + i, 0)).collect();
+    let ndjson = lines
+        .iter()
+        .map(|e| format!("{e}\n"))
+        .collect::<String>()
+        .into_bytes();
+    let answer = api.post("application/x-ndjson", None, ndjson.clone()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let positions = ok_positions(&answer, 3);
+    let stored: Vec<String> = read_at(bootstrap, positions)
+        .await
+        .iter()
+        .map(event_id)
+        .collect();
+    assert_eq!(stored, lines.iter().map(event_id).collect::<Vec<_>>());
+
+    // NDJSON, gzipped.
+    let answer = api
+        .post("application/x-ndjson", Some("gzip"), gzip_stored(&ndjson))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+}
+
+/// The same event posted twice (a client retry) is stored once in `diag`. A later event of the
+/// same vehicle (same key, so same partition, after both copies) shows that the consumer got
+/// past both copies.
+async fn retried_post_is_stored_once(api: &Api, stack: &TestStack) {
+    let retried = event(70, 0);
+    let id = event_id(&retried);
+    let first = api.post_json(&retried).await;
+    let second = api.post_json(&retried).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(second.status, StatusCode::OK);
+    let (p1, o1) = ok_positions(&first, 1)[0];
+    let (p2, o2) = ok_positions(&second, 1)[0];
+    assert_eq!(p1, p2, "same key, same partition");
+    assert!(o2 > o1, "the retry is a second record in the broker");
+
+    let after = event(70, 1);
+    let after_id = event_id(&after);
+    assert_eq!(api.post_json(&after).await.status, StatusCode::OK);
+
+    let pg = stack.postgres().await;
+    let started = Instant::now();
+    loop {
+        let rows: i64 = pg
+            .query_one(
+                "SELECT count(*) FROM diag WHERE event_id = $1::text::uuid",
+                &[&after_id],
+            )
+            .await
+            .expect("query diag")
+            .get(0);
+        if rows == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the consumer did not store {after_id} in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let rows: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM diag WHERE event_id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .expect("query diag")
+        .get(0);
+    assert_eq!(rows, 1, "the retried event {id} is stored exactly once");
+}
+
+/// What one POST of the outage test got.
+#[derive(Debug)]
+struct Outcome {
+    event_id: String,
+    phase: &'static str,
+    status: Option<StatusCode>,
+    retry_after: Option<String>,
+    error: Option<String>,
+}
+
+/// Posts one event at a time from `clients` tasks until `stop`, recording each outcome with the
+/// phase it started in.
+fn start_load(
+    api: &Api,
+    clients: u64,
+    stop: Arc<AtomicBool>,
+    phase: Arc<std::sync::Mutex<&'static str>>,
+) -> Vec<tokio::task::JoinHandle<Vec<Outcome>>> {
+    (0..clients)
+        .map(|client| {
+            let (api, stop, phase) = (api.clone(), stop.clone(), phase.clone());
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                let started = Instant::now();
+                let mut seq = 0;
+                // Bounded: never longer than 90 s, whatever the driver does.
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(90) {
+                    let event = event(1000 + client, seq);
+                    seq += 1;
+                    let now_phase = *phase.lock().unwrap();
+                    let body = event.to_string().into_bytes();
+                    let outcome = match api.try_post("application/json", None, body).await {
+                        Ok(answer) => Outcome {
+                            event_id: event_id(&event),
+                            phase: now_phase,
+                            status: Some(answer.status),
+                            retry_after: answer.retry_after,
+                            error: answer.body["error"].as_str().map(str::to_owned),
+                        },
+                        Err(e) => {
+                            eprintln!("client {client}: {e}");
+                            Outcome {
+                                event_id: event_id(&event),
+                                phase: now_phase,
+                                status: None,
+                                retry_after: None,
+                                error: Some(e.to_string()),
+                            }
+                        }
+                    };
+                    outcomes.push(outcome);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                outcomes
+            })
+        })
+        .collect()
+}
+
+/// The broker goes away under load and comes back: some requests get 503 with `Retry-After`,
+/// and every event that got a 2xx is in the topic.
+async fn broker_outage(api: &Api, stack: &TestStack, bootstrap: &str) {
+    use bollard::query_parameters::StopContainerOptionsBuilder;
+
+    let docker = bollard::Docker::connect_with_local_defaults()
+        .expect("Docker client")
+        .negotiate_version()
+        .await
+        .expect("the Docker engine answers");
+    let broker = format!("{}-broker", stack.name);
+    let stop = Arc::new(AtomicBool::new(false));
+    let phase = Arc::new(std::sync::Mutex::new("before"));
+    let set_phase = |p: &'static str| {
+        *phase.lock().unwrap() = p;
+        eprintln!("outage test: phase {p}");
+    };
+    let clients = start_load(api, 4, stop.clone(), phase.clone());
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    set_phase("down");
+    docker
+        .stop_container(
+            &broker,
+            Some(StopContainerOptionsBuilder::default().t(5).build()),
+        )
+        .await
+        .expect("stop the broker");
+    eprintln!("outage test: broker stopped");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    set_phase("restarting");
+    docker
+        .start_container(&broker, None)
+        .await
+        .expect("start the broker");
+    eprintln!("outage test: broker started");
+    set_phase("after");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Keep going (bounded) until the broker acknowledges again, so that the end of the outage
+    // is part of the evidence.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(45) && ingest_503s_now(api).await {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut outcomes = Vec::new();
+    for client in clients {
+        outcomes.extend(client.await.expect("client task"));
+    }
+
+    let mut tally: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    let mut samples: BTreeMap<(&str, String), &str> = BTreeMap::new();
+    for o in &outcomes {
+        let status = o.status.map_or("no answer".to_owned(), |s| s.to_string());
+        if let Some(error) = &o.error {
+            samples.entry((o.phase, status.clone())).or_insert(error);
+        }
+        *tally.entry((o.phase, status)).or_default() += 1;
+    }
+    eprintln!("outage test: outcomes by phase and status: {tally:?}");
+    eprintln!("outage test: first error by phase and status: {samples:#?}");
+    stack.fleet(&["logs", "ingest", "--tail", "30"]).await;
+    print_broker_log(stack).await;
+
+    let unavailable: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.status == Some(StatusCode::SERVICE_UNAVAILABLE))
+        .collect();
+    assert!(
+        !unavailable.is_empty(),
+        "no request got 503 while the broker was down: {tally:?}"
+    );
+    for o in &unavailable {
+        let secs: u64 = o
+            .retry_after
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("503 without a numeric Retry-After: {o:?}"));
+        assert!(secs >= 1, "{o:?}");
+    }
+    let acked: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.status.is_some_and(|s| s.is_success()))
+        .collect();
+    assert!(
+        acked.iter().any(|o| o.phase == "before"),
+        "nothing was acknowledged before the outage: {tally:?}"
+    );
+    if !acked.iter().any(|o| o.phase == "after") {
+        // Seen with Tansu 0.6.0: after `docker stop` + `docker start` the broker answers every
+        // Produce and Metadata request with `Storage(UnableToSend)`, so ingest stays at 503.
+        // Reported, not asserted, unless INGEST_API_REQUIRE_RECOVERY is set.
+        eprintln!(
+            "FINDING: ingest acknowledged nothing in the 45 s after the broker came back \
+             (the 503s are honest, but the stack does not recover by itself): {tally:?}"
+        );
+        assert!(
+            std::env::var_os("INGEST_API_REQUIRE_RECOVERY").is_none(),
+            "ingest did not acknowledge anything after the broker came back: {tally:?}"
+        );
+        // To read the topic back: take every producer (ingest, and the consumer, which
+        // produces its output topics) off the broker, restart the broker.
+        for service in ["ingest", "consumer"] {
+            docker
+                .stop_container(
+                    &format!("{}-{service}", stack.name),
+                    Some(StopContainerOptionsBuilder::default().t(5).build()),
+                )
+                .await
+                .expect("stop a producer");
+        }
+        docker
+            .restart_container(&broker, None)
+            .await
+            .expect("restart the broker");
+        eprintln!(
+            "outage test: ingest and consumer stopped, broker restarted to read the topic back"
+        );
+    }
+
+    let (in_topic, records) = match read_whole_topic(bootstrap, Duration::from_secs(20)).await {
+        Some(read) => read,
+        None => {
+            // Seen with Tansu 0.6.0: after the broker restarts, the host listener (a Tansu
+            // proxy) answers no metadata until it is restarted too.
+            eprintln!(
+                "FINDING: the broker's host port gave no metadata for 20 s after the broker \
+                 restarted; restarting {}-broker-host",
+                stack.name
+            );
+            docker
+                .restart_container(&format!("{}-broker-host", stack.name), None)
+                .await
+                .expect("restart the host listener");
+            read_whole_topic(bootstrap, Duration::from_secs(90))
+                .await
+                .expect("the topic can be read from the host after restarting its listener")
+        }
+    };
+    let missing: Vec<&str> = acked
+        .iter()
+        .map(|o| o.event_id.as_str())
+        .filter(|id| !in_topic.contains(*id))
+        .collect();
+    let late = unavailable
+        .iter()
+        .filter(|o| in_topic.contains(&o.event_id))
+        .count();
+    eprintln!(
+        "outage test: {} acknowledged, {} answered 503 ({late} of those reached the topic anyway), \
+         topic holds {records} records / {} distinct event ids",
+        acked.len(),
+        unavailable.len(),
+        in_topic.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events are not in the broker: {missing:?}",
+        missing.len()
+    );
+}
+
+/// The broker's log without the repetitive per-request storage errors: start-up, panics,
+/// warnings, and how many lines were left out.
+async fn print_broker_log(stack: &TestStack) {
+    let output = stack
+        .fleet_quiet(&["logs", "broker", "--tail", "5000"])
+        .await;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    let mut left_out = 0;
+    eprintln!("--- broker log (storage errors per request left out)");
+    for line in text.lines() {
+        if line.contains("UnableToSend") || line.contains("SendError") {
+            left_out += 1;
+        } else {
+            eprintln!("{line}");
+        }
+    }
+    eprintln!("--- end of broker log; {left_out} `UnableToSend`/`SendError` lines left out");
+}
+
+/// One probe POST: whether ingest still answers 503.
+async fn ingest_503s_now(api: &Api) -> bool {
+    let probe = event(999, 0).to_string().into_bytes();
+    match api.try_post("application/json", None, probe).await {
+        Ok(answer) => answer.status == StatusCode::SERVICE_UNAVAILABLE,
+        Err(_) => true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_api_against_a_real_broker() {
+    let stack = TestStack::new("t");
+    let out = stack.fleet_ok(&["launch-infra"]).await;
+    assert!(
+        out.contains(&format!("127.0.0.1:{}", stack.ingest_port)),
+        "{out}"
+    );
+    let bootstrap = stack.kafka_bootstrap().await;
+    let api = Api::new(stack.ingest_port);
+
+    eprintln!("== 200: one event and an array, read back at partition/offset");
+    accepted_events_are_in_the_broker(&api, &bootstrap).await;
+    eprintln!("== 200: a batch with bad records");
+    partial_batch(&api, &bootstrap).await;
+    eprintln!("== 400, 413, 415, 422");
+    refused_bodies(&api).await;
+    eprintln!("== gzip and NDJSON");
+    gzip_and_ndjson(&api, &bootstrap).await;
+    eprintln!("== a retried event is stored once");
+    retried_post_is_stored_once(&api, &stack).await;
+    eprintln!("== broker outage under load");
+    broker_outage(&api, &stack, &bootstrap).await;
+}
