@@ -166,15 +166,6 @@ async fn rows_per_vehicle(client: &tokio_postgres::Client) -> Vec<(String, i64, 
         .collect()
 }
 
-async fn status_bootstrap(stack: &TestStack) -> String {
-    let status: serde_json::Value =
-        serde_json::from_str(&stack.fleet_ok(&["status", "--json"]).await).expect("status JSON");
-    status["kafka_bootstrap"]
-        .as_str()
-        .expect("kafka_bootstrap in status")
-        .to_owned()
-}
-
 /// Creates a scratch topic, produces to it and reads it back in a consumer group, all from the
 /// host through the broker's published port.
 async fn host_kafka_round_trip(bootstrap: &str) {
@@ -318,7 +309,7 @@ async fn events_flow_from_vehicles_to_postgres() {
     assert!(verify.contains("verify: all checks passed"), "{verify}");
 
     // Kafka clients on the host produce and consume through the published port.
-    host_kafka_round_trip(&status_bootstrap(&stack).await).await;
+    host_kafka_round_trip(&stack.kafka_bootstrap().await).await;
 
     let status: serde_json::Value =
         serde_json::from_str(&stack.fleet_ok(&["status", "--json"]).await).expect("status JSON");

@@ -18,9 +18,9 @@
 //! The stack runs under a name (`ingest-api-t-<pid>`) and host ports of its own; a guard tears it
 //! down also when an assertion fails.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -29,185 +29,13 @@ use chrono::Utc;
 use fleet_common::{EventTime, TelemetryEvent, Vin};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::TestStack;
 use uuid::Uuid;
 
 /// Body limit of the test stack's ingest (`FLEET_INGEST__MAX_BODY_BYTES`).
 const MAX_BODY_BYTES: usize = 4096;
 /// Topic ingest produces to (`[broker] topic`).
 const TOPIC: &str = "telemetry";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A stack of the test's own; dropping it tears it down.
-struct TestStack {
-    name: String,
-    env: BTreeMap<String, String>,
-    state_root: PathBuf,
-    state_dir: PathBuf,
-    pg_port: u16,
-    ingest_port: u16,
-}
-
-impl TestStack {
-    fn new(tag: &str) -> Self {
-        let name = format!("ingest-api-{tag}-{}", std::process::id());
-        let state_root = std::env::temp_dir().join(format!("fleet-{name}-state"));
-        let (zk, broker, pg_port, ingest_port) =
-            (free_port(), free_port(), free_port(), free_port());
-        let env = BTreeMap::from([
-            ("FLEET_STACK__NAME".to_owned(), name.clone()),
-            (
-                "FLEET_STACK__STATE_DIR".to_owned(),
-                state_root.display().to_string(),
-            ),
-            ("FLEET_ZOOKEEPER__HOST_PORT".to_owned(), zk.to_string()),
-            ("FLEET_BROKER__HOST_PORT".to_owned(), broker.to_string()),
-            ("FLEET_POSTGRES__HOST_PORT".to_owned(), pg_port.to_string()),
-            (
-                "FLEET_INGEST__HOST_PORT".to_owned(),
-                ingest_port.to_string(),
-            ),
-            (
-                "FLEET_INGEST__MAX_BODY_BYTES".to_owned(),
-                MAX_BODY_BYTES.to_string(),
-            ),
-            // Short, so that an outage shows as 503 quickly.
-            ("FLEET_INGEST__PRODUCE_TIMEOUT".to_owned(), "2s".to_owned()),
-        ]);
-        Self {
-            state_dir: state_root.join(&name),
-            state_root,
-            name,
-            env,
-            pg_port,
-            ingest_port,
-        }
-    }
-
-    fn config_file() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config.master.toml")
-    }
-
-    async fn fleet_quiet(&self, args: &[&str]) -> Output {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
-            .arg("--progress")
-            .arg("plain")
-            .arg("--config")
-            .arg(Self::config_file())
-            .args(args)
-            .envs(&self.env)
-            .output()
-            .await
-            .expect("fleet runs")
-    }
-
-    async fn fleet(&self, args: &[&str]) -> Output {
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
-            .arg("--progress")
-            .arg("plain")
-            .arg("--config")
-            .arg(Self::config_file())
-            .args(args)
-            .envs(&self.env)
-            .output()
-            .await
-            .expect("fleet runs");
-        eprintln!(
-            "$ fleet {} -> {}\n{}{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
-    }
-
-    async fn fleet_ok(&self, args: &[&str]) -> String {
-        let output = self.fleet(args).await;
-        assert!(output.status.success(), "fleet {} failed", args.join(" "));
-        String::from_utf8(output.stdout).expect("utf-8 output")
-    }
-
-    async fn postgres(&self) -> tokio_postgres::Client {
-        let password = std::fs::read_to_string(self.state_dir.join("postgres-password"))
-            .expect("the password file exists after launch");
-        let (client, connection) = tokio_postgres::Config::new()
-            .host("127.0.0.1")
-            .port(self.pg_port)
-            .user("fleet")
-            .password(password.trim_end())
-            .dbname("av_telemetry")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .expect("connect to the stack's PostgreSQL from the host");
-        tokio::spawn(connection);
-        client
-    }
-
-    async fn kafka_bootstrap(&self) -> String {
-        let status: Value =
-            serde_json::from_str(&self.fleet_ok(&["status", "--json"]).await).expect("status JSON");
-        status["kafka_bootstrap"]
-            .as_str()
-            .expect("kafka_bootstrap in status")
-            .to_owned()
-    }
-}
-
-impl Drop for TestStack {
-    fn drop(&mut self) {
-        // Always tear down, also after a failed assertion.
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
-            .args(["--progress", "plain", "--config"])
-            .arg(Self::config_file())
-            .arg("teardown")
-            .envs(&self.env)
-            .status();
-        eprintln!("teardown of {}: {status:?}", self.name);
-        let clean = status.as_ref().is_ok_and(|s| s.success()) || remove_by_label(&self.name);
-        if clean {
-            let _ = std::fs::remove_dir_all(&self.state_root);
-        }
-    }
-}
-
-/// Fallback when `fleet teardown` fails (e.g. the config file was changed under the running
-/// test): removes the containers, networks and volumes labelled with `stack`, through the
-/// `docker` CLI. Whether everything went.
-fn remove_by_label(stack: &str) -> bool {
-    let filter = format!("label=io.fleet.stack={stack}");
-    let mut clean = true;
-    for (list, remove) in [
-        (&["ps", "-aq"][..], &["rm", "-f"][..]),
-        (&["network", "ls", "-q"][..], &["network", "rm"][..]),
-        (&["volume", "ls", "-q"][..], &["volume", "rm", "-f"][..]),
-    ] {
-        let ids = std::process::Command::new("docker")
-            .args(list)
-            .args(["--filter", &filter])
-            .output();
-        let Ok(ids) = ids else {
-            return false;
-        };
-        let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if ids.is_empty() {
-            continue;
-        }
-        let removed = std::process::Command::new("docker")
-            .args(remove)
-            .args(&ids)
-            .status();
-        eprintln!("fallback removal of {ids:?}: {removed:?}");
-        clean &= removed.is_ok_and(|s| s.success());
-    }
-    clean
-}
 
 /// A valid event of vehicle `serial`, event time now, a fresh `event_id`.
 fn event(serial: u64, seq: u64) -> Value {
@@ -995,7 +823,14 @@ async fn ingest_503s_now(api: &Api) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ingest_api_against_a_real_broker() {
-    let stack = TestStack::new("t");
+    let stack = TestStack::new(
+        "ingest-api-t",
+        &[
+            ("FLEET_INGEST__MAX_BODY_BYTES", &MAX_BODY_BYTES.to_string()),
+            // Short, so that an outage shows as 503 quickly.
+            ("FLEET_INGEST__PRODUCE_TIMEOUT", "2s"),
+        ],
+    );
     let out = stack.fleet_ok(&["launch-infra"]).await;
     assert!(
         out.contains(&format!("127.0.0.1:{}", stack.ingest_port)),

@@ -21,16 +21,21 @@ pub fn config_file() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config.master.toml")
 }
 
-/// Runs `fleet args...` with `env`, echoing its output into the test log.
-pub async fn fleet(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+/// Runs `fleet args...` with `env`, without echoing its output.
+pub async fn fleet_quiet(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
         .args(["--progress", "plain", "--config"])
         .arg(config_file())
         .args(args)
         .envs(env)
         .output()
         .await
-        .expect("fleet runs");
+        .expect("fleet runs")
+}
+
+/// Runs `fleet args...` with `env`, echoing its output into the test log.
+pub async fn fleet(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
+    let output = fleet_quiet(env, args).await;
     eprintln!(
         "$ fleet {} -> {}\n{}{}",
         args.join(" "),
@@ -47,6 +52,8 @@ pub struct TestStack {
     pub name: String,
     /// `FLEET_*` overrides that select this stack.
     pub env: BTreeMap<String, String>,
+    /// The folder holding the state directory; removed after a clean teardown.
+    pub state_root: PathBuf,
     /// The stack's state directory (password file).
     pub state_dir: PathBuf,
     /// PostgreSQL's host port.
@@ -87,6 +94,7 @@ impl TestStack {
         let ingest_port = env["FLEET_INGEST__HOST_PORT"].parse().expect("a port");
         Self {
             state_dir: state_root.join(&name),
+            state_root,
             name,
             env,
             pg_port,
@@ -99,6 +107,11 @@ impl TestStack {
         fleet(&self.env, args).await
     }
 
+    /// Runs `fleet args...` against this stack without echoing its output.
+    pub async fn fleet_quiet(&self, args: &[&str]) -> Output {
+        fleet_quiet(&self.env, args).await
+    }
+
     /// Runs `fleet args...` and asserts success; returns stdout.
     pub async fn fleet_ok(&self, args: &[&str]) -> String {
         let output = self.fleet(args).await;
@@ -109,6 +122,16 @@ impl TestStack {
     /// The events endpoint on the host.
     pub fn events_url(&self) -> String {
         format!("http://127.0.0.1:{}/events", self.ingest_port)
+    }
+
+    /// The Kafka bootstrap address for clients on the host, from `fleet status --json`.
+    pub async fn kafka_bootstrap(&self) -> String {
+        let status: serde_json::Value =
+            serde_json::from_str(&self.fleet_ok(&["status", "--json"]).await).expect("status JSON");
+        status["kafka_bootstrap"]
+            .as_str()
+            .expect("kafka_bootstrap in status")
+            .to_owned()
     }
 
     /// A client of the stack's PostgreSQL, from the host.
@@ -139,5 +162,42 @@ impl Drop for TestStack {
             .envs(&self.env)
             .status();
         eprintln!("teardown of {}: {status:?}", self.name);
+        let clean = status.as_ref().is_ok_and(|s| s.success()) || remove_by_label(&self.name);
+        if clean {
+            let _ = std::fs::remove_dir_all(&self.state_root);
+        }
     }
+}
+
+/// Fallback when `fleet teardown` fails (e.g. the config file was changed under the running
+/// test): removes the containers, networks and volumes labelled with `stack` through the
+/// `docker` CLI. Whether everything went.
+fn remove_by_label(stack: &str) -> bool {
+    let filter = format!("label=io.fleet.stack={stack}");
+    let mut clean = true;
+    for (list, remove) in [
+        (&["ps", "-aq"][..], &["rm", "-f"][..]),
+        (&["network", "ls", "-q"][..], &["network", "rm"][..]),
+        (&["volume", "ls", "-q"][..], &["volume", "rm", "-f"][..]),
+    ] {
+        let Ok(ids) = std::process::Command::new("docker")
+            .args(list)
+            .args(["--filter", &filter])
+            .output()
+        else {
+            return false;
+        };
+        let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let removed = std::process::Command::new("docker")
+            .args(remove)
+            .args(&ids)
+            .status();
+        eprintln!("fallback removal of {ids:?}: {removed:?}");
+        clean &= removed.is_ok_and(|s| s.success());
+    }
+    clean
 }
