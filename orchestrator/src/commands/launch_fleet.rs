@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use serde::Deserialize;
 
 use super::Ctx;
 use crate::docker::{ContainerInfo, Docker};
@@ -15,16 +14,6 @@ use crate::plan::{self, Service, VEHICLE_PORT, VEHICLE_SERVICE};
 
 /// Containers converged at once.
 const PARALLEL: usize = 8;
-
-#[derive(Debug, Deserialize)]
-struct Stats {
-    vehicles: Vec<VehicleStats>,
-}
-
-#[derive(Debug, Deserialize)]
-struct VehicleStats {
-    acknowledged: u64,
-}
 
 /// Runs the command.
 pub async fn run(ctx: &Ctx, num_vehicles: u32, per_container: Option<u32>) -> anyhow::Result<()> {
@@ -117,13 +106,10 @@ async fn wait_acknowledged(ctx: &Ctx, docker: &Docker, names: &[String]) -> anyh
                     .ports
                     .get(&VEHICLE_PORT)
                     .context("stats port not published")?;
-                let stats: Stats = client
-                    .get(format!("http://{host}:{port}/stats"))
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
-                Ok(!stats.vehicles.is_empty() && stats.vehicles.iter().all(|v| v.acknowledged > 0))
+                let vehicles =
+                    crate::probes::vehicle_stats(&client, std::net::SocketAddr::new(host, *port))
+                        .await?;
+                Ok(!vehicles.is_empty() && vehicles.iter().all(|v| v.acknowledged > 0))
             }
             .await;
             match ready {

@@ -42,17 +42,6 @@ struct IngestResult {
     offset: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Stats {
-    vehicles: Vec<VehicleStats>,
-}
-
-#[derive(Debug, Deserialize)]
-struct VehicleStats {
-    vin: String,
-    last_acked_seq: Option<i64>,
-}
-
 /// A probe that ingest acknowledged.
 #[derive(Debug)]
 struct Sent {
@@ -260,17 +249,11 @@ async fn vehicle_gaps(
         else {
             continue;
         };
-        let stats: Stats = http
-            .get(format!("http://{host}:{port}/stats"))
-            .send()
+        let vehicles = crate::probes::vehicle_stats(&http, SocketAddr::new(host, *port))
             .await
-            .and_then(|r| r.error_for_status())
-            .with_context(|| format!("GET /stats of {}", container.name))?
-            .json()
-            .await?;
+            .with_context(|| format!("stats of {}", container.name))?;
         acked.extend(
-            stats
-                .vehicles
+            vehicles
                 .into_iter()
                 .filter_map(|v| Some((v.vin, v.last_acked_seq?))),
         );

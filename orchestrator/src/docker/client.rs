@@ -482,18 +482,7 @@ impl Docker {
     /// Stops (with [`STOP_GRACE_SECS`] to drain) and removes a container with its anonymous
     /// volumes; gone is fine.
     pub async fn remove_container(&self, name: &str) -> Result<(), DockerError> {
-        let stop = StopContainerOptionsBuilder::default()
-            .t(STOP_GRACE_SECS)
-            .build();
-        match self.inner.stop_container(name, Some(stop)).await {
-            Ok(()) => {}
-            Err(e) if is_not_found(&e) => return Ok(()),
-            // 304: already stopped.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => {}
-            Err(e) => return Err(api("stop container", name)(e)),
-        }
+        self.stop(name).await?;
         let remove = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(true)

@@ -1,15 +1,17 @@
 //! Protocol-level readiness probes, independent of any image: ZooKeeper four-letter words, a
-//! Kafka metadata request, a PostgreSQL query, an HTTP GET. Plus the one-time setup that follows
+//! Kafka metadata request, a PostgreSQL query, an HTTP GET; and a vehicle container's `/stats`. Plus the one-time setup that follows
 //! readiness (topics, schema).
 
 mod http;
 mod kafka;
 mod postgres;
+mod vehicle;
 mod zookeeper;
 
 pub use http::http_ok;
 pub use kafka::{create_topics, kafka_metadata, partition_watermarks};
 pub use postgres::{apply_schema, connect as postgres_connect};
+pub use vehicle::{VehicleStats, vehicle_stats};
 pub use zookeeper::zookeeper_ruok;
 
 /// A probe that did not pass (yet): what it saw.
