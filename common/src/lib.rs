@@ -6,10 +6,14 @@
 //! - [`schema`]: the PostgreSQL schema of the `av_telemetry` database.
 //! - [`logging`]: the one `tracing` setup that every binary uses.
 //! - [`shutdown`]: the SIGTERM / ctrl-c signal every service stops on.
+//! - `producer` (feature `kafka`): the idempotent Kafka producer that is replaced when the
+//!   broker loses its state.
 
 pub mod config;
 pub mod event;
 pub mod logging;
+#[cfg(feature = "kafka")]
+pub mod producer;
 pub mod schema;
 pub mod shutdown;
 pub mod vin;

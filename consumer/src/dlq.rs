@@ -5,9 +5,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use fleet_common::producer::ReplaceableProducer;
 use fleet_common::{TelemetryEvent, ValidationError};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 use crate::batch::Record;
 use crate::row::{DiagRow, RowError};
@@ -95,7 +96,7 @@ pub trait DeadLetters {
 
 /// The dead-letter topic on the Kafka broker.
 pub struct KafkaDeadLetters {
-    producer: FutureProducer,
+    producer: ReplaceableProducer,
     source_topic: String,
     dlq_topic: String,
     timeout: Duration,
@@ -105,7 +106,7 @@ impl KafkaDeadLetters {
     /// Dead letters of records read from `source_topic`, produced to `dlq_topic`; a send gives
     /// up after `timeout`.
     pub fn new(
-        producer: FutureProducer,
+        producer: ReplaceableProducer,
         source_topic: &str,
         dlq_topic: &str,
         timeout: Duration,
@@ -148,7 +149,15 @@ impl DeadLetters for KafkaDeadLetters {
         }
         // A wait that ends leaves the record queued: it may still land, so the DLQ is
         // at-least-once, never lossy.
-        let delivery = tokio::time::timeout(self.timeout, self.producer.send(record, self.timeout))
+        let dlq_error = |source| DlqError {
+            dlq_topic: self.dlq_topic.clone(),
+            topic: self.source_topic.clone(),
+            partition: poison.record.partition,
+            offset: poison.record.offset,
+            source,
+        };
+        let producer = self.producer.usable().map_err(|e| dlq_error(e.source))?;
+        let delivery = tokio::time::timeout(self.timeout, producer.send(record, self.timeout))
             .await
             .unwrap_or(Err((
                 rdkafka::error::KafkaError::MessageProduction(
@@ -164,13 +173,9 @@ impl DeadLetters for KafkaDeadLetters {
                     None,
                 ),
             )));
-        delivery.map(|_| ()).map_err(|(source, _)| DlqError {
-            dlq_topic: self.dlq_topic.clone(),
-            topic: self.source_topic.clone(),
-            partition: poison.record.partition,
-            offset: poison.record.offset,
-            source,
-        })
+        delivery
+            .map(|_| ())
+            .map_err(|(source, _)| dlq_error(source))
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use fleet_common::producer::ReplaceableProducer;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
@@ -14,7 +15,6 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::FutureProducer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use tokio::sync::{Notify, watch};
@@ -97,17 +97,14 @@ pub fn consumer_config(s: &ConsumerSettings) -> ClientConfig {
     c
 }
 
-/// The dead-letter producer's librdkafka settings: idempotent, all replicas. librdkafka never
-/// times a record out (`message.timeout.ms=0`): an idempotent producer that times records out
-/// bumps its epoch, which wedges Tansu 0.6.0; the caller bounds its own wait instead.
+/// The dead-letter producer's own librdkafka settings; [`ReplaceableProducer`] adds the ones
+/// that make it idempotent and safe with Tansu (acks=all, no local epoch bumps, a fresh
+/// producer after a fatal error). The caller bounds its own wait for a delivery.
 pub fn producer_config(brokers: &str, instance_id: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers)
         .set("client.id", format!("fleet-consumer-dlq-{instance_id}"))
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "0");
+        .set("linger.ms", "5");
     c
 }
 
@@ -123,14 +120,25 @@ pub fn publisher_config(brokers: &str, instance_id: &str) -> ClientConfig {
 }
 
 /// Creates the analytics publisher's producer.
-pub fn publisher(brokers: &str, instance_id: &str) -> Result<FutureProducer, KafkaSetupError> {
-    publisher_config(brokers, instance_id)
-        .create()
-        .map_err(|source| KafkaSetupError::Create {
-            what: "analytics producer",
-            brokers: brokers.to_owned(),
-            source,
-        })
+pub fn publisher(brokers: &str, instance_id: &str) -> Result<ReplaceableProducer, KafkaSetupError> {
+    replaceable(
+        publisher_config(brokers, instance_id),
+        "analytics producer",
+        brokers,
+    )
+}
+
+/// A [`ReplaceableProducer`] with `config`.
+fn replaceable(
+    config: ClientConfig,
+    what: &'static str,
+    brokers: &str,
+) -> Result<ReplaceableProducer, KafkaSetupError> {
+    ReplaceableProducer::new(config).map_err(|e| KafkaSetupError::Create {
+        what,
+        brokers: brokers.to_owned(),
+        source: e.source,
+    })
 }
 
 /// What the rebalance callback left for the consumer loop.
@@ -288,14 +296,8 @@ pub fn subscribe(
 }
 
 /// Creates the dead-letter producer.
-pub fn producer(brokers: &str, instance_id: &str) -> Result<FutureProducer, KafkaSetupError> {
-    producer_config(brokers, instance_id)
-        .create()
-        .map_err(|source| KafkaSetupError::Create {
-            what: "producer",
-            brokers: brokers.to_owned(),
-            source,
-        })
+pub fn producer(brokers: &str, instance_id: &str) -> Result<ReplaceableProducer, KafkaSetupError> {
+    replaceable(producer_config(brokers, instance_id), "producer", brokers)
 }
 
 /// The assignment list for `partitions`: the stored offset where there is one, else the
@@ -406,11 +408,8 @@ mod tests {
     }
 
     #[test]
-    fn publisher_is_idempotent_and_never_times_records_out() {
+    fn publisher_and_dead_letters_have_their_own_client_ids() {
         let c = publisher_config("b:9092", "c-1");
-        assert_eq!(c.get("enable.idempotence"), Some("true"));
-        assert_eq!(c.get("acks"), Some("all"));
-        assert_eq!(c.get("message.timeout.ms"), Some("0"));
         assert_eq!(c.get("client.id"), Some("fleet-consumer-analytics-c-1"));
         assert_eq!(
             producer_config("b:9092", "c-1").get("client.id"),

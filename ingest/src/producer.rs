@@ -1,46 +1,44 @@
-//! The real [`Broker`]: one shared rdkafka `FutureProducer` (acks=all, idempotent) for every
-//! request. Metadata and watermark requests are blocking librdkafka calls and run on tokio's
-//! blocking pool.
+//! The real [`Broker`]: one shared idempotent producer (acks=all) for every request, replaced
+//! by a fresh one (a new producer id) when librdkafka declares it unusable.
+//! Metadata and watermark requests are blocking librdkafka calls and run on tokio's blocking
+//! pool.
 
 use std::time::Duration;
 
+use fleet_common::producer::ReplaceableProducer;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureRecord, Producer};
 
 use crate::broker::{Appended, Broker, BrokerError, PartitionWatermarks};
 
 /// How long a metadata or watermark request may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A Kafka topic reached through one idempotent producer.
+/// A Kafka topic reached through one idempotent producer at a time.
 #[derive(Clone)]
 pub struct KafkaBroker {
-    producer: FutureProducer,
+    producer: ReplaceableProducer,
     topic: String,
 }
 
 impl KafkaBroker {
-    /// Creates the producer. librdkafka connects lazily, so this fails only on bad settings.
+    /// Creates the producer (see [`ReplaceableProducer`] for its settings and why). librdkafka
+    /// connects lazily, so this fails only on bad settings.
     ///
-    /// librdkafka never gives up on a record (`message.timeout.ms=0`); how long a request waits
-    /// is the HTTP side's produce timeout. The reason: when records time out inside an
-    /// idempotent librdkafka producer, it bumps its producer epoch locally, and Tansu 0.6.0's
-    /// storage then panics on the unknown epoch (`more or less than one row` in
-    /// `idempotent_message_check`) and serves no produce request until restarted. A record
-    /// answered 503 may therefore still reach the topic later; the vehicle sends it again with
-    /// the same `event_id`, which the consumer stores once. The queue stays bounded by
-    /// librdkafka's `queue.buffering.max.messages`; beyond it requests get 503 at once.
+    /// How long a request waits for the acknowledgement is the HTTP side's produce timeout;
+    /// a record answered 503 may therefore still reach the topic later, and the vehicle sends
+    /// it again with the same `event_id`, which the consumer stores once. The queue stays
+    /// bounded by librdkafka's `queue.buffering.max.messages`; beyond it requests get 503 at
+    /// once.
     pub fn new(brokers: &str, topic: &str) -> Result<Self, BrokerError> {
-        let producer: FutureProducer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
-            .set("client.id", "fleet-ingest")
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "0")
-            .create()
+            .set("client.id", "fleet-ingest");
+        let producer = ReplaceableProducer::new(config)
             .map_err(|e| BrokerError::new("creating the producer", topic, e))?;
         Ok(Self {
             producer,
@@ -50,7 +48,7 @@ impl KafkaBroker {
 
     /// Waits until every queued record is delivered or `timeout` passes.
     pub async fn flush(&self, timeout: Duration) -> Result<(), BrokerError> {
-        let producer = self.producer.clone();
+        let producer = self.producer.current();
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || producer.flush(timeout))
             .await
@@ -58,11 +56,14 @@ impl KafkaBroker {
             .map_err(|e| BrokerError::new("flushing the producer", &topic, e))
     }
 
-    fn fatal_error(&self) -> Option<String> {
+    /// The producer to send with, replaced first if librdkafka declared it unusable.
+    fn usable(
+        &self,
+        operation: &'static str,
+    ) -> Result<rdkafka::producer::FutureProducer, BrokerError> {
         self.producer
-            .client()
-            .fatal_error()
-            .map(|(code, reason)| format!("producer is unusable ({code:?}): {reason}"))
+            .usable()
+            .map_err(|e| BrokerError::new(operation, &self.topic, e))
     }
 }
 
@@ -85,9 +86,13 @@ impl Broker for KafkaBroker {
         payload: Vec<u8>,
     ) -> BoxFuture<'static, Result<Appended, BrokerError>> {
         const OPERATION: &str = "producing a record";
+        let producer = match self.usable(OPERATION) {
+            Ok(producer) => producer,
+            Err(e) => return futures::future::ready(Err(e)).boxed(),
+        };
         let record = FutureRecord::to(&self.topic).key(key).payload(&payload);
         // Queued right here, in call order; the future only waits for the acknowledgement.
-        match self.producer.send_result(record) {
+        match producer.send_result(record) {
             Ok(delivery) => {
                 let topic = self.topic.clone();
                 async move {
@@ -113,7 +118,7 @@ impl Broker for KafkaBroker {
     }
 
     fn watermarks(&self) -> BoxFuture<'static, Result<Vec<PartitionWatermarks>, BrokerError>> {
-        let producer = self.producer.clone();
+        let producer = self.producer.current();
         let topic = self.topic.clone();
         async move {
             let partitions = {
@@ -150,17 +155,16 @@ impl Broker for KafkaBroker {
     }
 
     fn queue_depth(&self) -> u64 {
-        u64::try_from(self.producer.in_flight_count()).unwrap_or(0)
+        u64::try_from(self.producer.current().in_flight_count()).unwrap_or(0)
     }
 
     fn check_ready(&self) -> BoxFuture<'static, Result<(), BrokerError>> {
-        let fatal = self.fatal_error();
-        let producer = self.producer.clone();
+        // A producer with a fatal error is replaced here too, so an idle ingest recovers
+        // as soon as its readiness is probed.
+        let usable = self.usable("producing");
         let topic = self.topic.clone();
         async move {
-            if let Some(reason) = fatal {
-                return Err(BrokerError::new("producing", &topic, reason));
-            }
+            let producer = usable?;
             let name = topic.clone();
             blocking("reading metadata", topic, move || {
                 let metadata = producer
@@ -176,7 +180,7 @@ impl Broker for KafkaBroker {
 }
 
 /// The partitions of `topic` in `metadata`, or why there are none.
-fn partition_ids(
+pub(crate) fn partition_ids(
     metadata: &rdkafka::metadata::Metadata,
     topic: &str,
 ) -> Result<Vec<i32>, BrokerError> {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use fleet_common::producer::ReplaceableProducer;
+use rdkafka::producer::FutureRecord;
 use serde::Serialize;
 
 use super::store::Aggregates;
@@ -90,14 +91,18 @@ pub fn messages(aggregates: &Aggregates, settings: &PublishSettings) -> Vec<Outg
 
 /// Produces the aggregates of committed batches.
 pub struct Publisher {
-    producer: FutureProducer,
+    producer: ReplaceableProducer,
     settings: PublishSettings,
     metrics: Arc<Metrics>,
 }
 
 impl Publisher {
     /// A publisher on its own idempotent producer (see [`crate::kafka::producer_config`]).
-    pub fn new(producer: FutureProducer, settings: PublishSettings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        producer: ReplaceableProducer,
+        settings: PublishSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             producer,
             settings,
@@ -112,12 +117,21 @@ impl Publisher {
         if outgoing.is_empty() {
             return;
         }
+        let producer = match self.producer.usable() {
+            Ok(producer) => producer,
+            Err(e) => {
+                self.metrics.record_published(0, outgoing.len() as u64);
+                tracing::warn!(error = %e,
+                    "publishing analytics failed (the aggregates are stored in PostgreSQL)");
+                return;
+            }
+        };
         let mut deliveries = Vec::with_capacity(outgoing.len());
         let mut failed = 0u64;
         let mut first_error = None;
         for m in &outgoing {
             let record = FutureRecord::to(&m.topic).key(&m.key).payload(&m.value);
-            match self.producer.send_result(record) {
+            match producer.send_result(record) {
                 Ok(delivery) => deliveries.push((m.topic.clone(), delivery)),
                 Err((e, _)) => {
                     failed += 1;

@@ -1,0 +1,188 @@
+//! An idempotent Kafka producer that survives the broker losing its producer state.
+//!
+//! Settings, and why (Tansu 0.6.0 is the broker):
+//! - `acks=all`, `enable.idempotence=true`: an acknowledged record is held by the broker, and
+//!   librdkafka's own retries never duplicate it.
+//! - `message.timeout.ms=0`: librdkafka never gives up on a record; callers bound their own wait.
+//!   Timed-out records make an idempotent producer bump its epoch locally, and Tansu 0.6.0
+//!   cannot handle a batch with an epoch it did not issue: its storage panics (`more or less
+//!   than one row`) inside an open transaction and serves nothing more until restarted.
+//! - `enable.gapless.guarantee=true` and one request in flight per connection: for the same
+//!   reason a broken sequence (the broker lost or rejected our producer state, e.g. after an
+//!   unclean broker restart) must not be "repaired" by a local epoch bump. With these settings
+//!   librdkafka raises a fatal error instead; the records still queued fail (callers answer or
+//!   retry them), and [`ReplaceableProducer::usable`] hands out a fresh producer, which asks the
+//!   broker for a new producer id.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, Producer, PurgeConfig};
+
+/// How long a retired producer may take to hand back its failed records when it is dropped.
+const RETIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Creating a producer failed (bad settings).
+#[derive(Debug, thiserror::Error)]
+#[error("creating the Kafka producer `{client}` failed: {source}")]
+pub struct ProducerError {
+    /// The producer's `client.id`.
+    pub client: String,
+    /// librdkafka's error.
+    #[source]
+    pub source: KafkaError,
+}
+
+/// One producer instance and its place in the sequence of replacements.
+#[derive(Clone)]
+struct Generation {
+    /// Counts replacements; 0 is the producer created first.
+    number: u64,
+    /// The producer every caller of this generation shares.
+    producer: FutureProducer,
+}
+
+/// One shared idempotent producer at a time, replaced when librdkafka declares it unusable.
+#[derive(Clone)]
+pub struct ReplaceableProducer {
+    config: ClientConfig,
+    current: Arc<RwLock<Generation>>,
+}
+
+impl ReplaceableProducer {
+    /// Creates the first producer from `config` plus the settings this module explains
+    /// (which override any given). librdkafka connects lazily, so this fails only on bad
+    /// settings.
+    pub fn new(mut config: ClientConfig) -> Result<Self, ProducerError> {
+        config
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("enable.gapless.guarantee", "true")
+            .set("max.in.flight.requests.per.connection", "1")
+            .set("message.timeout.ms", "0");
+        let producer = create(&config)?;
+        Ok(Self {
+            config,
+            current: Arc::new(RwLock::new(Generation {
+                number: 0,
+                producer,
+            })),
+        })
+    }
+
+    /// The current producer, usable or not (for flushing, metadata and queue depth).
+    pub fn current(&self) -> FutureProducer {
+        self.generation().producer
+    }
+
+    /// How many times the producer was replaced.
+    pub fn replacements(&self) -> u64 {
+        self.generation().number
+    }
+
+    /// The producer to send with: the current one, or a fresh one when the current one has a
+    /// fatal error. The unusable producer is retired on the blocking pool (its queue is purged,
+    /// which fails the records' delivery futures), so call this from a tokio runtime.
+    pub fn usable(&self) -> Result<FutureProducer, ProducerError> {
+        let generation = self.generation();
+        let Some(reason) = fatal_error(&generation.producer) else {
+            return Ok(generation.producer);
+        };
+        let mut guard = match self.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if guard.number != generation.number {
+            // Another caller replaced it meanwhile.
+            return Ok(guard.producer.clone());
+        }
+        let fresh = create(&self.config)?;
+        let retired = std::mem::replace(
+            &mut *guard,
+            Generation {
+                number: generation.number + 1,
+                producer: fresh.clone(),
+            },
+        );
+        tracing::warn!(
+            client = self.config.get("client.id").unwrap_or_default(),
+            generation = guard.number,
+            %reason,
+            "the producer became unusable; replaced it with a new one (new producer id)"
+        );
+        drop(guard);
+        drop(generation);
+        tokio::task::spawn_blocking(move || {
+            retired
+                .producer
+                .purge(PurgeConfig::default().queue().inflight());
+            let _ = retired.producer.flush(RETIRE_TIMEOUT);
+        });
+        Ok(fresh)
+    }
+
+    fn generation(&self) -> Generation {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// A producer with `config`.
+fn create(config: &ClientConfig) -> Result<FutureProducer, ProducerError> {
+    config.create().map_err(|source| ProducerError {
+        client: config.get("client.id").unwrap_or_default().to_owned(),
+        source,
+    })
+}
+
+/// Why `producer` cannot be used any more, if it cannot.
+fn fatal_error(producer: &FutureProducer) -> Option<String> {
+    producer
+        .client()
+        .fatal_error()
+        .map(|(code, reason)| format!("producer is unusable ({code:?}): {reason}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn forces_the_settings_that_keep_tansu_safe() {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("client.id", "test")
+            .set("max.in.flight.requests.per.connection", "5")
+            .set("message.timeout.ms", "3000");
+        let producer = ReplaceableProducer::new(config).expect("valid settings");
+        for (key, value) in [
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+            ("enable.gapless.guarantee", "true"),
+            ("max.in.flight.requests.per.connection", "1"),
+            ("message.timeout.ms", "0"),
+        ] {
+            assert_eq!(producer.config.get(key), Some(value), "{key}");
+        }
+        assert_eq!(producer.replacements(), 0);
+        let _kept = producer.usable().expect("a healthy producer is kept");
+        assert_eq!(producer.replacements(), 0);
+    }
+
+    #[test]
+    fn bad_settings_name_the_client() {
+        let mut config = ClientConfig::new();
+        config
+            .set("client.id", "fleet-x")
+            .set("no.such.setting", "1");
+        let error = ReplaceableProducer::new(config)
+            .err()
+            .expect("an unknown setting is refused");
+        assert!(error.to_string().contains("fleet-x"), "{error}");
+    }
+}
