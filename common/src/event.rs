@@ -10,6 +10,21 @@ use crate::vin::{Vin, VinError};
 /// Longest `make` or `model`, the width of the old `diag` columns (`varchar(20)`).
 pub const MAX_NAME_LEN: usize = 20;
 
+/// The fields of the old vehicle client's `application/x-www-form-urlencoded` reading, in the
+/// order it sends them; an older form of it sent `position` 3 times (x, y, z) instead of
+/// `position_x`, `position_y`, `position_z`. It sends no event id, sequence number, heading or
+/// sensors.
+pub const LEGACY_FORM_FIELDS: [&str; 8] = [
+    "timestamp",
+    "make",
+    "model",
+    "position_x",
+    "position_y",
+    "position_z",
+    "speed",
+    "vin",
+];
+
 /// One telemetry reading.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,8 +48,22 @@ pub struct TelemetryEvent {
     /// Heading in degrees, 0 = north, clockwise, in `[0, 360)`.
     #[serde(default)]
     pub heading: f64,
-    /// Environment sensor readings.
-    pub sensors: Sensors,
+    /// Environment sensor readings; `null` for a reading of the old vehicle client, which has no
+    /// sensors (ingest's form body). The key is required either way, so a JSON client that
+    /// forgets it is told so; [`validate`](Self::validate) also refuses `null`, only
+    /// [`validate_legacy`](Self::validate_legacy) accepts it. Stored as NULL sensor columns.
+    #[serde(deserialize_with = "required_nullable")]
+    pub sensors: Option<Sensors>,
+}
+
+/// Deserializes an `Option` whose key must be present (serde's default for `Option` would treat
+/// a missing key as `None`); `null` is `None`.
+fn required_nullable<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
 }
 
 /// A position: metres in the simulation's local frame (x east, y north, z up) and WGS84.
@@ -125,7 +154,8 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    fn new(field: &'static str, rule: impl Into<String>) -> Self {
+    /// The error for `field` breaking `rule`.
+    pub fn new(field: &'static str, rule: impl Into<String>) -> Self {
         Self {
             field,
             rule: rule.into(),
@@ -200,24 +230,32 @@ impl TelemetryEvent {
             },
             speed: 12.5,
             heading: 90.0,
-            sensors: Sensors {
+            sensors: Some(Sensors {
                 temperature_c: 21.0,
                 humidity_pct: 40.0,
                 pressure_hpa: 1013.0,
-            },
+            }),
         }
     }
 
     /// Checks every rule that the JSON shape alone does not: VIN check digit, names, ranges of
-    /// speed, position and sensors, heading, and an event time not too far past `now`.
+    /// speed, position and sensors, heading, and an event time not too far past `now`. The
+    /// sensors must be there (only the old client's readings have none).
     pub fn validate(&self, now: DateTime<Utc>) -> Result<(), ValidationError> {
         Vin::parse(self.vin.as_str())
             .map_err(|e: VinError| ValidationError::new("vin", e.to_string()))?;
+        if self.sensors.is_none() {
+            return Err(ValidationError::new(
+                "sensors",
+                "must be an object with temperature_c, humidity_pct and pressure_hpa \
+                 (only the old client's form body may leave the sensors out)",
+            ));
+        }
         self.validate_fields(now)
     }
 
-    /// Like [`validate`](Self::validate) but accepts the old client's VINs (17 letters or
-    /// digits, no check digit).
+    /// Like [`validate`](Self::validate) but accepts the old client's readings: VINs of 17
+    /// upper-case letters or digits without check digit, and no sensors (`null`).
     pub fn validate_legacy(&self, now: DateTime<Utc>) -> Result<(), ValidationError> {
         Vin::parse_legacy(self.vin.as_str())
             .map_err(|e| ValidationError::new("vin", e.to_string()))?;
@@ -236,17 +274,11 @@ impl TelemetryEvent {
         check_range("position.z", self.position.z, ALTITUDE)?;
         check_range("position.lat", self.position.lat, (-90.0, 90.0))?;
         check_range("position.lon", self.position.lon, (-180.0, 180.0))?;
-        check_range(
-            "sensors.temperature_c",
-            self.sensors.temperature_c,
-            TEMPERATURE,
-        )?;
-        check_range(
-            "sensors.humidity_pct",
-            self.sensors.humidity_pct,
-            (0.0, 100.0),
-        )?;
-        check_range("sensors.pressure_hpa", self.sensors.pressure_hpa, PRESSURE)?;
+        if let Some(sensors) = &self.sensors {
+            check_range("sensors.temperature_c", sensors.temperature_c, TEMPERATURE)?;
+            check_range("sensors.humidity_pct", sensors.humidity_pct, (0.0, 100.0))?;
+            check_range("sensors.pressure_hpa", sensors.pressure_hpa, PRESSURE)?;
+        }
         if self.ts.0 > now + Duration::seconds(MAX_FUTURE_SECS) {
             return Err(ValidationError::new(
                 "ts",
@@ -326,8 +358,15 @@ mod tests {
         let cases: Vec<(Mutation, &str)> = vec![
             (|e| e.speed = -1.0, "speed"),
             (|e| e.speed = f64::NAN, "speed"),
-            (|e| e.sensors.humidity_pct = 101.0, "sensors.humidity_pct"),
-            (|e| e.sensors.pressure_hpa = 5.0, "sensors.pressure_hpa"),
+            (
+                |e| e.sensors.as_mut().unwrap().humidity_pct = 101.0,
+                "sensors.humidity_pct",
+            ),
+            (
+                |e| e.sensors.as_mut().unwrap().pressure_hpa = 5.0,
+                "sensors.pressure_hpa",
+            ),
+            (|e| e.sensors = None, "sensors"),
             (|e| e.position.z = 1e9, "position.z"),
             (|e| e.make = "x".repeat(21), "make"),
             (|e| e.model = String::new(), "model"),
@@ -353,5 +392,32 @@ mod tests {
         let mut e = sample();
         e.vin = Vin::parse_legacy("QWERTYUIOPASDFGH1").unwrap();
         e.validate_legacy(now()).unwrap();
+    }
+
+    #[test]
+    fn legacy_validation_accepts_no_sensors_but_checks_present_ones() {
+        let mut e = sample();
+        e.sensors = None;
+        e.validate_legacy(now()).unwrap();
+        e.sensors = sample().sensors.map(|s| Sensors {
+            humidity_pct: 101.0,
+            ..s
+        });
+        assert_eq!(
+            e.validate_legacy(now()).unwrap_err().field,
+            "sensors.humidity_pct"
+        );
+    }
+
+    #[test]
+    fn sensors_key_is_required_but_may_be_null() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["sensors"] = serde_json::Value::Null;
+        let e: TelemetryEvent = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(e.sensors, None);
+        assert_eq!(serde_json::to_value(&e).unwrap()["sensors"], v["sensors"]);
+        v.as_object_mut().unwrap().remove("sensors");
+        let err = serde_json::from_value::<TelemetryEvent>(v).unwrap_err();
+        assert!(err.to_string().contains("missing field `sensors`"), "{err}");
     }
 }

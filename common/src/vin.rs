@@ -20,6 +20,14 @@ pub enum VinError {
         /// Its 1-based position.
         position: usize,
     },
+    /// The old client's identifiers hold only upper-case ASCII letters and digits.
+    #[error("character {ch:?} at position {position} is not allowed (upper-case A-Z and digits)")]
+    LegacyCharacter {
+        /// The offending character.
+        ch: char,
+        /// Its 1-based position.
+        position: usize,
+    },
     /// Position 9 must hold the check digit computed from the other 16.
     #[error("check digit at position 9 is {found:?}, expected {expected:?}")]
     CheckDigit {
@@ -100,7 +108,7 @@ impl Vin {
         let chars = chars_of(s)?;
         for (i, ch) in chars.iter().enumerate() {
             if !(ch.is_ascii_uppercase() || ch.is_ascii_digit()) {
-                return Err(VinError::Character {
+                return Err(VinError::LegacyCharacter {
                     ch: *ch,
                     position: i + 1,
                 });
@@ -183,6 +191,16 @@ mod tests {
     #[test]
     fn legacy_accepts_random_letters_without_check_digit() {
         assert!(Vin::parse_legacy("QWERTYUIOPASDFGH1").is_ok());
-        assert!(Vin::parse_legacy("qwertyuiopasdfgh1").is_err());
+        assert_eq!(
+            Vin::parse_legacy("QWERTYUIOPASDFGh1").unwrap_err(),
+            VinError::LegacyCharacter {
+                ch: 'h',
+                position: 16
+            }
+        );
+        assert_eq!(
+            Vin::parse_legacy("QWERTYUIOPASDFGH").unwrap_err(),
+            VinError::Length(16)
+        );
     }
 }

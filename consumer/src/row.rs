@@ -36,12 +36,12 @@ pub struct DiagRow {
     pub lat: f64,
     /// `lon float`.
     pub lon: f64,
-    /// `temperature_c float`.
-    pub temperature_c: f64,
-    /// `humidity_pct float`.
-    pub humidity_pct: f64,
-    /// `pressure_hpa float`.
-    pub pressure_hpa: f64,
+    /// `temperature_c float`, °C; NULL for the old client's readings, which have no sensors.
+    pub temperature_c: Option<f64>,
+    /// `humidity_pct float`, percent; NULL for the old client's readings, which have no sensors.
+    pub humidity_pct: Option<f64>,
+    /// `pressure_hpa float`, hPa; NULL for the old client's readings, which have no sensors.
+    pub pressure_hpa: Option<f64>,
     /// `kafka_partition integer`.
     pub kafka_partition: i32,
     /// `kafka_offset bigint`.
@@ -91,9 +91,9 @@ impl DiagRow {
             heading: event.heading,
             lat: event.position.lat,
             lon: event.position.lon,
-            temperature_c: event.sensors.temperature_c,
-            humidity_pct: event.sensors.humidity_pct,
-            pressure_hpa: event.sensors.pressure_hpa,
+            temperature_c: event.sensors.map(|s| s.temperature_c),
+            humidity_pct: event.sensors.map(|s| s.humidity_pct),
+            pressure_hpa: event.sensors.map(|s| s.pressure_hpa),
             kafka_partition: partition,
             kafka_offset: offset,
         })
@@ -149,9 +149,21 @@ mod tests {
         assert_eq!(row.seq, 7);
         assert_eq!(
             (row.temperature_c, row.humidity_pct, row.pressure_hpa),
-            (21.0, 40.0, 1013.0)
+            (Some(21.0), Some(40.0), Some(1013.0))
         );
         assert_eq!((row.kafka_partition, row.kafka_offset), (2, 41));
+    }
+
+    #[test]
+    fn no_sensors_map_to_null_columns() {
+        let mut e = event(3);
+        e.sensors = None;
+        let row = DiagRow::from_event(&e, 0, 0).unwrap();
+        assert_eq!(
+            (row.temperature_c, row.humidity_pct, row.pressure_hpa),
+            (None, None, None)
+        );
+        assert_eq!((row.speed, row.position_x), (12.5, 1.0));
     }
 
     #[test]

@@ -183,9 +183,9 @@ pub struct Columns {
     heading: Vec<f64>,
     lat: Vec<f64>,
     lon: Vec<f64>,
-    temperature_c: Vec<f64>,
-    humidity_pct: Vec<f64>,
-    pressure_hpa: Vec<f64>,
+    temperature_c: Vec<Option<f64>>,
+    humidity_pct: Vec<Option<f64>>,
+    pressure_hpa: Vec<Option<f64>>,
     kafka_partition: Vec<i32>,
     kafka_offset: Vec<i64>,
 }

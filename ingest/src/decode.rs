@@ -3,11 +3,14 @@
 //!
 //! A body that is not well-formed is refused as a whole ([`DecodeError`]); a well-formed body
 //! yields one [`Record`] per event, each either an event or the reason it is rejected, so one bad
-//! record does not sink its neighbours.
+//! record does not sink its neighbours. The old vehicle client's form body is read by
+//! [`legacy_form`].
 
 use chrono::{DateTime, Utc};
 use fleet_common::TelemetryEvent;
 use serde_json::Value;
+
+pub mod legacy_form;
 
 /// The body formats ingest accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +19,9 @@ pub enum BodyFormat {
     Json,
     /// `application/x-ndjson`: one event object per line.
     Ndjson,
+    /// `application/x-www-form-urlencoded`: the old vehicle client's one reading per request
+    /// ([`legacy_form`]).
+    LegacyForm,
 }
 
 /// Why a body cannot be read at all.
@@ -23,7 +29,7 @@ pub enum BodyFormat {
 pub enum DecodeError {
     /// The `Content-Type` is missing or not one ingest reads (HTTP 415).
     #[error(
-        "unsupported Content-Type {found}: send application/json (one event or an array) or application/x-ndjson"
+        "unsupported Content-Type {found}: send application/json (one event or an array), application/x-ndjson, or the old client's application/x-www-form-urlencoded"
     )]
     UnsupportedMediaType {
         /// The header as received, or `(none)`.
@@ -42,6 +48,14 @@ pub enum DecodeError {
     /// Well-formed JSON of the wrong shape (HTTP 400).
     #[error("expected an event object or an array of event objects, got {0}")]
     Shape(&'static str),
+    /// A form body that is not `name=value` pairs joined by `&`, percent-encoded UTF-8 (HTTP 400).
+    #[error("malformed form body, pair {pair}: {reason}")]
+    MalformedForm {
+        /// 1-based position of the pair among the `&`-separated pieces.
+        pair: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// One record of a body: the event, or why it is rejected (`field `x`: rule`).
@@ -69,13 +83,14 @@ impl BodyFormat {
         match essence.as_str() {
             "application/json" => Ok(Self::Json),
             "application/x-ndjson" | "application/ndjson" => Ok(Self::Ndjson),
+            "application/x-www-form-urlencoded" => Ok(Self::LegacyForm),
             _ => Err(unsupported()),
         }
     }
 }
 
 /// Splits `body` into records and checks each: shape (serde, unknown fields refused) and rules
-/// ([`TelemetryEvent::validate`] at `now`).
+/// ([`TelemetryEvent::validate`] at `now`; for the old client's form [`legacy_form::decode`]).
 pub fn decode(
     format: BodyFormat,
     body: &[u8],
@@ -84,6 +99,7 @@ pub fn decode(
     let values = match format {
         BodyFormat::Json => split_json(body)?,
         BodyFormat::Ndjson => split_ndjson(body)?,
+        BodyFormat::LegacyForm => return legacy_form::decode(body, now),
     };
     Ok(values.into_iter().map(|v| check(v, now)).collect())
 }
@@ -146,6 +162,11 @@ mod tests {
             ("application/json", BodyFormat::Json),
             ("Application/JSON; charset=utf-8", BodyFormat::Json),
             ("application/x-ndjson", BodyFormat::Ndjson),
+            ("application/x-www-form-urlencoded", BodyFormat::LegacyForm),
+            (
+                "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+                BodyFormat::LegacyForm,
+            ),
         ];
         for (header, format) in ok {
             assert_eq!(
@@ -158,6 +179,8 @@ mod tests {
             None,
             Some("text/plain"),
             Some("application/json; charset=latin1"),
+            Some("application/x-www-form-urlencoded; charset=iso-8859-1"),
+            Some("multipart/form-data"),
         ] {
             assert!(BodyFormat::from_content_type(header).is_err(), "{header:?}");
         }

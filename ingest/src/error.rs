@@ -41,7 +41,9 @@ impl From<DecodeError> for ApiError {
     fn from(e: DecodeError) -> Self {
         let status = match e {
             DecodeError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            DecodeError::Malformed { .. } | DecodeError::Shape(_) => StatusCode::BAD_REQUEST,
+            DecodeError::Malformed { .. }
+            | DecodeError::Shape(_)
+            | DecodeError::MalformedForm { .. } => StatusCode::BAD_REQUEST,
         };
         Self::new(status, e.to_string())
     }

@@ -9,6 +9,7 @@ use fleet_common::event::limits::{
 use serde_json::{Value, json};
 
 use crate::app::Settings;
+use crate::decode::legacy_form::{EVENT_ID_NAMESPACE, POSITION_VALUES};
 
 /// The document for a process running with `settings`; `auth` says whether `POST /events` needs
 /// a bearer token.
@@ -84,16 +85,20 @@ pub fn document(settings: &Settings, auth: bool) -> Value {
                             },
                             "application/x-ndjson": {
                                 "schema": { "type": "string", "description": "One TelemetryEvent JSON object per line; blank lines are skipped. `application/ndjson` is accepted too." }
+                            },
+                            "application/x-www-form-urlencoded": {
+                                "schema": { "$ref": "#/components/schemas/LegacyForm" },
+                                "encoding": { "position": { "style": "form", "explode": true } }
                             }
                         }
                     },
                     "responses": {
                         "200": report("At least one record was acknowledged and none failed. Rate-limited records, if any, are marked in the results and the response carries Retry-After.", true),
-                        "400": error("The body is not well-formed JSON / NDJSON (line and column named), not an object or array, not valid gzip, or could not be read."),
+                        "400": error("The body is not well-formed JSON / NDJSON (line and column named), not an object or array, a form body that is not `name=value` pairs joined by `&` with valid percent escapes and UTF-8 (the pair named), not valid gzip, or could not be read."),
                         "401": unauthorized,
                         "403": error("Bearer tokens are on and a valid record belongs to another vehicle than the token's. Nothing of the request is produced."),
                         "413": error(&format!("The body is larger than {limit} bytes, as sent or after gzip inflation.")),
-                        "415": error("Content-Type is not application/json or application/x-ndjson (UTF-8), or Content-Encoding is neither gzip nor identity."),
+                        "415": error("Content-Type is not application/json, application/x-ndjson or application/x-www-form-urlencoded (UTF-8), or Content-Encoding is neither gzip nor identity."),
                         "422": {
                             "description": "No record was acknowledged: every record was invalid, or the body holds no events (then only `error` is set).",
                             "content": { "application/json": { "schema": { "oneOf": [
@@ -191,7 +196,37 @@ pub fn document(settings: &Settings, auth: bool) -> Value {
 
 fn schemas() -> Value {
     let number = |min: f64, max: f64, description: &str| json!({ "type": "number", "minimum": min, "maximum": max, "description": description });
+    let name = || json!({ "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN });
     json!({
+        "LegacyForm": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["timestamp", "make", "model", "speed", "vin"],
+            "description": format!(
+                "The old vehicle client's body, one reading per request, accepted unchanged in two variants: `position_x`, `position_y`, `position_z` each once, or (older) `position` exactly {POSITION_VALUES} times in the order x, y, z. The client sends exactly these fields: an unknown field, a field given more than once, a mix of both position variants, a missing field, a value that is not a number or a value out of range rejects the reading (422 naming the field as the form calls it). An empty body holds no events (422). The reading is stored without sensors (NULL columns), heading, lat and lon 0. The client sends no event_id and no seq; ingest derives both from the reading, so they are the same on every replica, after restarts and for a retried identical POST: `event_id` is a name-based UUID (version 8, RFC 9562 B.2: SHA-256 over namespace {EVENT_ID_NAMESPACE} and the JSON array [vin, timestamp in microseconds, make, model, x, y, z, speed]), so a retried reading is stored once; `seq` is the timestamp in microseconds since the epoch (grows with the client's clock; not from 0, with gaps). Two readings identical in every field, timestamp included, are one reading."
+            ),
+            "properties": {
+                "timestamp": {
+                    "type": "number",
+                    "minimum": 0,
+                    "description": format!("Event time, epoch seconds with fractions; at most {MAX_FUTURE_SECS} s in the future.")
+                },
+                "make": name(),
+                "model": name(),
+                "position_x": number(-MAX_HORIZONTAL, MAX_HORIZONTAL, "Metres, local frame. Required unless `position` is sent."),
+                "position_y": number(-MAX_HORIZONTAL, MAX_HORIZONTAL, "Metres, local frame. Required unless `position` is sent."),
+                "position_z": number(ALTITUDE.0, ALTITUDE.1, "Metres, local frame. Required unless `position` is sent."),
+                "position": {
+                    "type": "array",
+                    "minItems": POSITION_VALUES,
+                    "maxItems": POSITION_VALUES,
+                    "items": { "type": "number" },
+                    "description": "The older variant: x, y, z as `position=x&position=y&position=z`, with the ranges of position_x/y/z; not combined with them."
+                },
+                "speed": number(0.0, MAX_SPEED, "m/s."),
+                "vin": { "type": "string", "pattern": "^[A-Z0-9]{17}$", "description": "17 upper-case letters or digits; no check digit required." }
+            }
+        },
         "TelemetryEvent": {
             "type": "object",
             "additionalProperties": false,

@@ -154,11 +154,11 @@ fn events(vehicles: usize, per_vehicle: u64, start: DateTime<Utc>, seed: u64) ->
                 lat: noise.range(59.0, 60.0),
                 lon: noise.range(17.0, 19.0),
             };
-            e.sensors = Sensors {
+            e.sensors = Some(Sensors {
                 temperature_c: noise.range(-70.0, 80.0),
                 humidity_pct: noise.range(0.0, 100.0),
                 pressure_hpa: noise.range(880.0, 1120.0),
-            };
+            });
             rows.push(DiagRow::from_event(&e, 0, 0).unwrap());
         }
     }

@@ -209,7 +209,8 @@ pub fn group_bins(
 }
 
 /// Adds the staged events at or after the cutoff `$1` (all when NULL) to the histograms of
-/// their minute window. `$2..$10`: lower, upper, width of temperature, humidity, pressure.
+/// their minute window; a missing reading (NULL: the old client has no sensors) is in no bin.
+/// `$2..$10`: lower, upper, width of temperature, humidity, pressure.
 pub(crate) const UPSERT_HISTOGRAMS: &str = r#"
 WITH src AS (
     SELECT date_trunc('minute', s.ts, 'UTC') AS window_start, v.sensor, v.value, v.lo, v.hi, v.width
@@ -218,7 +219,7 @@ WITH src AS (
            ('humidity_pct', s.humidity_pct, $5::float8, $6::float8, $7::float8),
            ('pressure_hpa', s.pressure_hpa, $8::float8, $9::float8, $10::float8)
        ) AS v(sensor, value, lo, hi, width)
-     WHERE $1::timestamptz IS NULL OR s.ts >= $1
+     WHERE v.value IS NOT NULL AND ($1::timestamptz IS NULL OR s.ts >= $1)
 ), binned AS (
     SELECT sensor, window_start,
            CASE WHEN value < lo THEN '-Infinity'::float8

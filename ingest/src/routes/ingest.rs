@@ -14,6 +14,11 @@
 //!
 //! A body sent with `Content-Encoding: gzip` is inflated first; the body limit then applies to
 //! the inflated size too (413), and a body that is not valid gzip is 400.
+//!
+//! Bodies are JSON (one event or an array), NDJSON, or the old vehicle client's
+//! `application/x-www-form-urlencoded` reading (see [`crate::decode::legacy_form`]: its VINs
+//! need no check digit, it has no sensors, and ingest derives its `event_id` and `seq` from the
+//! reading, so a retried identical POST is stored once).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
