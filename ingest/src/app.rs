@@ -11,6 +11,7 @@ use axum::routing::get;
 
 use crate::auth::Tokens;
 use crate::broker::Broker;
+use crate::dashboard::{Dashboard, MapArea};
 use crate::metrics::Metrics;
 use crate::rate_limit::VinRateLimiter;
 use crate::routes;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub rate_limiter: Option<Arc<VinRateLimiter>>,
     /// Per-vehicle bearer tokens; `None` when authentication is off.
     pub tokens: Option<Arc<Tokens>>,
+    /// The live fleet dashboard of `GET /events` and `GET /events/stream`.
+    pub dashboard: Arc<Dashboard>,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
             topic_counts: Arc::default(),
             broker_failing: Arc::default(),
             metrics: Arc::default(),
+            dashboard: Arc::new(Dashboard::starting_now(MapArea::default())),
         }
     }
 
@@ -73,9 +77,16 @@ impl AppState {
         self.tokens = Some(Arc::new(tokens));
         self
     }
+
+    /// The same state showing `dashboard`.
+    pub fn with_dashboard(mut self, dashboard: Arc<Dashboard>) -> Self {
+        self.dashboard = dashboard;
+        self
+    }
 }
 
-/// The router: `/events` (POST to ingest, GET to watch), `/healthz`, `/readyz`, `/metrics`,
+/// The router: `/events` (POST to ingest, GET to watch), `/events/stream` (the live updates),
+/// `/healthz`, `/readyz`, `/metrics`,
 /// `/openapi.json`. Every response is counted in the metrics.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.settings.max_body_bytes;
@@ -84,6 +95,7 @@ pub fn app(state: AppState) -> Router {
             "/events",
             get(routes::watch::get_events).post(routes::ingest::post_events),
         )
+        .route("/events/stream", get(routes::stream::get_stream))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::metrics::get_metrics))

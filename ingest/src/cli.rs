@@ -43,6 +43,42 @@ pub struct Cli {
     #[arg(long, env = "INGEST_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
 
+    /// Output topic of the consumer's per-vehicle summaries, read by the dashboard.
+    #[arg(
+        long,
+        env = "INGEST_SUMMARY_TOPIC",
+        default_value = "telemetry.summary"
+    )]
+    pub summary_topic: String,
+
+    /// Output topic of the consumer's window metrics, read by the dashboard.
+    #[arg(
+        long,
+        env = "INGEST_METRICS_TOPIC",
+        default_value = "telemetry.metrics"
+    )]
+    pub metrics_topic: String,
+
+    /// Output topic of the consumer's sensor histograms, read by the dashboard.
+    #[arg(
+        long,
+        env = "INGEST_HISTOGRAMS_TOPIC",
+        default_value = "telemetry.histograms"
+    )]
+    pub histograms_topic: String,
+
+    /// Latitude of the simulated area's origin, shown on the dashboard's map.
+    #[arg(long, env = "INGEST_MAP_ORIGIN_LAT", default_value_t = 59.3293)]
+    pub map_origin_lat: f64,
+
+    /// Longitude of the simulated area's origin.
+    #[arg(long, env = "INGEST_MAP_ORIGIN_LON", default_value_t = 18.0686)]
+    pub map_origin_lon: f64,
+
+    /// Radius of the simulated area in metres: the extent of the dashboard's map.
+    #[arg(long, env = "INGEST_MAP_RADIUS_M", default_value_t = 2000.0, value_parser = parse_radius)]
+    pub map_radius_m: f64,
+
     /// More log output (`-v` debug, `-vv` trace); `RUST_LOG` overrides it.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -54,6 +90,15 @@ fn parse_body_limit(text: &str) -> Result<usize, String> {
         return Err("must be at least 1 byte".into());
     }
     Ok(bytes)
+}
+
+/// A map radius: a positive number of metres.
+fn parse_radius(text: &str) -> Result<f64, String> {
+    let radius: f64 = text.parse().map_err(|e| format!("not a number: {e}"))?;
+    if !(radius.is_finite() && radius > 0.0) {
+        return Err("must be a positive number of metres".into());
+    }
+    Ok(radius)
 }
 
 /// A produce timeout between 100 ms and 1 h.
@@ -83,6 +128,10 @@ mod tests {
         assert_eq!(cli.produce_timeout, Duration::from_secs(10));
         assert_eq!(cli.rate_limit_per_vin, 0);
         assert_eq!(cli.tokens_file, None);
+        assert_eq!(cli.summary_topic, "telemetry.summary");
+        assert_eq!(cli.metrics_topic, "telemetry.metrics");
+        assert_eq!(cli.histograms_topic, "telemetry.histograms");
+        assert_eq!(cli.map_radius_m, 2000.0);
     }
 
     #[test]
@@ -136,6 +185,7 @@ mod tests {
                 "--max-body-bytes",
                 "0",
             ],
+            ["ingest", "--kafka-brokers", "b:9092", "--map-radius-m", "0"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -21,6 +22,21 @@ impl TopicSnapshot {
     pub fn events_received(&self) -> i64 {
         self.partitions.iter().map(|p| p.high).sum()
     }
+}
+
+/// The counts as the page, the stream and the JSON show them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TopicFigures {
+    /// Records in the topic: the sum of the partitions' high watermarks. Counts what every
+    /// replica ever produced and survives restarts.
+    pub events_received: i64,
+    /// Records this replica had acknowledged since it started.
+    pub accepted_by_this_replica: u64,
+    /// Per-partition watermarks.
+    pub partitions: Vec<PartitionWatermarks>,
+    /// Why the broker could not be asked (then the other broker figures are 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 type Reading = Result<Arc<TopicSnapshot>, BrokerError>;
@@ -49,5 +65,26 @@ impl TopicCounts {
         });
         *last = Some((Instant::now(), reading.clone()));
         reading
+    }
+
+    /// The current reading (see [`Self::get`]) with `accepted_by_this_replica`, as shown.
+    pub async fn figures(
+        &self,
+        broker: &dyn Broker,
+        accepted_by_this_replica: u64,
+    ) -> TopicFigures {
+        match self.get(broker).await {
+            Ok(snapshot) => TopicFigures {
+                events_received: snapshot.events_received(),
+                accepted_by_this_replica,
+                partitions: snapshot.partitions.clone(),
+                error: None,
+            },
+            Err(e) => TopicFigures {
+                accepted_by_this_replica,
+                error: Some(e.to_string()),
+                ..TopicFigures::default()
+            },
+        }
     }
 }

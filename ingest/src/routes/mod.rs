@@ -4,4 +4,5 @@ pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod openapi;
+pub mod stream;
 pub mod watch;

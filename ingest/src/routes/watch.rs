@@ -1,5 +1,5 @@
-//! `GET /events`: how many events the topic holds. Programs (`Accept: application/json`) get
-//! JSON; browsers and everyone else get the live page.
+//! `GET /events`: how many events the topic holds and the live fleet figures. Programs
+//! (`Accept: application/json`) get JSON; browsers and everyone else get the live page.
 
 use std::sync::atomic::Ordering;
 
@@ -7,36 +7,46 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use chrono::Utc;
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::broker::PartitionWatermarks;
+use crate::dashboard::FleetView;
 use crate::negotiate::prefers_json;
 use crate::page;
+use crate::topic_counts::TopicFigures;
+
+/// Vehicles listed in the JSON answer, most recently seen first.
+pub const VEHICLES_LISTED: usize = 1000;
 
 /// The JSON answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventCounts {
-    /// Records in the topic: the sum of the partitions' high watermarks. Counts what every
-    /// replica ever produced and survives restarts.
-    pub events_received: i64,
-    /// Records this replica had acknowledged since it started.
-    pub accepted_by_this_replica: u64,
+    /// The topic's counts: `events_received`, `accepted_by_this_replica`, `partitions`,
+    /// `error`.
+    #[serde(flatten)]
+    pub counts: TopicFigures,
     /// The topic.
     pub topic: String,
-    /// Per-partition watermarks.
-    pub partitions: Vec<PartitionWatermarks>,
-    /// Why the broker could not be asked (then the other broker figures are 0 and the status 503).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    /// The fleet, from the consumer's output topics.
+    #[serde(flatten)]
+    pub fleet: FleetView,
 }
 
 /// The handler.
 pub async fn get_events(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let counts = current(&state).await;
+    let accepted = state.accepted.load(Ordering::Relaxed);
+    let counts = EventCounts {
+        counts: state
+            .topic_counts
+            .figures(state.broker.as_ref(), accepted)
+            .await,
+        topic: state.settings.topic.clone(),
+        fleet: state.dashboard.view(VEHICLES_LISTED, Utc::now()),
+    };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     if prefers_json(accept) {
-        let status = if counts.error.is_some() {
+        let status = if counts.counts.error.is_some() {
             StatusCode::SERVICE_UNAVAILABLE
         } else {
             StatusCode::OK
@@ -45,27 +55,5 @@ pub async fn get_events(State(state): State<AppState>, headers: HeaderMap) -> Re
     } else {
         // The page always renders; it shows the broker error itself.
         Html(page::render(&counts)).into_response()
-    }
-}
-
-async fn current(state: &AppState) -> EventCounts {
-    let reading = state.topic_counts.get(state.broker.as_ref()).await;
-    let accepted_by_this_replica = state.accepted.load(Ordering::Relaxed);
-    let topic = state.settings.topic.clone();
-    match reading {
-        Ok(snapshot) => EventCounts {
-            events_received: snapshot.events_received(),
-            accepted_by_this_replica,
-            topic,
-            partitions: snapshot.partitions.clone(),
-            error: None,
-        },
-        Err(e) => EventCounts {
-            events_received: 0,
-            accepted_by_this_replica,
-            topic,
-            partitions: Vec::new(),
-            error: Some(e.to_string()),
-        },
     }
 }
