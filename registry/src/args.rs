@@ -1,0 +1,90 @@
+//! How a service is pointed at the registry: environment variables set by `fleet`'s plan (or
+//! flags, for a service that flattens [`RegistryArgs`] into its command line).
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::agent::RegistryOptions;
+
+/// The registry settings of a service. Without `ZOOKEEPER_CONNECT` the service runs without
+/// a registry, on its own settings.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "registry")]
+pub struct RegistryArgs {
+    /// ZooKeeper connect string, e.g. `fleet-zookeeper:2181`.
+    #[arg(long, env = "ZOOKEEPER_CONNECT")]
+    pub zookeeper_connect: Option<String>,
+    /// The stack whose registry (`/fleet/<stack>`) this service joins.
+    #[arg(long, env = "REGISTRY_STACK", default_value = "fleet")]
+    pub registry_stack: String,
+    /// ZooKeeper session timeout: how long a crashed member stays listed.
+    #[arg(long, env = "ZOOKEEPER_SESSION_TIMEOUT", default_value = "6s", value_parser = humantime::parse_duration)]
+    pub zookeeper_session_timeout: Duration,
+    /// This member's id within its role (default: the host name).
+    #[arg(long, env = "REGISTRY_MEMBER_ID")]
+    pub registry_member_id: Option<String>,
+    /// Where this member is reached inside the stack network, e.g. `http://fleet-ingest:8080`.
+    #[arg(long, env = "REGISTRY_ADDRESS")]
+    pub registry_address: Option<String>,
+}
+
+impl RegistryArgs {
+    /// Reads the settings from the environment only.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        Self::try_parse_from(["registry"])
+    }
+
+    /// The options to start a registry with, `None` when no ZooKeeper is configured.
+    pub fn options(&self) -> Option<RegistryOptions> {
+        let connect = self.zookeeper_connect.as_deref()?.trim();
+        (!connect.is_empty()).then(|| RegistryOptions {
+            connect: connect.to_owned(),
+            stack: self.registry_stack.clone(),
+            session_timeout: self.zookeeper_session_timeout,
+        })
+    }
+
+    /// The member id: the configured one, else `HOSTNAME`, else `default`.
+    pub fn member_id(&self, default: &str) -> String {
+        self.registry_member_id
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// The advertised address, or `fallback`.
+    pub fn address(&self, fallback: impl FnOnce() -> String) -> String {
+        self.registry_address.clone().unwrap_or_else(fallback)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_connect_string_there_is_no_registry() {
+        let args = RegistryArgs::try_parse_from(["registry"]).unwrap();
+        assert!(args.options().is_none());
+        assert_eq!(args.zookeeper_session_timeout, Duration::from_secs(6));
+        let args = RegistryArgs::try_parse_from([
+            "registry",
+            "--zookeeper-connect",
+            "s-zookeeper:2181",
+            "--registry-stack",
+            "s",
+            "--zookeeper-session-timeout",
+            "4s",
+            "--registry-member-id",
+            "s-vehicle-1",
+        ])
+        .unwrap();
+        let options = args.options().unwrap();
+        assert_eq!(options.connect, "s-zookeeper:2181");
+        assert_eq!(options.stack, "s");
+        assert_eq!(options.session_timeout, Duration::from_secs(4));
+        assert_eq!(args.member_id("x"), "s-vehicle-1");
+    }
+}
