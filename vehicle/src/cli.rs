@@ -40,6 +40,43 @@ pub struct Cli {
     #[arg(long, env = "VEHICLE_REPORT_INTERVAL", default_value = "1s", value_parser = parse_interval)]
     pub report_interval: Duration,
 
+    /// Each report is up to this share of the interval early or late, at random (0 to 0.5).
+    #[arg(long, env = "VEHICLE_REPORT_JITTER", default_value_t = 0.05, value_parser = parse_jitter)]
+    pub report_jitter: f64,
+
+    /// Probability that one reading of one sensor is a spike (0 to 1).
+    #[arg(long, env = "VEHICLE_FAULT_SPIKE_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub fault_spike_rate: f64,
+
+    /// Probability per reading that a sensor gets stuck at its value (0 to 1).
+    #[arg(long, env = "VEHICLE_FAULT_STUCK_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub fault_stuck_rate: f64,
+
+    /// How long a stuck sensor repeats its value (e.g. `30s`).
+    #[arg(long, env = "VEHICLE_FAULT_STUCK_DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub fault_stuck_duration: Duration,
+
+    /// Post the old client's format: one form-encoded event per request, VINs without check
+    /// digit (`seq` and `event_id` are then assigned by ingest).
+    #[arg(long, env = "VEHICLE_LEGACY_FORM", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub legacy_form: bool,
+
+    /// Most events in one request; the events of all vehicles of the process are coalesced.
+    #[arg(long, env = "VEHICLE_BATCH_MAX", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch_max: u64,
+
+    /// Longest time an event waits for its batch to fill (e.g. `200ms`).
+    #[arg(long, env = "VEHICLE_BATCH_WAIT", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub batch_wait: Duration,
+
+    /// Most requests in flight at once.
+    #[arg(long, env = "VEHICLE_MAX_IN_FLIGHT", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub max_in_flight: u64,
+
+    /// Most events kept per vehicle while ingest does not acknowledge (the oldest are dropped).
+    #[arg(long, env = "VEHICLE_OUTBOX_CAPACITY", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub outbox_capacity: u64,
+
     /// Makes and models to draw from, a JSON array of `{"make", "wmi", "models"}`.
     #[arg(long, env = "VEHICLE_CATALOGUE", default_value = DEFAULT_CATALOGUE, value_parser = parse_catalogue)]
     pub catalogue: Catalogue,
@@ -126,6 +163,14 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
+fn parse_jitter(text: &str) -> Result<f64, String> {
+    parse_in_range(text, 0.0, 0.5)
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    parse_in_range(text, 0.0, 1.0)
+}
+
 fn parse_in_range(text: &str, lo: f64, hi: f64) -> Result<f64, String> {
     let value: f64 = text.parse().map_err(|e| format!("not a number: {e}"))?;
     if !(lo..=hi).contains(&value) {
@@ -159,6 +204,44 @@ mod tests {
         assert_eq!(cli.report_interval, Duration::from_secs(1));
         assert_eq!(cli.listen, "0.0.0.0:8090".parse().unwrap());
         assert_eq!(cli.catalogue.0.len(), 3);
+        assert_eq!(cli.report_jitter, 0.05);
+        assert_eq!((cli.fault_spike_rate, cli.fault_stuck_rate), (0.0, 0.0));
+        assert!(!cli.legacy_form);
+        assert_eq!(cli.batch_max, 500);
+    }
+
+    #[test]
+    fn faults_jitter_and_legacy_mode_parse_and_are_checked() {
+        let cli = Cli::try_parse_from([
+            "vehicle",
+            "--ingest-url",
+            "http://i:8080/events",
+            "--report-jitter",
+            "0.2",
+            "--fault-spike-rate",
+            "0.01",
+            "--fault-stuck-rate",
+            "0.001",
+            "--fault-stuck-duration",
+            "45s",
+            "--legacy-form",
+        ])
+        .unwrap();
+        assert_eq!(cli.report_jitter, 0.2);
+        assert_eq!(cli.fault_spike_rate, 0.01);
+        assert_eq!(cli.fault_stuck_rate, 0.001);
+        assert_eq!(cli.fault_stuck_duration, Duration::from_secs(45));
+        assert!(cli.legacy_form);
+        for (flag, value) in [
+            ("--report-jitter", "0.9"),
+            ("--fault-spike-rate", "1.5"),
+            ("--fault-stuck-rate", "-0.1"),
+        ] {
+            assert!(
+                Cli::try_parse_from(["vehicle", "--ingest-url", "http://i", flag, value]).is_err(),
+                "{flag} {value}"
+            );
+        }
     }
 
     #[test]

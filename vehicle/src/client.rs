@@ -1,9 +1,9 @@
-//! Talking to ingest: POST a batch of events as one JSON array and sort the answer into what
-//! was acknowledged, what was rejected for good, and what to send again.
+//! Talking to ingest: POST a batch of encoded events (a JSON array, or one form in
+//! `--legacy-form` mode) and sort the answer into what was acknowledged, what was rejected for
+//! good, and what to send again.
 
 use std::time::Duration;
 
-use fleet_common::TelemetryEvent;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use reqwest::{StatusCode, Url, header};
@@ -13,35 +13,122 @@ use serde::Deserialize;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The path of ingest's events endpoint, added to base URLs that have none.
+const EVENTS_PATH: &str = "/events";
 
-/// The fate of one event of an answered batch.
+/// The fate of one event of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fate {
     /// The broker has it.
     Acknowledged,
     /// Ingest refused it as invalid; sending it again will not help.
     Rejected(String),
+    /// Not stored (network error, 408, 429, 5xx, or a failed record): to be sent again.
+    Retry,
 }
 
 /// What became of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Ingest answered for every event (200, or 422 when all were invalid).
-    Answered(Vec<Fate>),
-    /// Not (all) stored: network error, 408, 429 or 5xx. The first `acknowledged` events were
-    /// stored; the rest are to be sent again, not before `retry_after` if given.
-    Retry {
-        /// Leading events ingest acknowledged anyway.
-        acknowledged: usize,
-        /// The server's `Retry-After`.
+    /// A fate for every event, in order.
+    Answered {
+        /// One per event of the batch.
+        fates: Vec<Fate>,
+        /// The server's `Retry-After`, if it sent one.
         retry_after: Option<Duration>,
-        /// What went wrong.
-        reason: String,
+        /// Why some events are to be sent again (`None` when none are).
+        problem: Option<String>,
     },
     /// 413: the batch is too large; send fewer events at once.
     TooLarge,
-    /// Another 4xx: the request itself is refused and would be again.
-    Refused(String),
+}
+
+impl Outcome {
+    /// Every one of `count` events is to be sent again because of `problem`.
+    pub fn all_retry(count: usize, retry_after: Option<Duration>, problem: String) -> Self {
+        Self::Answered {
+            fates: vec![Fate::Retry; count],
+            retry_after,
+            problem: Some(problem),
+        }
+    }
+}
+
+/// How events travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// A JSON array of events per request (the current API).
+    Json,
+    /// One `application/x-www-form-urlencoded` event per request (the old client).
+    LegacyForm,
+}
+
+impl Wire {
+    /// Most events in one request of this format.
+    pub fn max_batch(self, configured: usize) -> usize {
+        match self {
+            Self::Json => configured.max(1),
+            Self::LegacyForm => 1,
+        }
+    }
+
+    /// An empty request body of this format.
+    pub fn body(self) -> Body {
+        Body {
+            wire: self,
+            bytes: Vec::with_capacity(match self {
+                Self::Json => 64 * 1024,
+                Self::LegacyForm => 256,
+            }),
+            count: 0,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::LegacyForm => crate::legacy::CONTENT_TYPE,
+        }
+    }
+}
+
+/// A request body under construction: events (each already encoded on its own) are added one
+/// by one.
+#[derive(Debug)]
+pub struct Body {
+    wire: Wire,
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl Body {
+    /// Adds one encoded event.
+    pub fn push(&mut self, event: &[u8]) {
+        match self.wire {
+            Wire::Json => {
+                self.bytes.push(if self.count == 0 { b'[' } else { b',' });
+                self.bytes.extend_from_slice(event);
+            }
+            Wire::LegacyForm => self.bytes.extend_from_slice(event),
+        }
+        self.count += 1;
+    }
+
+    /// Events added so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The finished body.
+    pub fn finish(mut self) -> Vec<u8> {
+        if self.wire == Wire::Json {
+            if self.count == 0 {
+                self.bytes.push(b'[');
+            }
+            self.bytes.push(b']');
+        }
+        self.bytes
+    }
 }
 
 /// The shape of ingest's answer this client reads; everything else is ignored.
@@ -60,14 +147,14 @@ struct RecordResult {
     error: Option<String>,
 }
 
-/// A client for ingest's `POST /events`, shared by every vehicle of the process.
+/// The HTTP client of the process, shared by every vehicle.
 #[derive(Debug, Clone)]
 pub struct IngestClient {
     http: reqwest::Client,
-    url: Url,
+    wire: Wire,
 }
 
-/// Why the client cannot be built.
+/// Why an ingest URL or the client cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The URL does not parse or is not http(s).
@@ -79,52 +166,58 @@ pub enum ClientError {
         reason: String,
     },
     /// reqwest could not set up its client.
-    #[error("building the HTTP client for `{url}`: {source}")]
-    Build {
-        /// The URL.
-        url: String,
-        /// The cause.
-        source: reqwest::Error,
-    },
+    #[error("building the HTTP client for ingest: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
+/// The events endpoint of an ingest URL: `http(s)://host:port` (or with `/`) means
+/// `http(s)://host:port/events`; a URL with a path is used as it is.
+pub fn events_url(url: &str) -> Result<Url, ClientError> {
+    let bad = |reason: String| ClientError::Url {
+        url: url.to_owned(),
+        reason,
+    };
+    let mut parsed = Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        return Err(bad("the scheme must be http or https".into()));
+    }
+    if parsed.path().is_empty() || parsed.path() == "/" {
+        parsed.set_path(EVENTS_PATH);
+    }
+    Ok(parsed)
 }
 
 impl IngestClient {
-    /// A client posting to `url`.
-    pub fn new(url: &str) -> Result<Self, ClientError> {
-        let parsed = Url::parse(url).map_err(|e| ClientError::Url {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
-        if parsed.scheme() != "http" && parsed.scheme() != "https" {
-            return Err(ClientError::Url {
-                url: url.to_owned(),
-                reason: "the scheme must be http or https".into(),
-            });
-        }
+    /// A client sending in `wire` format, with up to `connections` idle connections kept per
+    /// ingest host.
+    pub fn new(wire: Wire, connections: usize) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
+            .pool_max_idle_per_host(connections)
             .user_agent(concat!("fleet-vehicle/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| ClientError::Build {
-                url: url.to_owned(),
-                source,
-            })?;
-        Ok(Self { http, url: parsed })
+            .map_err(ClientError::Build)?;
+        Ok(Self { http, wire })
     }
 
-    /// Sends `batch` as one JSON array. The request is built now; the future owns it.
-    pub fn send(&self, batch: &[TelemetryEvent]) -> BoxFuture<'static, Outcome> {
-        let request = self.http.post(self.url.clone()).json(batch);
-        let count = batch.len();
+    /// The format this client sends.
+    pub fn wire(&self) -> Wire {
+        self.wire
+    }
+
+    /// POSTs `body` to `url`. The request is built now; the future owns it.
+    pub fn send(&self, url: Url, body: Body) -> BoxFuture<'static, Outcome> {
+        let count = body.count();
+        let request = self
+            .http
+            .post(url)
+            .header(header::CONTENT_TYPE, body.wire.content_type())
+            .body(body.finish());
         async move {
             match request.send().await {
                 Ok(response) => read_answer(response, count).await,
-                Err(e) => Outcome::Retry {
-                    acknowledged: 0,
-                    retry_after: None,
-                    reason: describe(&e),
-                },
+                Err(e) => Outcome::all_retry(count, None, describe(&e)),
             }
         }
         .boxed()
@@ -151,7 +244,11 @@ async fn read_answer(response: reqwest::Response, count: usize) -> Outcome {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let body = response.bytes().await.unwrap_or_default();
+    let body = match response.bytes().await {
+        Ok(body) => body,
+        // The answer was cut off: nothing is known, so everything goes again (same event ids).
+        Err(e) => return Outcome::all_retry(count, retry_after, describe(&e)),
+    };
     let report: Option<Report> = serde_json::from_slice(&body).ok();
     classify(status, retry_after, report, &body, count)
 }
@@ -170,64 +267,59 @@ fn classify(
             .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
         format!("ingest answered {status}: {detail}")
     };
-    // Leading events the broker acknowledged, from the per-record results.
-    let leading_ok = || {
-        report.as_ref().map_or(0, |r| {
-            r.results
-                .iter()
-                .take(count)
-                .take_while(|r| r.status == "ok")
-                .count()
-        })
-    };
-
-    if status.is_success() || status == StatusCode::UNPROCESSABLE_ENTITY {
-        let results = report
-            .as_ref()
-            .map(|r| r.results.as_slice())
-            .unwrap_or_default();
-        if results.len() != count {
-            // No usable per-record answer: 2xx acknowledges all, 422 rejects all.
-            let fate = if status.is_success() {
-                Fate::Acknowledged
-            } else {
-                Fate::Rejected(reason())
-            };
-            return Outcome::Answered(vec![fate; count]);
-        }
-        if results
-            .iter()
-            .any(|r| r.status != "ok" && r.status != "rejected")
-        {
-            return Outcome::Retry {
-                acknowledged: leading_ok(),
-                retry_after,
-                reason: reason(),
-            };
-        }
-        let fates = results
-            .iter()
-            .map(|r| match r.status.as_str() {
-                "ok" => Fate::Acknowledged,
-                _ => Fate::Rejected(r.error.clone().unwrap_or_else(|| "rejected".into())),
-            })
-            .collect();
-        return Outcome::Answered(fates);
-    }
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         return Outcome::TooLarge;
     }
-    if status.is_server_error()
+    let transient = status.is_server_error()
         || status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-    {
-        return Outcome::Retry {
-            acknowledged: leading_ok(),
+        || status == StatusCode::REQUEST_TIMEOUT;
+    if !(status.is_success() || status == StatusCode::UNPROCESSABLE_ENTITY || transient) {
+        // Another 4xx: the request itself is refused and would be again.
+        return Outcome::Answered {
+            fates: vec![Fate::Rejected(reason()); count],
             retry_after,
-            reason: reason(),
+            problem: None,
         };
     }
-    Outcome::Refused(reason())
+    let results = report
+        .as_ref()
+        .map(|r| r.results.as_slice())
+        .unwrap_or_default();
+    let fates: Vec<Fate> = if results.len() == count {
+        // Per-record answers: "ok" is stored whatever the status; "rejected" is final; anything
+        // else ("failed") is sent again.
+        results
+            .iter()
+            .map(|r| match r.status.as_str() {
+                "ok" => Fate::Acknowledged,
+                "rejected" => Fate::Rejected(r.error.clone().unwrap_or_else(|| "rejected".into())),
+                _ => Fate::Retry,
+            })
+            .collect()
+    } else if status.is_success() {
+        vec![Fate::Acknowledged; count]
+    } else if transient {
+        vec![Fate::Retry; count]
+    } else {
+        vec![Fate::Rejected(reason()); count]
+    };
+    let problem = fates.contains(&Fate::Retry).then(|| {
+        if transient {
+            reason()
+        } else {
+            let detail = results
+                .iter()
+                .find(|r| r.status != "ok" && r.status != "rejected")
+                .and_then(|r| r.error.clone())
+                .unwrap_or_default();
+            format!("ingest answered {status} with failed records: {detail}")
+        }
+    });
+    Outcome::Answered {
+        fates,
+        retry_after,
+        problem,
+    }
 }
 
 #[cfg(test)]
@@ -238,47 +330,67 @@ mod tests {
         Some(serde_json::from_value(json).unwrap())
     }
 
+    fn fates(outcome: Outcome) -> Vec<Fate> {
+        match outcome {
+            Outcome::Answered { fates, .. } => fates,
+            Outcome::TooLarge => panic!("too large"),
+        }
+    }
+
     #[test]
-    fn answers_are_classified() {
+    fn answers_are_classified_per_event() {
         let mixed = serde_json::json!({"accepted": 1, "rejected": 1, "results": [
             {"index": 0, "status": "ok", "partition": 0, "offset": 5},
-            {"index": 1, "status": "rejected", "error": "field `speed`: bad"}
+            {"index": 1, "status": "rejected", "error": "field `speed`: bad"},
+            {"index": 2, "status": "failed", "error": "timeout"}
         ]});
+        let outcome = classify(StatusCode::OK, None, report(mixed), b"", 3);
         assert_eq!(
-            classify(StatusCode::OK, None, report(mixed), b"", 2),
-            Outcome::Answered(vec![
-                Fate::Acknowledged,
-                Fate::Rejected("field `speed`: bad".into())
-            ])
+            outcome,
+            Outcome::Answered {
+                fates: vec![
+                    Fate::Acknowledged,
+                    Fate::Rejected("field `speed`: bad".into()),
+                    Fate::Retry
+                ],
+                retry_after: None,
+                problem: Some("ingest answered 200 OK with failed records: timeout".into())
+            }
         );
         assert_eq!(
             classify(StatusCode::OK, None, None, b"", 2),
-            Outcome::Answered(vec![Fate::Acknowledged; 2])
+            Outcome::Answered {
+                fates: vec![Fate::Acknowledged; 2],
+                retry_after: None,
+                problem: None
+            }
         );
-        let Outcome::Answered(fates) =
-            classify(StatusCode::UNPROCESSABLE_ENTITY, None, None, b"nope", 1)
-        else {
-            panic!("422 answers");
-        };
-        assert!(matches!(&fates[0], Fate::Rejected(r) if r.contains("nope")));
+        let rejected = fates(classify(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            None,
+            b"nope",
+            1,
+        ));
+        assert!(matches!(&rejected[0], Fate::Rejected(r) if r.contains("nope")));
 
+        // A 503 with per-record results: the stored ones count, wherever they are.
         let partial = serde_json::json!({"error": "broker down", "results": [
             {"index": 0, "status": "ok"}, {"index": 1, "status": "failed", "error": "timeout"},
             {"index": 2, "status": "ok"}
         ]});
-        let outcome = classify(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(Duration::from_secs(1)),
-            report(partial),
-            b"",
-            3,
-        );
         assert_eq!(
-            outcome,
-            Outcome::Retry {
-                acknowledged: 1,
+            classify(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(Duration::from_secs(1)),
+                report(partial),
+                b"",
+                3,
+            ),
+            Outcome::Answered {
+                fates: vec![Fate::Acknowledged, Fate::Retry, Fate::Acknowledged],
                 retry_after: Some(Duration::from_secs(1)),
-                reason: "ingest answered 503 Service Unavailable: broker down".into()
+                problem: Some("ingest answered 503 Service Unavailable: broker down".into())
             }
         );
         for status in [
@@ -286,28 +398,53 @@ mod tests {
             StatusCode::BAD_GATEWAY,
             StatusCode::REQUEST_TIMEOUT,
         ] {
-            assert!(matches!(
-                classify(status, None, None, b"", 1),
-                Outcome::Retry {
-                    acknowledged: 0,
-                    ..
-                }
-            ));
+            assert_eq!(
+                fates(classify(status, None, None, b"", 2)),
+                [Fate::Retry, Fate::Retry]
+            );
         }
         assert_eq!(
             classify(StatusCode::PAYLOAD_TOO_LARGE, None, None, b"", 1),
             Outcome::TooLarge
         );
         assert!(matches!(
-            classify(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, None, b"", 1),
-            Outcome::Refused(_)
+            &fates(classify(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                None,
+                None,
+                b"",
+                1
+            ))[0],
+            Fate::Rejected(_)
         ));
     }
 
     #[test]
-    fn urls_are_checked() {
-        assert!(IngestClient::new("http://ingest:8080/events").is_ok());
-        assert!(IngestClient::new("ingest:8080").is_err());
-        assert!(IngestClient::new("ftp://ingest/events").is_err());
+    fn urls_are_checked_and_base_urls_get_the_events_path() {
+        assert_eq!(
+            events_url("http://ingest:8080/events").unwrap().as_str(),
+            "http://ingest:8080/events"
+        );
+        assert_eq!(
+            events_url("http://ingest-1:8080").unwrap().as_str(),
+            "http://ingest-1:8080/events"
+        );
+        assert!(events_url("ingest:8080").is_err());
+        assert!(events_url("ftp://ingest/events").is_err());
+    }
+
+    #[test]
+    fn bodies_join_events_as_a_json_array_or_send_one_form() {
+        let mut body = Wire::Json.body();
+        body.push(br#"{"a":1}"#);
+        body.push(br#"{"b":2}"#);
+        assert_eq!(body.count(), 2);
+        assert_eq!(body.finish(), br#"[{"a":1},{"b":2}]"#);
+        assert_eq!(Wire::Json.body().finish(), b"[]");
+        let mut form = Wire::LegacyForm.body();
+        form.push(b"vin=X");
+        assert_eq!(form.finish(), b"vin=X");
+        assert_eq!(Wire::LegacyForm.max_batch(500), 1);
+        assert_eq!(Wire::Json.max_batch(500), 500);
     }
 }

@@ -18,6 +18,15 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Like [`Identity::of`], but with the old client's VIN (17 random upper-case letters and
+    /// digits, no check digit): the identity of a `--legacy-form` vehicle.
+    pub fn legacy(catalogue: &Catalogue, seed: u64, index: u64) -> Self {
+        Self {
+            vin: crate::legacy::vin(seed, index),
+            ..Self::of(catalogue, seed, index)
+        }
+    }
+
     /// The identity of vehicle `index`: make and model drawn from `catalogue` with the seed.
     pub fn of(catalogue: &Catalogue, seed: u64, index: u64) -> Self {
         let mut rng = rng(seed, index, Stream::Identity);

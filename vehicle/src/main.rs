@@ -1,36 +1,38 @@
-//! `vehicle`: simulates K vehicles in one process, each a tokio task that reports telemetry to
-//! ingest and keeps its events until they are acknowledged. See [`cli::Cli`] for the settings.
+//! `vehicle`: simulates K vehicles in one process, driven by one task that coalesces their
+//! events into shared batched requests to ingest and keeps each event until it is acknowledged.
+//! See [`cli::Cli`] for the settings.
 
 mod app;
 mod backoff;
 mod cli;
 mod client;
-mod driver;
+mod endpoints;
+mod faults;
 mod geo;
 mod identity;
+mod legacy;
 mod motion;
 mod outbox;
 mod seeding;
 mod sensors;
+mod simulation;
 mod simulator;
 mod stats;
 mod terrain;
-#[cfg(test)]
-mod test_support;
+mod timing;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 
 use crate::cli::Cli;
-use crate::client::IngestClient;
-use crate::driver::{Driver, DriverConfig, OUTBOX_CAPACITY};
+use crate::client::Wire;
+use crate::faults::FaultRates;
 use crate::geo::Origin;
-use crate::identity::Identity;
-use crate::simulator::{Simulator, World};
-use crate::stats::{DeliveryHealth, VehicleStats};
+use crate::simulation::{Settings, Simulation};
+use crate::simulator::World;
+use crate::timing::Timing;
 
 /// How long pending events may still be sent after SIGTERM.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,55 +40,62 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    fleet_common::logging::init(cli.verbose);
+    let log_level = fleet_common::logging::init_reloadable(cli.verbose);
+    let registry_args =
+        fleet_registry::RegistryArgs::from_env().context("reading the registry settings")?;
 
-    let client = IngestClient::new(&cli.ingest_url).context("setting up the ingest client")?;
-    let world = Arc::new(World::new(
-        cli.seed,
-        Origin {
-            lat: cli.origin_lat,
-            lon: cli.origin_lon,
+    client::events_url(&cli.ingest_url).context("checking VEHICLE_INGEST_URL")?;
+    let settings = Settings {
+        world: World::new(
+            cli.seed,
+            Origin {
+                lat: cli.origin_lat,
+                lon: cli.origin_lon,
+            },
+            cli.area_radius_m,
+        ),
+        catalogue: cli.catalogue.clone(),
+        first_index: cli.first_index,
+        count: cli.count,
+        faults: FaultRates {
+            spike_rate: cli.fault_spike_rate,
+            stuck_rate: cli.fault_stuck_rate,
+            stuck_duration: cli.fault_stuck_duration,
         },
-        cli.area_radius_m,
-    ));
-    let config = DriverConfig {
-        report_interval: cli.report_interval,
+        wire: if cli.legacy_form {
+            Wire::LegacyForm
+        } else {
+            Wire::Json
+        },
+        batch_max: usize::try_from(cli.batch_max).context("VEHICLE_BATCH_MAX")?,
+        batch_wait: cli.batch_wait,
+        max_in_flight: usize::try_from(cli.max_in_flight).context("VEHICLE_MAX_IN_FLIGHT")?,
+        outbox_capacity: usize::try_from(cli.outbox_capacity).context("VEHICLE_OUTBOX_CAPACITY")?,
         flush_timeout: FLUSH_TIMEOUT,
-        outbox_capacity: OUTBOX_CAPACITY,
     };
-    let health = Arc::new(DeliveryHealth::default());
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-
-    let mut fleet = Vec::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    let end = cli
-        .first_index
-        .checked_add(cli.count)
-        .context("VEHICLE_FIRST_INDEX + VEHICLE_COUNT overflows")?;
-    for index in cli.first_index..end {
-        let identity = Identity::of(&cli.catalogue, cli.seed, index);
-        let stats = Arc::new(VehicleStats::new(&identity));
-        let sim = Simulator::new(&world, identity, index);
-        let driver = Driver::new(
-            world.clone(),
-            sim,
-            index,
-            client.clone(),
-            stats.clone(),
-            health.clone(),
-            config.clone(),
-        );
-        fleet.push(stats);
-        tasks.spawn(driver.run(stopped.clone()));
-    }
+    // Start from the command line; the registry, when there is one, feeds them live.
+    let (timing_tx, timing) = tokio::sync::watch::channel(Timing {
+        interval: cli.report_interval,
+        jitter: cli.report_jitter,
+    });
+    let (urls_tx, ingest_urls) = tokio::sync::watch::channel(vec![cli.ingest_url.clone()]);
+    let simulation =
+        Simulation::new(settings, timing, ingest_urls).context("setting up the ingest client")?;
+    let registry = join_registry(
+        &registry_args,
+        &cli,
+        &simulation,
+        log_level,
+        timing_tx,
+        urls_tx,
+    )?;
 
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("listening on {}", cli.listen))?;
     let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let fleet: app::Fleet = fleet.into();
     let server = tokio::spawn(
-        axum::serve(listener, app::app(fleet.clone()))
+        axum::serve(listener, app::app(simulation.stats()))
             .with_graceful_shutdown(async {
                 let _ = server_stopped.await;
             })
@@ -97,26 +106,20 @@ async fn main() -> anyhow::Result<()> {
         first_index = cli.first_index,
         seed = cli.seed,
         ingest = %cli.ingest_url,
+        legacy_form = cli.legacy_form,
         listen = %cli.listen,
         "vehicles started"
     );
 
-    fleet_common::shutdown::signal().await;
-    let _ = stop.send(true);
-    // Each vehicle stops on its own after at most FLUSH_TIMEOUT; the margin covers scheduling.
-    let all_done = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(FLUSH_TIMEOUT + Duration::from_secs(2), all_done)
-        .await
-        .is_err()
-    {
-        tracing::warn!("some vehicles did not finish flushing in time");
+    let totals = simulation.run(fleet_common::shutdown::signal()).await;
+    if let Some(registry) = registry {
+        registry.close().await;
     }
     let _ = server_stop.send(());
     server
         .await
         .context("joining the stats server")?
         .context("serving /stats")?;
-    let totals = stats::StatsReport::of(&fleet).totals;
     if totals.dropped > 0 {
         tracing::warn!(
             dropped = totals.dropped,
@@ -126,9 +129,57 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         generated = totals.generated,
         acknowledged = totals.acknowledged,
+        retried = totals.retried,
         rejected = totals.rejected,
         dropped = totals.dropped,
         "vehicles stopped"
     );
     Ok(())
+}
+
+/// Registers this container (role `vehicle`, with its VINs) and feeds `timing` from the live
+/// configuration and `urls` from the live ingest members (the command line's URL while none
+/// is registered). `None` without a registry: the command line's values stay.
+fn join_registry(
+    args: &fleet_registry::RegistryArgs,
+    cli: &Cli,
+    simulation: &Simulation,
+    log_level: fleet_common::logging::LogLevel,
+    timing: tokio::sync::watch::Sender<Timing>,
+    urls: tokio::sync::watch::Sender<Vec<String>>,
+) -> anyhow::Result<Option<fleet_registry::Registry>> {
+    let mut initial = fleet_registry::LiveConfig::default();
+    initial.vehicles.report_interval = cli.report_interval;
+    initial.vehicles.jitter = cli.report_jitter;
+    let membership = fleet_registry::Membership {
+        role: fleet_registry::ROLE_VEHICLE,
+        port: cli.listen.port(),
+        runs: simulation.stats().iter().map(|v| v.vin.clone()).collect(),
+        initial,
+        watch_roles: &[fleet_registry::ROLE_INGEST],
+    };
+    let Some(registry) =
+        fleet_registry::join(args, membership, Some(log_level)).context("joining the registry")?
+    else {
+        return Ok(None);
+    };
+    fleet_registry::forward(registry.config(), timing, |live| Timing {
+        interval: live.vehicles.report_interval,
+        jitter: live.vehicles.jitter,
+    });
+    if let Some(members) = registry.members(fleet_registry::ROLE_INGEST) {
+        let fallback = cli.ingest_url.clone();
+        fleet_registry::forward(members, urls, move |members| {
+            let mut found: Vec<String> = members
+                .iter()
+                .map(|m| m.info.address.clone())
+                .filter(|a| !a.is_empty())
+                .collect();
+            if found.is_empty() {
+                found.push(fallback.clone());
+            }
+            found
+        });
+    }
+    Ok(Some(registry))
 }

@@ -18,6 +18,10 @@ pub enum Stream {
     Timing = 4,
     /// The landscape, shared by every vehicle of a seed (index ignored).
     Terrain = 5,
+    /// Sensor faults (spikes, stuck values).
+    Faults = 6,
+    /// The old client's random VINs (`--legacy-form`).
+    LegacyVin = 7,
 }
 
 /// SplitMix64's finaliser: a bijective mix of 64 bits.

@@ -6,6 +6,7 @@ use fleet_common::{EventTime, Position, TelemetryEvent};
 use rand::rngs::StdRng;
 use uuid::Uuid;
 
+use crate::faults::{FaultRates, Faults};
 use crate::geo::Origin;
 use crate::identity::Identity;
 use crate::motion::{Limits, Motion};
@@ -44,22 +45,27 @@ pub struct Simulator {
     identity: Identity,
     motion: Motion,
     sensors: SensorModel,
+    faults: Faults,
     motion_rng: StdRng,
     sensor_rng: StdRng,
+    fault_rng: StdRng,
     next_seq: u64,
 }
 
 impl Simulator {
-    /// Vehicle `index` of `world`, at rest at its starting place.
-    pub fn new(world: &World, identity: Identity, index: u64) -> Self {
+    /// Vehicle `index` of `world`, at rest at its starting place, its sensors failing at
+    /// `faults`.
+    pub fn new(world: &World, identity: Identity, index: u64, faults: FaultRates) -> Self {
         let mut motion_rng = rng(world.seed, index, Stream::Motion);
         let mut sensor_rng = rng(world.seed, index, Stream::Sensors);
         Self {
             identity,
             motion: Motion::new(Limits::for_area(world.area_radius_m), &mut motion_rng),
             sensors: SensorModel::new(&mut sensor_rng),
+            faults: Faults::new(faults),
             motion_rng,
             sensor_rng,
+            fault_rng: rng(world.seed, index, Stream::Faults),
             next_seq: 0,
         }
     }
@@ -68,6 +74,7 @@ impl Simulator {
     pub fn advance(&mut self, dt: f64) {
         self.motion.advance(dt, &mut self.motion_rng);
         self.sensors.advance(dt, &mut self.sensor_rng);
+        self.faults.advance(dt);
     }
 
     /// The event describing the vehicle now, stamped `ts`, with the next `seq` and a fresh
@@ -94,7 +101,10 @@ impl Simulator {
             },
             speed: round(self.motion.speed(), 100.0),
             heading: crate::motion::normalize_heading(round(self.motion.heading(), 100.0)),
-            sensors: self.sensors.read(z, &mut self.sensor_rng),
+            sensors: Some(self.faults.apply(
+                self.sensors.read(z, &mut self.sensor_rng),
+                &mut self.fault_rng,
+            )),
         }
     }
 }
@@ -121,7 +131,16 @@ mod tests {
 
     fn simulator(world: &World, index: u64) -> Simulator {
         let catalogue = parse_catalogue(DEFAULT_CATALOGUE).unwrap();
-        Simulator::new(world, Identity::of(&catalogue, world.seed, index), index)
+        Simulator::new(
+            world,
+            Identity::of(&catalogue, world.seed, index),
+            index,
+            FaultRates {
+                spike_rate: 0.01,
+                stuck_rate: 0.001,
+                stuck_duration: std::time::Duration::from_secs(20),
+            },
+        )
     }
 
     #[test]

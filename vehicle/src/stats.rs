@@ -3,7 +3,7 @@
 //! For every vehicle, `generated = acknowledged + rejected + dropped + pending` once its batch
 //! in flight is answered.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -56,6 +56,12 @@ impl VehicleStats {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// Notes that an event was acknowledged whose `seq` ingest assigns (`--legacy-form`): only
+    /// the count moves, `last_acked_seq` stays unknown.
+    pub fn acknowledged_unsequenced(&self) {
+        self.acknowledged.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Notes that event `seq` was acknowledged.
     pub fn acknowledged_seq(&self, seq: u64) {
         self.acknowledged.fetch_add(1, Ordering::Relaxed);
@@ -103,7 +109,8 @@ pub struct VehicleReport {
     pub rejected: u64,
     /// Events waiting.
     pub pending: u64,
-    /// Highest acknowledged `seq`, `null` before the first acknowledgement.
+    /// Highest acknowledged `seq`, `null` before the first acknowledgement and in
+    /// `--legacy-form` mode (where ingest assigns `seq`).
     pub last_acked_seq: Option<u64>,
 }
 
@@ -147,28 +154,5 @@ impl StatsReport {
             totals.pending += v.pending;
         }
         Self { vehicles, totals }
-    }
-}
-
-/// How many vehicles currently cannot deliver, so that an ingest outage is logged once per
-/// process instead of once per vehicle.
-#[derive(Debug, Default)]
-pub struct DeliveryHealth {
-    failing: AtomicUsize,
-}
-
-impl DeliveryHealth {
-    /// A vehicle started failing; logs when it is the first.
-    pub fn vehicle_failing(&self, reason: &str) {
-        if self.failing.fetch_add(1, Ordering::Relaxed) == 0 {
-            tracing::warn!(%reason, "ingest does not acknowledge events; vehicles keep them and retry");
-        }
-    }
-
-    /// A failing vehicle delivered again; logs when it was the last.
-    pub fn vehicle_recovered(&self) {
-        if self.failing.fetch_sub(1, Ordering::Relaxed) == 1 {
-            tracing::info!("ingest acknowledges events again");
-        }
     }
 }
