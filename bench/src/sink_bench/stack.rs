@@ -1,0 +1,102 @@
+//! The running stack as the benchmark sees it from the host: the consumer's container (stopped
+//! and started with the `docker` CLI), PostgreSQL, and the topic's end offsets.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use tokio_postgres::Client;
+
+/// Runs `docker <verb> <container>`.
+pub async fn docker(verb: &str, container: &str) -> anyhow::Result<()> {
+    let output = tokio::process::Command::new("docker")
+        .args([verb, container])
+        .output()
+        .await
+        .context("running the docker CLI")?;
+    if !output.status.success() {
+        bail!(
+            "docker {verb} {container}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Connects to PostgreSQL with the password read from `password_file`.
+pub async fn connect(
+    mut config: tokio_postgres::Config,
+    password_file: &Path,
+) -> anyhow::Result<Client> {
+    let password = std::fs::read_to_string(password_file)
+        .with_context(|| format!("reading the password from {}", password_file.display()))?;
+    config.password(password.trim_end_matches(['\n', '\r']));
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .context("connecting to PostgreSQL")?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("sink-bench: PostgreSQL connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// The next offsets `group` stored in `consumer_offsets` for `topic`.
+pub async fn stored_offsets(
+    client: &Client,
+    group: &str,
+    topic: &str,
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    Ok(client
+        .query(
+            "SELECT kafka_partition, next_offset FROM consumer_offsets \
+             WHERE consumer_group = $1 AND topic = $2",
+            &[&group, &topic],
+        )
+        .await
+        .context("reading consumer_offsets")?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// Rows in `diag`.
+pub async fn diag_rows(client: &Client) -> anyhow::Result<i64> {
+    Ok(client
+        .query_one("SELECT count(*) FROM diag", &[])
+        .await
+        .context("counting diag")?
+        .get(0))
+}
+
+/// The high watermark of every partition of `topic` that holds records.
+pub async fn end_offsets(bootstrap: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("creating a metadata client")?;
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), timeout)
+            .with_context(|| format!("metadata of {topic}"))?;
+        let mut ends = BTreeMap::new();
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (_, high) = consumer
+                .fetch_watermarks(&topic, partition.id(), timeout)
+                .with_context(|| format!("watermarks of {topic}/{}", partition.id()))?;
+            if high > 0 {
+                ends.insert(partition.id(), high);
+            }
+        }
+        Ok(ends)
+    })
+    .await
+    .context("watermark task")?
+}

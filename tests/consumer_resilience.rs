@@ -1,0 +1,653 @@
+//! The consumer against a real stack (launched by the real `fleet` binary, no vehicles): records
+//! are produced from the host through the broker's published port, containers are killed,
+//! stopped and started with the `docker` CLI, and every scenario ends with exact counts:
+//!
+//! - (a) the consumer is killed (`SIGKILL`) while it is storing a stream and started again:
+//!   `diag` holds every record produced, once, and `consumer_offsets` the topic's end offsets;
+//! - (b) PostgreSQL is stopped for 30 s while records are produced, then started: nothing is
+//!   lost, and the consumer's `/readyz` answered 503 meanwhile and 200 afterwards;
+//! - (c) poison records (not JSON, and an event with an invalid field) between good ones: both
+//!   are in `telemetry.dlq` with the original key and bytes and the reason and origin headers,
+//!   and the good records around them are stored;
+//! - (d) replay from offset 0 (consumer stopped, its offsets deleted from `consumer_offsets` and
+//!   set to 0 in the Kafka group, consumer started): once it has caught up, every table is
+//!   identical to its snapshot from before, and the consumer counted every row as a duplicate.
+//!
+//! One stack serves all four, in that order; a guard tears it down also on failure.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use fleet_common::{EventTime, TelemetryEvent, Vin};
+use fleet_orchestrator::probes;
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use support::TestStack;
+use uuid::Uuid;
+
+/// Input topic (`[broker] topic`).
+const TOPIC: &str = "telemetry";
+/// Dead-letter topic (`[broker] dlq_topic`).
+const DLQ_TOPIC: &str = "telemetry.dlq";
+/// The consumer's group (`[consumer] group`), also its key in `consumer_offsets`.
+const GROUP: &str = "fleet-consumer";
+/// The consumer's HTTP port inside its container (published on a free host port).
+const CONSUMER_PORT: &str = "8081/tcp";
+/// How long the consumer may take to catch up after a disturbance.
+const CATCH_UP: Duration = Duration::from_secs(180);
+
+/// A valid event of vehicle `serial` (its VIN is the record key), event time now.
+fn event(serial: u64, seq: u64) -> TelemetryEvent {
+    TelemetryEvent::example(
+        Uuid::new_v4(),
+        Vin::from_serial("YV1", serial),
+        seq,
+        EventTime(Utc::now()),
+    )
+}
+
+/// Runs `docker args...` and asserts success; returns stdout.
+async fn docker(args: &[&str]) -> String {
+    let output = tokio::process::Command::new("docker")
+        .args(args)
+        .output()
+        .await
+        .expect("the docker CLI runs");
+    eprintln!(
+        "$ docker {} -> {}{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "docker {} failed", args.join(" "));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The stack's containers and their host endpoints.
+struct Containers {
+    consumer: String,
+    postgres: String,
+}
+
+impl Containers {
+    fn of(stack: &TestStack) -> Self {
+        Self {
+            consumer: format!("{}-consumer", stack.name),
+            postgres: format!("{}-postgres", stack.name),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>` of the consumer's endpoints (the host port can change when
+    /// the container is started again).
+    async fn consumer_http(&self) -> String {
+        let out = docker(&["port", &self.consumer, CONSUMER_PORT]).await;
+        let address = out
+            .lines()
+            .find(|l| l.starts_with("127.0.0.1:") || l.starts_with("0.0.0.0:"))
+            .unwrap_or_else(|| panic!("no IPv4 host port of the consumer in {out:?}"));
+        let port = address.rsplit(':').next().expect("a port");
+        format!("http://127.0.0.1:{port}")
+    }
+}
+
+/// The status of the consumer's `/readyz`, `None` when it does not answer.
+async fn readyz(http: &reqwest::Client, base: &str) -> Option<u16> {
+    let response = http.get(format!("{base}/readyz")).send().await.ok()?;
+    Some(response.status().as_u16())
+}
+
+/// A counter from the consumer's `/metrics`.
+async fn metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+        .trim()
+        .parse()
+        .expect("a numeric counter")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kafka from the host.
+
+/// An idempotent acks=all producer on the host (records never time out in librdkafka, as in
+/// the services, since timed-out idempotent records wedge Tansu 0.6.0).
+fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "0")
+        .create()
+        .expect("producer")
+}
+
+/// Produces one record and waits for the broker's acknowledgement: `(partition, offset)`.
+async fn send(producer: &FutureProducer, key: &str, payload: &[u8]) -> (i32, i64) {
+    let record = FutureRecord::to(TOPIC).key(key).payload(payload);
+    let delivered = tokio::time::timeout(
+        Duration::from_secs(60),
+        producer.send(record, Duration::from_secs(60)),
+    )
+    .await
+    .expect("the broker acknowledges within 60 s")
+    .unwrap_or_else(|(e, _)| panic!("producing from the host: {e}"));
+    (delivered.partition, delivered.offset)
+}
+
+/// Produces the events and returns their ids, all acknowledged.
+async fn send_events(producer: &FutureProducer, events: &[TelemetryEvent]) -> Vec<Uuid> {
+    let sends = events.iter().map(|e| {
+        let payload = serde_json::to_vec(e).expect("an event serializes");
+        async move { send(producer, e.vin.as_str(), &payload).await }
+    });
+    futures::future::join_all(sends).await;
+    events.iter().map(|e| e.event_id).collect()
+}
+
+/// A host reader of the broker (own group, nothing committed).
+fn reader(bootstrap: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("host consumer")
+}
+
+/// The high watermark of every partition of `topic` (the orchestrator's probe), retried for a
+/// while after a restart.
+async fn end_offsets(bootstrap: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let started = Instant::now();
+    loop {
+        let (b, t) = (bootstrap.to_owned(), topic.to_owned());
+        let attempt =
+            tokio::task::spawn_blocking(move || probes::partition_watermarks(&b, &t)).await;
+        match attempt.expect("watermark task") {
+            Ok(ends) if !ends.is_empty() => return ends.into_iter().collect(),
+            other => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "no watermarks of {topic} in 60 s: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// A record of the dead-letter topic: key, value and headers.
+#[derive(Debug)]
+struct DeadLetter {
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    headers: BTreeMap<String, String>,
+}
+
+/// Every record of `DLQ_TOPIC`, read from the host.
+async fn read_dead_letters(bootstrap: &str) -> Vec<DeadLetter> {
+    let ends = end_offsets(bootstrap, DLQ_TOPIC).await;
+    let consumer = reader(bootstrap, &format!("resilience-dlq-{}", Uuid::new_v4()));
+    tokio::task::spawn_blocking(move || {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
+        for (&partition, &high) in &ends {
+            if high > 0 {
+                tpl.add_partition_offset(DLQ_TOPIC, partition, rdkafka::Offset::Beginning)
+                    .expect("partition offset");
+                remaining.insert(partition, high);
+            }
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut letters = Vec::new();
+        let started = Instant::now();
+        while !remaining.is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{DLQ_TOPIC} not read to its end in 60 s; left: {remaining:?}"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+                continue;
+            };
+            let message = message.expect("reading the dead-letter topic");
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                            (h.key.to_owned(), value.into_owned())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            letters.push(DeadLetter {
+                key: message.key().map(<[u8]>::to_vec),
+                payload: message.payload().map(<[u8]>::to_vec),
+                headers,
+            });
+            if remaining
+                .get(&message.partition())
+                .is_some_and(|high| message.offset() + 1 >= *high)
+            {
+                remaining.remove(&message.partition());
+            }
+        }
+        letters
+    })
+    .await
+    .expect("dead-letter reader task")
+}
+
+/// Sets the group's committed offset of every partition of the input topic to 0, from the
+/// host, while the consumer is stopped; retries while the broker still counts the stopped
+/// member in the group. Checks the result.
+async fn reset_group_offsets(bootstrap: &str, partitions: Vec<i32>) {
+    let consumer = reader(bootstrap, GROUP);
+    tokio::task::spawn_blocking(move || {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for &p in &partitions {
+            tpl.add_partition_offset(TOPIC, p, rdkafka::Offset::Offset(0))
+                .expect("partition offset");
+        }
+        let started = Instant::now();
+        loop {
+            match consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => break,
+                Err(e) => {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "could not reset the group's offsets in 60 s: {e}"
+                    );
+                    eprintln!("resetting the group's offsets: {e} (retrying)");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("read the group's offsets back");
+        for element in committed.elements() {
+            assert_eq!(
+                element.offset(),
+                rdkafka::Offset::Offset(0),
+                "group offset of {TOPIC}/{}",
+                element.partition()
+            );
+        }
+    })
+    .await
+    .expect("offset reset task");
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL from the host.
+
+/// A fresh client (PostgreSQL may have been restarted since the last one).
+async fn pg(stack: &TestStack) -> tokio_postgres::Client {
+    stack.postgres().await
+}
+
+/// The consumer's stored next offsets.
+async fn stored_offsets(stack: &TestStack) -> BTreeMap<i32, i64> {
+    pg(stack)
+        .await
+        .query(
+            "SELECT kafka_partition, next_offset FROM consumer_offsets \
+             WHERE consumer_group = $1 AND topic = $2",
+            &[&GROUP, &TOPIC],
+        )
+        .await
+        .expect("read consumer_offsets")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// How many of `ids` are in `diag`.
+async fn stored_count(client: &tokio_postgres::Client, ids: &[Uuid]) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM diag WHERE event_id = ANY($1::uuid[])",
+            &[&ids],
+        )
+        .await
+        .expect("count rows in diag")
+        .get(0)
+}
+
+/// Waits until `consumer_offsets` holds the topic's end offsets (every partition that has
+/// records), i.e. the consumer stored everything produced so far; returns them.
+async fn wait_caught_up(stack: &TestStack, bootstrap: &str) -> BTreeMap<i32, i64> {
+    let started = Instant::now();
+    loop {
+        let ends: BTreeMap<i32, i64> = end_offsets(bootstrap, TOPIC)
+            .await
+            .into_iter()
+            .filter(|(_, high)| *high > 0)
+            .collect();
+        let stored = stored_offsets(stack).await;
+        if stored == ends {
+            eprintln!("caught up after {:?}: {ends:?}", started.elapsed());
+            return ends;
+        }
+        if started.elapsed() > CATCH_UP {
+            stack.fleet(&["logs", "consumer", "--tail", "40"]).await;
+            panic!(
+                "the consumer did not catch up in {CATCH_UP:?}: stored {stored:?}, end {ends:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Asserts that `diag` holds exactly `produced` rows, one per event, and each of `ids`.
+async fn assert_rows_equal_records(stack: &TestStack, produced: usize, ids: &[Uuid]) {
+    let client = pg(stack).await;
+    let row = client
+        .query_one("SELECT count(*), count(DISTINCT event_id) FROM diag", &[])
+        .await
+        .expect("count diag");
+    let (rows, distinct): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(rows, distinct, "an event_id is stored twice");
+    assert_eq!(
+        rows, produced as i64,
+        "rows in diag vs valid records produced"
+    );
+    assert_eq!(stored_count(&client, ids).await, ids.len() as i64);
+}
+
+/// Every row of every table of the schema, as sorted JSON text per table (`updated_at` of
+/// `consumer_offsets` left out: an upsert of the same offset sets it to now).
+async fn snapshot(stack: &TestStack) -> BTreeMap<String, Vec<String>> {
+    let client = pg(stack).await;
+    let tables: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("list tables")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // The consumer's tables, analytics included (listed in `fleet_common::schema`).
+    assert!(
+        tables.len() >= 9
+            && ["diag", "window_metrics", "sensor_histograms"]
+                .iter()
+                .all(|t| tables.iter().any(|name| name == t)),
+        "tables: {tables:?}"
+    );
+    let mut out = BTreeMap::new();
+    for table in tables {
+        let rows = client
+            .query(
+                &format!("SELECT (to_jsonb(t) - 'updated_at')::text FROM \"{table}\" t ORDER BY 1"),
+                &[],
+            )
+            .await
+            .expect("read a table")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        out.insert(table, rows);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scenarios.
+
+/// Valid records produced so far (what `diag` must hold).
+struct Produced {
+    valid: usize,
+}
+
+/// (a) Kill the consumer while it stores a stream, start it again.
+async fn kill_mid_batch(stack: &TestStack, bootstrap: &str, produced: &mut Produced) {
+    let containers = Containers::of(stack);
+    let producer = producer(bootstrap);
+    // 20 vehicles x 150 events, about 400 events/s: the consumer writes batches all along.
+    let events: Vec<TelemetryEvent> = (0..150)
+        .flat_map(|seq| (0..20).map(move |v| event(1_000 + v, seq)))
+        .collect();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let stream = {
+        let (events, sent, producer) = (events.clone(), sent.clone(), producer.clone());
+        tokio::spawn(async move {
+            for chunk in events.chunks(20) {
+                send_events(&producer, chunk).await;
+                sent.fetch_add(chunk.len(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    // Kill once the consumer has stored part of the stream.
+    let client = pg(stack).await;
+    let started = Instant::now();
+    let stored_before_kill = loop {
+        let stored = stored_count(&client, &ids).await;
+        if stored >= 200 {
+            break stored;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the consumer stored only {stored} rows of the stream in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    docker(&["kill", "--signal", "KILL", &containers.consumer]).await;
+    let sent_at_kill = sent.load(Ordering::Relaxed);
+    eprintln!("(a) consumer killed: {stored_before_kill} stored, {sent_at_kill} sent");
+    assert!(
+        (stored_before_kill as usize) < events.len(),
+        "the stream was already stored completely before the kill"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stored_while_dead = stored_count(&client, &ids).await;
+    docker(&["start", &containers.consumer]).await;
+    stream.await.expect("producer task");
+    produced.valid += events.len();
+    eprintln!("(a) consumer started again; {stored_while_dead} stored while it was dead");
+
+    let ends = wait_caught_up(stack, bootstrap).await;
+    assert_rows_equal_records(stack, produced.valid, &ids).await;
+    let total: i64 = ends.values().sum();
+    assert_eq!(
+        total, produced.valid as i64,
+        "end offsets add up to the records produced"
+    );
+}
+
+/// (b) PostgreSQL stopped for 30 s while records are produced, then started.
+async fn postgres_outage(stack: &TestStack, bootstrap: &str, produced: &mut Produced) {
+    let containers = Containers::of(stack);
+    let producer = producer(bootstrap);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .expect("HTTP client");
+    let base = containers.consumer_http().await;
+    assert_eq!(readyz(&http, &base).await, Some(200), "ready before");
+
+    // 10 vehicles, 10 events every 100 ms for about 45 s.
+    let events: Vec<TelemetryEvent> = (0..450)
+        .flat_map(|seq| (0..10).map(move |v| event(2_000 + v, seq)))
+        .collect();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let stream = {
+        let (events, producer) = (events.clone(), producer.clone());
+        tokio::spawn(async move {
+            for chunk in events.chunks(10) {
+                send_events(&producer, chunk).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    docker(&["stop", &containers.postgres]).await;
+    let down_since = Instant::now();
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    while down_since.elapsed() < Duration::from_secs(30) {
+        let status = readyz(&http, &base)
+            .await
+            .map_or("no answer".to_owned(), |s| s.to_string());
+        *statuses.entry(status).or_default() += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    docker(&["start", &containers.postgres]).await;
+    eprintln!("(b) /readyz while PostgreSQL was down: {statuses:?}");
+    stream.await.expect("producer task");
+    produced.valid += events.len();
+
+    wait_caught_up(stack, bootstrap).await;
+    assert_rows_equal_records(stack, produced.valid, &ids).await;
+    assert!(
+        statuses.get("503").is_some_and(|n| *n > 0),
+        "/readyz never answered 503 while PostgreSQL was down: {statuses:?}"
+    );
+    let started = Instant::now();
+    while readyz(&http, &base).await != Some(200) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "/readyz not 200 again within 60 s of catching up"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// (c) A record that is not JSON and an event with an invalid field, between good ones.
+async fn poison_records(stack: &TestStack, bootstrap: &str, produced: &mut Produced) {
+    let producer = producer(bootstrap);
+    let vin = Vin::from_serial("YV1", 3_000);
+    let key = vin.as_str().to_owned();
+    let good: Vec<TelemetryEvent> = (0..4).map(|seq| event(3_000, seq)).collect();
+    let not_json = b"{\"event_id\": not json".to_vec();
+    let mut invalid = event(3_000, 9);
+    invalid.speed = 500.0;
+    let invalid = serde_json::to_vec(&invalid).expect("an event serializes");
+    let bytes = |e: &TelemetryEvent| serde_json::to_vec(e).expect("an event serializes");
+
+    // In order, one at a time, same key: one partition, poison between good records.
+    send(&producer, &key, &bytes(&good[0])).await;
+    send(&producer, &key, &bytes(&good[1])).await;
+    let not_json_at = send(&producer, &key, &not_json).await;
+    let invalid_at = send(&producer, &key, &invalid).await;
+    send(&producer, &key, &bytes(&good[2])).await;
+    send(&producer, &key, &bytes(&good[3])).await;
+    produced.valid += good.len();
+
+    wait_caught_up(stack, bootstrap).await;
+    let ids: Vec<Uuid> = good.iter().map(|e| e.event_id).collect();
+    assert_rows_equal_records(stack, produced.valid, &ids).await;
+
+    let letters = read_dead_letters(bootstrap).await;
+    for (payload, (partition, offset), reason, names) in [
+        (&not_json, not_json_at, "not JSON: ", "line 1 column"),
+        (&invalid, invalid_at, "invalid event: ", "`speed`"),
+    ] {
+        let found: Vec<&DeadLetter> = letters
+            .iter()
+            .filter(|l| {
+                l.headers.get("fleet.partition") == Some(&partition.to_string())
+                    && l.headers.get("fleet.offset") == Some(&offset.to_string())
+            })
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "dead letters of {TOPIC}/{partition}@{offset}: {letters:?}"
+        );
+        let letter = found[0];
+        assert_eq!(letter.payload.as_ref(), Some(payload), "original bytes");
+        assert_eq!(letter.key.as_deref(), Some(key.as_bytes()), "original key");
+        assert_eq!(letter.headers["fleet.topic"], TOPIC);
+        let given = &letter.headers["fleet.reason"];
+        assert!(
+            given.starts_with(reason) && given.contains(names),
+            "reason of {partition}@{offset}: {given:?}"
+        );
+    }
+}
+
+/// (d) Replay the whole topic from offset 0: every table unchanged.
+async fn replay_from_zero(stack: &TestStack, bootstrap: &str, produced: &Produced) {
+    let containers = Containers::of(stack);
+    let ends = wait_caught_up(stack, bootstrap).await;
+    let before = snapshot(stack).await;
+    assert_eq!(before["diag"].len(), produced.valid);
+
+    docker(&["stop", &containers.consumer]).await;
+    let deleted = pg(stack)
+        .await
+        .execute(
+            "DELETE FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
+            &[&GROUP, &TOPIC],
+        )
+        .await
+        .expect("delete the stored offsets");
+    assert_eq!(deleted as usize, ends.len());
+    reset_group_offsets(bootstrap, ends.keys().copied().collect()).await;
+    docker(&["start", &containers.consumer]).await;
+
+    wait_caught_up(stack, bootstrap).await;
+    let after = snapshot(stack).await;
+    for (table, rows) in &before {
+        assert!(
+            after.get(table) == Some(rows),
+            "table {table} changed by the replay: {} rows before, {:?} after",
+            rows.len(),
+            after.get(table).map(Vec::len)
+        );
+    }
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+
+    // The consumer really read everything again: every valid record was a duplicate.
+    let http = reqwest::Client::new();
+    let base = containers.consumer_http().await;
+    assert_eq!(metric(&http, &base, "rows_written_total").await, 0);
+    assert_eq!(
+        metric(&http, &base, "rows_duplicate_total").await,
+        produced.valid as u64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consumer_survives_kills_outages_poison_and_replays() {
+    let stack = TestStack::new("consumer-res", &[]);
+    stack.fleet_ok(&["launch-infra"]).await;
+    let bootstrap = stack.kafka_bootstrap().await;
+    let mut produced = Produced { valid: 0 };
+
+    eprintln!("== (a) consumer killed mid-batch and started again");
+    kill_mid_batch(&stack, &bootstrap, &mut produced).await;
+    eprintln!("== (b) PostgreSQL stopped for 30 s under load");
+    postgres_outage(&stack, &bootstrap, &mut produced).await;
+    eprintln!("== (c) poison records between good ones");
+    poison_records(&stack, &bootstrap, &mut produced).await;
+    eprintln!("== (d) replay from offset 0");
+    replay_from_zero(&stack, &bootstrap, &produced).await;
+}
