@@ -29,8 +29,8 @@ async fn container_ids(docker: &Docker, stack: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Every container runs without capabilities, with no-new-privileges and limits; our services
-/// run as a non-root user on a read-only root; no container's environment holds the password.
+/// Every container runs without capabilities, with no-new-privileges and limits, as a non-root
+/// user on a read-only root; no container's environment holds the password.
 async fn assert_hardened(stack: &TestStack) {
     let raw = bollard::Docker::connect_with_local_defaults()
         .unwrap()
@@ -44,6 +44,14 @@ async fn assert_hardened(stack: &TestStack) {
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600, "the password file is private");
+    // Every container of the stack: the infrastructure and the vehicles.
+    let containers = Docker::connect()
+        .await
+        .expect("the Docker engine answers")
+        .list_stack_containers(&stack.name, None)
+        .await
+        .expect("list containers");
+    let services: Vec<&str> = containers.iter().map(|c| c.service.as_str()).collect();
     for service in [
         "zookeeper",
         "broker",
@@ -51,9 +59,13 @@ async fn assert_hardened(stack: &TestStack) {
         "postgres",
         "ingest",
         "consumer",
+        "vehicle",
     ] {
-        let name = format!("{}-{service}", stack.name);
-        let inspect = raw.inspect_container(&name, None).await.expect("inspect");
+        assert!(services.contains(&service), "a {service} container runs");
+    }
+    for container in &containers {
+        let name = &container.name;
+        let inspect = raw.inspect_container(name, None).await.expect("inspect");
         let host = inspect.host_config.expect("host config");
         let config = inspect.config.expect("config");
         assert_eq!(
@@ -90,13 +102,11 @@ async fn assert_hardened(stack: &TestStack) {
                 "{name} mounts the Docker socket"
             );
         }
-        if ["ingest", "consumer"].contains(&service) {
-            assert_eq!(
-                host.readonly_rootfs,
-                Some(true),
-                "{name} has a read-only root"
-            );
-        }
+        assert_eq!(
+            host.readonly_rootfs,
+            Some(true),
+            "{name} has a read-only root"
+        );
     }
 }
 
@@ -239,11 +249,10 @@ async fn events_flow_from_vehicles_to_postgres() {
     stack.fleet_ok(&["launch-infra"]).await;
     assert_eq!(container_ids(&docker, &stack.name).await, before);
 
-    assert_hardened(&stack).await;
-
     stack
         .fleet_ok(&["launch-fleet", "--num-vehicles", &VEHICLES.to_string()])
         .await;
+    assert_hardened(&stack).await;
 
     let pg = stack.postgres().await;
     let started = Instant::now();

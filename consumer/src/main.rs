@@ -45,11 +45,11 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    fleet_common::logging::init(cli.verbose);
-    run(cli).await
+    let log_level = fleet_common::logging::init_reloadable(cli.verbose);
+    run(cli, log_level).await
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, log_level: fleet_common::logging::LogLevel) -> anyhow::Result<()> {
     let password = cli.pg_password().context("reading the settings")?;
     if cli.check_analytics {
         return check_analytics(&cli, password).await;
@@ -79,6 +79,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .into_future(),
     );
     tracing::info!(listen = %cli.listen, "HTTP endpoints up");
+    let registry_args =
+        fleet_registry::RegistryArgs::from_env().context("reading the registry settings")?;
+    let membership = fleet_registry::Membership {
+        role: fleet_registry::ROLE_CONSUMER,
+        port: cli.listen.port(),
+        runs: vec![cli.kafka_topic.clone(), format!("group {}", cli.group)],
+        initial: fleet_registry::LiveConfig::default(),
+        watch_roles: &[],
+    };
+    let registry = fleet_registry::join(&registry_args, membership, Some(log_level))
+        .context("joining the registry")?;
 
     let mut sink = PgSink::new(pg_settings(&cli, password));
     if !connect_postgres(&mut sink, &health, stop_rx.clone()).await {
@@ -154,6 +165,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .context("closing the Kafka consumer")?;
     tracing::info!("consumer closed");
+    if let Some(registry) = registry {
+        registry.close().await;
+    }
     finish(server).await
 }
 

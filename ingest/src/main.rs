@@ -1,14 +1,16 @@
 //! `ingest`: the HTTP front door of the fleet telemetry pipeline.
 //!
 //! `POST /events` validates telemetry events and answers only after the broker acknowledged
-//! them; `GET /events` shows how many events the topic holds; `GET /metrics` is the Prometheus
-//! exposition and `GET /openapi.json` describes the API. Bodies may be gzip-encoded; vehicles
+//! them; `GET /events` is the live fleet dashboard (JSON for programs), fed by
+//! `GET /events/stream` (Server-Sent Events); `GET /metrics` is the Prometheus exposition and
+//! `GET /openapi.json` describes the API. Bodies may be gzip-encoded; vehicles
 //! may be rate-limited and required to present bearer tokens. See [`cli::Cli`] for the settings.
 
 mod app;
 mod auth;
 mod broker;
 mod cli;
+mod dashboard;
 mod decode;
 mod encoding;
 mod error;
@@ -32,6 +34,7 @@ use clap::Parser;
 use crate::app::{AppState, Settings, app};
 use crate::auth::Tokens;
 use crate::cli::Cli;
+use crate::dashboard::{Dashboard, MapArea, OutputTopics};
 use crate::producer::KafkaBroker;
 
 /// How long the final flush may take. By then every request has been answered, so anything
@@ -41,7 +44,9 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    fleet_common::logging::init(cli.verbose);
+    let log_level = fleet_common::logging::init_reloadable(cli.verbose);
+    let registry_args =
+        fleet_registry::RegistryArgs::from_env().context("reading the registry settings")?;
 
     let tokens = cli
         .tokens_file
@@ -60,6 +65,22 @@ async fn main() -> anyhow::Result<()> {
             rate_limit_per_vin: cli.rate_limit_per_vin,
         },
     );
+    let dashboard = Arc::new(Dashboard::starting_now(MapArea {
+        origin_lat: cli.map_origin_lat,
+        origin_lon: cli.map_origin_lon,
+        radius_m: cli.map_radius_m,
+    }));
+    state = state.with_dashboard(dashboard.clone());
+    dashboard::reader::spawn(
+        cli.kafka_brokers.clone(),
+        OutputTopics {
+            summary: cli.summary_topic.clone(),
+            metrics: cli.metrics_topic.clone(),
+            histograms: cli.histograms_topic.clone(),
+        },
+        dashboard,
+    );
+    dashboard::ticker::spawn(state.clone());
     match tokens {
         Some(tokens) => {
             tracing::info!(vehicles = tokens.vehicles(), "bearer tokens required");
@@ -77,8 +98,23 @@ async fn main() -> anyhow::Result<()> {
         topic = %cli.kafka_topic,
         "ingest serving"
     );
+    // Registered once it listens; on SIGTERM it leaves first, so vehicles move on.
+    let membership = fleet_registry::Membership {
+        role: fleet_registry::ROLE_INGEST,
+        port: cli.listen.port(),
+        runs: vec![cli.kafka_topic.clone()],
+        initial: fleet_registry::LiveConfig::default(),
+        watch_roles: &[],
+    };
+    let registry = fleet_registry::join(&registry_args, membership, Some(log_level))
+        .context("joining the registry")?;
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(fleet_common::shutdown::signal())
+        .with_graceful_shutdown(async {
+            fleet_common::shutdown::signal().await;
+            if let Some(registry) = registry {
+                registry.close().await;
+            }
+        })
         .await
         .context("serving HTTP")?;
 

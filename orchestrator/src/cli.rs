@@ -62,6 +62,10 @@ pub enum Command {
         /// Vehicles per container (default: vehicles.per_container).
         #[arg(long)]
         per_container: Option<u32>,
+        /// Post the old client's format (form-encoded, one event per request, VINs without
+        /// check digit), for compatibility tests.
+        #[arg(long)]
+        legacy_form: bool,
     },
     /// Remove every container, network and volume of the stack.
     Teardown {
@@ -85,6 +89,13 @@ pub enum Command {
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Show or change the live configuration in ZooKeeper; members apply changes within
+    /// seconds, without a restart.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Show a service's container output (e.g. `ingest`, `consumer`, `vehicle-0`).
     Logs {
         /// Service or container suffix.
@@ -95,5 +106,22 @@ pub enum Command {
         /// Lines from the end.
         #[arg(long, default_value_t = 100)]
         tail: usize,
+    },
+}
+
+/// `fleet config` actions.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print every live setting and its value.
+    Get {
+        /// Print the stored JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change live settings, e.g. `vehicles.report_interval=500ms`.
+    Set {
+        /// `KEY=VALUE` assignments, applied together.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        assignments: Vec<String>,
     },
 }

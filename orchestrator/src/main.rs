@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use fleet_orchestrator::cli::{Cli, Command};
+use fleet_orchestrator::cli::{Cli, Command, ConfigAction};
 use fleet_orchestrator::commands::{self, Ctx};
 
 /// A check did not hold (e.g. a service is not ready).
@@ -41,7 +41,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::LaunchFleet {
             num_vehicles,
             per_container,
-        } => commands::launch_fleet::run(&ctx, num_vehicles, per_container).await?,
+            legacy_form,
+        } => {
+            commands::launch_fleet::run_with(&ctx, num_vehicles, per_container, legacy_form)
+                .await?;
+        }
         Command::Teardown { fleet_only } => {
             commands::teardown::run(&ctx, fleet_only).await?;
         }
@@ -49,6 +53,12 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Verify { probes, timeout } => {
             return commands::verify::run(&ctx, probes, timeout).await;
         }
+        Command::Config { action } => match action {
+            ConfigAction::Get { json } => commands::config::get(&ctx, json).await?,
+            ConfigAction::Set { assignments } => {
+                commands::config::set(&ctx, &assignments).await?;
+            }
+        },
         Command::Logs {
             service,
             follow,

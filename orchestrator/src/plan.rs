@@ -40,17 +40,20 @@ pub enum Service {
     Ingest,
     /// consumer.
     Consumer,
+    /// The TCP round-robin balancer on ingest's host port, when ingest has several replicas.
+    IngestBalancer,
 }
 
 impl Service {
     /// Every infrastructure service.
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::Zookeeper,
         Service::Broker,
         Service::BrokerHost,
         Service::Postgres,
         Service::Ingest,
         Service::Consumer,
+        Service::IngestBalancer,
     ];
 
     /// The `io.fleet.service` label and container name suffix.
@@ -62,6 +65,7 @@ impl Service {
             Service::Postgres => "postgres",
             Service::Ingest => "ingest",
             Service::Consumer => "consumer",
+            Service::IngestBalancer => "ingest-lb",
         }
     }
 }
@@ -136,6 +140,18 @@ pub struct ServicePlan {
     pub timeout: Duration,
 }
 
+impl ServicePlan {
+    /// The container's name within the stack: the service name, or `<service>-<i>` for a
+    /// replica (what `fleet logs` and `fleet status` show).
+    pub fn instance(&self) -> &str {
+        self.spec
+            .name
+            .strip_prefix(&self.spec.stack)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .unwrap_or(&self.spec.name)
+    }
+}
+
 /// The whole infrastructure of a stack.
 #[derive(Debug, Clone)]
 pub struct InfraPlan {
@@ -196,6 +212,7 @@ impl Builder<'_> {
             ports: Vec::new(),
             volumes: BTreeMap::new(),
             network: self.network.clone(),
+            aliases: Vec::new(),
             files: Vec::new(),
             hardening: {
                 let (memory_mib, pids) = limits(service);
@@ -216,6 +233,70 @@ impl Builder<'_> {
         spec.hardening.tmpfs = vec!["/tmp".into()];
     }
 
+    /// `plan` as `replicas` containers. One replica keeps the plain name; several are named
+    /// `<service>-<i>`, answer on the network also to the plain name, publish their ports on
+    /// free host ports, and each gets its own secrets volume. `per_replica` sets what differs.
+    fn replicate(
+        &self,
+        plan: ServicePlan,
+        replicas: u32,
+        per_replica: impl Fn(&mut ContainerSpec, u32),
+    ) -> Vec<ServicePlan> {
+        if replicas <= 1 {
+            let mut single = plan;
+            per_replica(&mut single.spec, 0);
+            return vec![single];
+        }
+        let stack = &self.config.stack.name;
+        let service = plan.service;
+        (0..replicas)
+            .map(|i| {
+                let mut replica = plan.clone();
+                let instance = format!("{}-{i}", service.name());
+                replica.spec.name = container_name(stack, &instance);
+                replica.spec.aliases.push(self.host(service));
+                for port in &mut replica.spec.ports {
+                    port.host = 0;
+                }
+                if let Some(target) = replica.spec.volumes.remove(&secrets_volume(stack, service)) {
+                    replica
+                        .spec
+                        .volumes
+                        .insert(format!("{stack}-{instance}-secrets"), target);
+                }
+                per_replica(&mut replica.spec, i);
+                replica
+            })
+            .collect()
+    }
+
+    /// The TCP round-robin balancer that holds ingest's host port in front of `replicas`.
+    fn balancer(&self, images: &ImageSet, replicas: &[ServicePlan]) -> ServicePlan {
+        let service = Service::IngestBalancer;
+        let mut spec = self.spec(service.name(), &images.runtime);
+        spec.cmd = vec!["balancer".into()];
+        Builder::read_only(&mut spec);
+        self.publish(&mut spec, INGEST_PORT, self.config.ingest.host_port);
+        let backends: Vec<String> = replicas
+            .iter()
+            .map(|r| format!("{}:{INGEST_PORT}", r.spec.name))
+            .collect();
+        spec.env.extend([
+            (
+                "BALANCER_LISTEN".to_owned(),
+                format!("0.0.0.0:{INGEST_PORT}"),
+            ),
+            ("BALANCER_BACKENDS".to_owned(), backends.join(",")),
+        ]);
+        ServicePlan {
+            service,
+            spec,
+            depends_on: vec![Service::Ingest],
+            readiness: readiness(self.config, service),
+            timeout: self.config.ingest.start_timeout,
+        }
+    }
+
     fn publish(&self, spec: &mut ContainerSpec, container: u16, host: u16) {
         spec.ports.push(PortMap {
             container,
@@ -231,8 +312,11 @@ impl Builder<'_> {
 
 fn apply_upstream(spec: &mut ContainerSpec, upstream: Option<&ImageOverride>) {
     if let Some(u) = upstream.filter(|u| !u.image.is_empty()) {
-        // Upstream images often start as root and drop privileges themselves.
+        // Upstream images often start as root and drop privileges themselves, and write where
+        // their own recipe expects.
         spec.hardening.drop_privileges = false;
+        spec.hardening.read_only = false;
+        spec.hardening.tmpfs.clear();
         if !u.command.is_empty() {
             spec.cmd = u.command.clone();
         }
@@ -271,6 +355,11 @@ pub fn readiness(config: &Config, service: Service) -> Readiness {
             port: CONSUMER_PORT,
             path: "/readyz".into(),
         },
+        // Through the balancer to a replica: proves both.
+        Service::IngestBalancer => Readiness::Http {
+            port: INGEST_PORT,
+            path: "/readyz".into(),
+        },
     }
 }
 
@@ -298,6 +387,7 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
     let mut services = Vec::new();
 
     let mut zk = b.spec(Service::Zookeeper.name(), &images.zookeeper);
+    Builder::read_only(&mut zk);
     b.publish(&mut zk, 2181, config.zookeeper.host_port);
     zk.volumes.insert(
         volume_name(stack, Service::Zookeeper),
@@ -318,6 +408,7 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
         .as_ref()
         .filter(|u| !u.image.is_empty());
     let mut broker = b.spec(Service::Broker.name(), &images.broker);
+    Builder::read_only(&mut broker);
     broker.cmd = vec![
         "broker".into(),
         "--listener-url".into(),
@@ -345,6 +436,7 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
     });
 
     let mut host = b.spec(Service::BrokerHost.name(), &images.broker);
+    Builder::read_only(&mut host);
     host.cmd = vec![
         "proxy".into(),
         "--listener-url".into(),
@@ -364,10 +456,20 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
     });
 
     let mut pg = b.spec(Service::Postgres.name(), &images.postgres);
+    Builder::read_only(&mut pg);
+    // The server's socket and lock file.
+    pg.hardening.tmpfs.push(format!(
+        "/run/postgresql:uid={POSTGRES_UID},gid={POSTGRES_UID}"
+    ));
     b.publish(&mut pg, 5432, config.postgres.host_port);
     pg.volumes.insert(
         volume_name(stack, Service::Postgres),
         "/var/lib/postgresql/data".into(),
+    );
+    // The password file is placed before start; a read-only root accepts it only in a volume.
+    pg.volumes.insert(
+        secrets_volume(stack, Service::Postgres),
+        "/run/secrets".into(),
     );
     pg.env
         .insert("POSTGRES_USER".into(), config.postgres.user.clone());
@@ -410,6 +512,31 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
             "INGEST_RATE_LIMIT_PER_VIN".to_owned(),
             config.ingest.rate_limit_per_vin.to_string(),
         ),
+        // The dashboard reads the consumer's output topics and draws the vehicles' area.
+        (
+            "INGEST_SUMMARY_TOPIC".to_owned(),
+            config.broker.summary_topic.clone(),
+        ),
+        (
+            "INGEST_METRICS_TOPIC".to_owned(),
+            config.broker.metrics_topic.clone(),
+        ),
+        (
+            "INGEST_HISTOGRAMS_TOPIC".to_owned(),
+            config.broker.histograms_topic.clone(),
+        ),
+        (
+            "INGEST_MAP_ORIGIN_LAT".to_owned(),
+            config.vehicles.origin_lat.to_string(),
+        ),
+        (
+            "INGEST_MAP_ORIGIN_LON".to_owned(),
+            config.vehicles.origin_lon.to_string(),
+        ),
+        (
+            "INGEST_MAP_RADIUS_M".to_owned(),
+            config.vehicles.area_radius_m.to_string(),
+        ),
     ]);
     if let Some(tokens) = &secrets.ingest_tokens {
         ingest
@@ -426,13 +553,18 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
             content: tokens.clone(),
         });
     }
-    services.push(ServicePlan {
+    let ingest = ServicePlan {
         service: Service::Ingest,
         spec: ingest,
         depends_on: vec![Service::BrokerHost],
         readiness: readiness(config, Service::Ingest),
         timeout: config.ingest.start_timeout,
-    });
+    };
+    let ingest_replicas = b.replicate(ingest, config.ingest.replicas, |_, _| {});
+    if ingest_replicas.len() > 1 {
+        services.push(b.balancer(images, &ingest_replicas));
+    }
+    services.extend(ingest_replicas);
 
     let mut consumer = b.spec(Service::Consumer.name(), &images.runtime);
     consumer.cmd = vec!["consumer".into()];
@@ -456,10 +588,6 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
             config.broker.dlq_topic.clone(),
         ),
         ("CONSUMER_GROUP".to_owned(), config.consumer.group.clone()),
-        (
-            "CONSUMER_INSTANCE_ID".to_owned(),
-            format!("{stack}-consumer-0"),
-        ),
         ("PG_HOST".to_owned(), b.host(Service::Postgres)),
         ("PG_PORT".to_owned(), "5432".to_owned()),
         ("PG_USER".to_owned(), config.postgres.user.clone()),
@@ -480,25 +608,35 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
         mode: 0o400,
         content: password.as_bytes().to_vec(),
     });
-    services.push(ServicePlan {
+    let consumer = ServicePlan {
         service: Service::Consumer,
         spec: consumer,
         depends_on: vec![Service::BrokerHost, Service::Postgres],
         readiness: readiness(config, Service::Consumer),
         timeout: config.consumer.start_timeout,
-    });
+    };
+    // Static group membership: a fixed `group.instance.id` per replica.
+    services.extend(b.replicate(consumer, config.consumer.replicas, |spec, i| {
+        spec.env.insert(
+            "CONSUMER_INSTANCE_ID".into(),
+            format!("{stack}-consumer-{i}"),
+        );
+    }));
 
-    let mut volumes: Vec<(String, String)> =
-        [Service::Zookeeper, Service::Broker, Service::Postgres]
-            .iter()
-            .map(|s| (volume_name(stack, *s), s.name().to_owned()))
-            .collect();
-    for service in [Service::Ingest, Service::Consumer] {
-        if services
-            .iter()
-            .any(|s| s.spec.volumes.contains_key(&secrets_volume(stack, service)))
-        {
-            volumes.push((secrets_volume(stack, service), service.name().to_owned()));
+    for s in &mut services {
+        match s.service {
+            Service::Ingest => registry_env(config, &mut s.spec, INGEST_PORT),
+            Service::Consumer => registry_env(config, &mut s.spec, CONSUMER_PORT),
+            _ => {}
+        }
+    }
+
+    let mut volumes: Vec<(String, String)> = Vec::new();
+    for s in &services {
+        for volume in s.spec.volumes.keys() {
+            if !volumes.iter().any(|(v, _)| v == volume) {
+                volumes.push((volume.clone(), s.spec.service.clone()));
+            }
         }
     }
     InfraPlan {
@@ -513,13 +651,20 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
 pub fn waves(services: &[ServicePlan]) -> Vec<Vec<Service>> {
     let mut done: Vec<Service> = Vec::new();
     let mut waves = Vec::new();
-    while done.len() < services.len() {
-        let wave: Vec<Service> = services
+    let distinct = {
+        let mut all: Vec<Service> = services.iter().map(|s| s.service).collect();
+        all.sort();
+        all.dedup();
+        all.len()
+    };
+    while done.len() < distinct {
+        let mut wave: Vec<Service> = services
             .iter()
             .filter(|s| !done.contains(&s.service))
             .filter(|s| s.depends_on.iter().all(|d| done.contains(d)))
             .map(|s| s.service)
             .collect();
+        wave.dedup();
         assert!(!wave.is_empty(), "the plan has a dependency cycle");
         done.extend(&wave);
         waves.push(wave);
@@ -546,12 +691,40 @@ pub fn dependents(services: &[ServicePlan], changed: &[Service]) -> Vec<Service>
     found
 }
 
-/// The vehicle containers for `num_vehicles`, `per_container` vehicles each.
+/// ZooKeeper session timeout of our services: a crashed member leaves the registry this long
+/// after its last heartbeat.
+pub const REGISTRY_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// The registry settings of one of our containers: where ZooKeeper is, the stack, and the
+/// container's member id and in-network address (`http://<container>:<port>`).
+fn registry_env(config: &Config, spec: &mut ContainerSpec, port: u16) {
+    let stack = &config.stack.name;
+    spec.env.extend([
+        (
+            "ZOOKEEPER_CONNECT".to_owned(),
+            format!("{}:2181", container_name(stack, Service::Zookeeper.name())),
+        ),
+        ("REGISTRY_STACK".to_owned(), stack.clone()),
+        (
+            "ZOOKEEPER_SESSION_TIMEOUT".to_owned(),
+            humantime::format_duration(REGISTRY_SESSION_TIMEOUT).to_string(),
+        ),
+        ("REGISTRY_MEMBER_ID".to_owned(), spec.name.clone()),
+        (
+            "REGISTRY_ADDRESS".to_owned(),
+            format!("http://{}:{port}", spec.name),
+        ),
+    ]);
+}
+
+/// The vehicle containers for `num_vehicles`, `per_container` vehicles each; with
+/// `legacy_form` they post the old client's form-encoded events.
 pub fn fleet_plan(
     config: &Config,
     runtime: &Resolved,
     num_vehicles: u32,
     per_container: u32,
+    legacy_form: bool,
 ) -> Vec<ContainerSpec> {
     let b = Builder {
         config,
@@ -579,6 +752,23 @@ pub fn fleet_plan(
                     "VEHICLE_REPORT_INTERVAL".to_owned(),
                     humantime::format_duration(v.report_interval).to_string(),
                 ),
+                (
+                    "VEHICLE_REPORT_JITTER".to_owned(),
+                    v.report_jitter.to_string(),
+                ),
+                (
+                    "VEHICLE_FAULT_SPIKE_RATE".to_owned(),
+                    v.fault_spike_rate.to_string(),
+                ),
+                (
+                    "VEHICLE_FAULT_STUCK_RATE".to_owned(),
+                    v.fault_stuck_rate.to_string(),
+                ),
+                (
+                    "VEHICLE_FAULT_STUCK_DURATION".to_owned(),
+                    humantime::format_duration(v.fault_stuck_duration).to_string(),
+                ),
+                ("VEHICLE_LEGACY_FORM".to_owned(), legacy_form.to_string()),
                 ("VEHICLE_CATALOGUE".to_owned(), catalogue.clone()),
                 ("VEHICLE_ORIGIN_LAT".to_owned(), v.origin_lat.to_string()),
                 ("VEHICLE_ORIGIN_LON".to_owned(), v.origin_lon.to_string()),
@@ -591,6 +781,7 @@ pub fn fleet_plan(
                     format!("0.0.0.0:{VEHICLE_PORT}"),
                 ),
             ]);
+            registry_env(config, &mut spec, VEHICLE_PORT);
             spec
         })
         .collect()
@@ -673,7 +864,8 @@ mod tests {
     fn every_container_is_labelled_named_and_on_the_network() {
         let c = config();
         let plan = infra_plan(&c, &images(), &secrets("pw"));
-        assert_eq!(plan.services.len(), Service::ALL.len());
+        // One ingest: no balancer.
+        assert_eq!(plan.services.len(), Service::ALL.len() - 1);
         for s in &plan.services {
             assert_eq!(s.spec.stack, "fleet");
             assert_eq!(s.spec.name, format!("fleet-{}", s.service.name()));
@@ -697,10 +889,83 @@ mod tests {
                 );
             }
         }
-        for svc in [Service::Ingest, Service::Consumer] {
-            let s = plan.services.iter().find(|s| s.service == svc).unwrap();
-            assert!(s.spec.hardening.read_only, "{svc:?} has a read-only root");
+        for s in &plan.services {
+            assert!(
+                s.spec.hardening.read_only,
+                "{:?} has a read-only root",
+                s.service
+            );
+            assert!(s.spec.hardening.tmpfs.contains(&"/tmp".to_owned()));
+            // Secrets are placed before start: only a volume takes them on a read-only root.
+            for file in &s.spec.files {
+                assert!(
+                    s.spec
+                        .volumes
+                        .values()
+                        .any(|target| file.path.starts_with(&format!("{target}/"))),
+                    "{} of {:?} is not in a volume",
+                    file.path,
+                    s.service
+                );
+            }
         }
+    }
+
+    #[test]
+    fn replicas_share_a_name_and_the_balancer_holds_the_host_port() {
+        let mut c = config();
+        c.ingest.replicas = 2;
+        c.consumer.replicas = 2;
+        let plan = infra_plan(&c, &images(), &secrets("pw"));
+        let of = |svc: Service| -> Vec<&ServicePlan> {
+            plan.services.iter().filter(|s| s.service == svc).collect()
+        };
+        let ingest = of(Service::Ingest);
+        let names: Vec<&str> = ingest.iter().map(|s| s.instance()).collect();
+        assert_eq!(names, ["ingest-0", "ingest-1"]);
+        for replica in &ingest {
+            assert_eq!(replica.spec.aliases, ["fleet-ingest"]);
+            assert_eq!(
+                replica.spec.ports[0].host, 0,
+                "a free host port per replica"
+            );
+        }
+        let lb = of(Service::IngestBalancer);
+        assert_eq!(lb.len(), 1);
+        assert_eq!(lb[0].spec.ports[0].host, c.ingest.host_port);
+        assert_eq!(
+            lb[0].spec.env["BALANCER_BACKENDS"],
+            "fleet-ingest-0:8080,fleet-ingest-1:8080"
+        );
+        let consumers = of(Service::Consumer);
+        let ids: Vec<&str> = consumers
+            .iter()
+            .map(|s| s.spec.env["CONSUMER_INSTANCE_ID"].as_str())
+            .collect();
+        assert_eq!(ids, ["fleet-consumer-0", "fleet-consumer-1"]);
+        let secrets: Vec<&String> = consumers
+            .iter()
+            .flat_map(|s| s.spec.volumes.keys())
+            .collect();
+        assert_eq!(
+            secrets,
+            ["fleet-consumer-0-secrets", "fleet-consumer-1-secrets"]
+        );
+        for v in secrets {
+            assert!(plan.volumes.iter().any(|(name, _)| name == v));
+        }
+        let waves = waves(&plan.services);
+        assert_eq!(
+            waves[waves.len() - 2],
+            vec![Service::Ingest, Service::Consumer]
+        );
+        assert_eq!(waves.last().unwrap(), &vec![Service::IngestBalancer]);
+        // Vehicles reach the replicas through the shared name.
+        let fleet = fleet_plan(&c, &images().runtime, 1, 1, false);
+        assert_eq!(
+            fleet[0].env["VEHICLE_INGEST_URL"],
+            "http://fleet-ingest:8080/events"
+        );
     }
 
     #[test]
@@ -777,9 +1042,40 @@ mod tests {
     }
 
     #[test]
+    fn our_containers_join_the_registry_under_their_own_names() {
+        let c = config();
+        let plan = infra_plan(&c, &images(), &secrets("pw"));
+        let mut specs: Vec<&ContainerSpec> = plan
+            .services
+            .iter()
+            .filter(|s| matches!(s.service, Service::Ingest | Service::Consumer))
+            .map(|s| &s.spec)
+            .collect();
+        let vehicles = fleet_plan(&c, &images().runtime, 4, 2, false);
+        specs.extend(&vehicles);
+        assert_eq!(specs.len(), 4);
+        for spec in specs {
+            assert_eq!(spec.env["ZOOKEEPER_CONNECT"], "fleet-zookeeper:2181");
+            assert_eq!(spec.env["REGISTRY_STACK"], "fleet");
+            assert_eq!(spec.env["REGISTRY_MEMBER_ID"], spec.name);
+            assert!(
+                spec.env["REGISTRY_ADDRESS"].starts_with(&format!("http://{}:", spec.name)),
+                "{}",
+                spec.name
+            );
+        }
+        let zk = plan
+            .services
+            .iter()
+            .find(|s| s.service == Service::Zookeeper)
+            .unwrap();
+        assert!(!zk.spec.env.contains_key("ZOOKEEPER_CONNECT"));
+    }
+
+    #[test]
     fn fleet_plan_splits_vehicles_over_containers() {
         let c = config();
-        let specs = fleet_plan(&c, &images().runtime, 10, 4);
+        let specs = fleet_plan(&c, &images().runtime, 10, 4, false);
         assert_eq!(specs.len(), 3);
         let counts: Vec<&str> = specs
             .iter()
@@ -793,5 +1089,21 @@ mod tests {
         assert_eq!(firsts, ["0", "4", "8"]);
         assert!(specs.iter().all(|s| s.service == VEHICLE_SERVICE));
         assert_eq!(specs[2].name, "fleet-vehicle-2");
+        assert_eq!(specs[0].env["VEHICLE_LEGACY_FORM"], "false");
+    }
+
+    #[test]
+    fn fleet_plan_passes_jitter_faults_and_the_legacy_flag() {
+        let mut c = config();
+        c.vehicles.report_jitter = 0.2;
+        c.vehicles.fault_spike_rate = 0.01;
+        c.vehicles.fault_stuck_rate = 0.002;
+        c.vehicles.fault_stuck_duration = std::time::Duration::from_secs(45);
+        let spec = &fleet_plan(&c, &images().runtime, 1, 1, true)[0];
+        assert_eq!(spec.env["VEHICLE_REPORT_JITTER"], "0.2");
+        assert_eq!(spec.env["VEHICLE_FAULT_SPIKE_RATE"], "0.01");
+        assert_eq!(spec.env["VEHICLE_FAULT_STUCK_RATE"], "0.002");
+        assert_eq!(spec.env["VEHICLE_FAULT_STUCK_DURATION"], "45s");
+        assert_eq!(spec.env["VEHICLE_LEGACY_FORM"], "true");
     }
 }

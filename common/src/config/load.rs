@@ -247,6 +247,36 @@ mod tests {
     }
 
     #[test]
+    fn vehicle_jitter_and_fault_rates_are_checked() {
+        let c = load_from_str(MASTER, "x.toml", no_env()).unwrap();
+        assert_eq!(c.vehicles.report_jitter, 0.05);
+        assert!(c.vehicles.fault_spike_rate > 0.0 && c.vehicles.fault_stuck_rate > 0.0);
+        for (var, value, key) in [
+            (
+                "FLEET_VEHICLES__REPORT_JITTER",
+                "0.7",
+                "vehicles.report_jitter",
+            ),
+            (
+                "FLEET_VEHICLES__FAULT_SPIKE_RATE",
+                "1.5",
+                "vehicles.fault_spike_rate",
+            ),
+            (
+                "FLEET_VEHICLES__FAULT_STUCK_RATE",
+                "-0.1",
+                "vehicles.fault_stuck_rate",
+            ),
+        ] {
+            let env = vec![(var.to_owned(), value.to_owned())];
+            match load_from_str(MASTER, "x.toml", env).unwrap_err() {
+                ConfigError::Invalid { key: k, .. } => assert_eq!(k, key),
+                other => panic!("{var}={value}: unexpected {other}"),
+            }
+        }
+    }
+
+    #[test]
     fn duplicate_ports_are_rejected() {
         let env = vec![("FLEET_INGEST__HOST_PORT".to_owned(), "5432".to_owned())];
         let err = load_from_str(MASTER, "x.toml", env)

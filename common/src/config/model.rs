@@ -176,6 +176,11 @@ pub struct IngestConfig {
     /// `Authorization: Bearer <token>` of the records' VIN. Empty: no authentication.
     #[serde(default)]
     pub tokens_file: String,
+    /// Containers running ingest (`ingest-0`, `ingest-1`, ...). They share the network alias
+    /// `<stack>-ingest` for clients inside the stack; above 1, a TCP round-robin balancer
+    /// (`ingest-lb`) holds `host_port`. 1: a single container `ingest` on `host_port`.
+    #[serde(default = "one")]
+    pub replicas: u32,
     /// How long to wait for `/readyz`.
     #[serde(with = "humantime_serde")]
     pub start_timeout: Duration,
@@ -192,6 +197,10 @@ pub struct ConsumerConfig {
     /// Longest a batch waits to fill.
     #[serde(with = "humantime_serde")]
     pub batch_max_wait: Duration,
+    /// Containers running the consumer (`consumer-0`, `consumer-1`, ...), all in `group` with a
+    /// fixed `group.instance.id` each, sharing the partitions. 1: a single container `consumer`.
+    #[serde(default = "one")]
+    pub replicas: u32,
     /// How long to wait for `/readyz`.
     #[serde(with = "humantime_serde")]
     pub start_timeout: Duration,
@@ -216,6 +225,17 @@ pub struct VehiclesConfig {
     /// Time between two reports of one vehicle.
     #[serde(with = "humantime_serde")]
     pub report_interval: Duration,
+    /// Each report is up to this share of `report_interval` early or late, at random
+    /// (`0` to `0.5`).
+    pub report_jitter: f64,
+    /// Probability that one reading of one sensor is a spike far off the true value (`0` to
+    /// `1`; `0` turns spikes off).
+    pub fault_spike_rate: f64,
+    /// Probability per reading that a sensor gets stuck, repeating its value (`0` to `1`).
+    pub fault_stuck_rate: f64,
+    /// How long a stuck sensor repeats its value.
+    #[serde(with = "humantime_serde")]
+    pub fault_stuck_duration: Duration,
     /// Vehicles simulated by one container.
     pub per_container: u32,
     /// Seed of the simulation: the same seed gives the same VINs and trips.
@@ -231,4 +251,9 @@ pub struct VehiclesConfig {
     pub start_timeout: Duration,
     /// Makes and models the simulator draws from.
     pub catalogue: Vec<CatalogueEntry>,
+}
+
+/// The default of a replica count.
+fn one() -> u32 {
+    1
 }

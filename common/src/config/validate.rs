@@ -100,11 +100,39 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
     if c.ingest.max_body_bytes < 1024 {
         fail("ingest.max_body_bytes", "must be at least 1024")?;
     }
+    for (key, replicas) in [
+        ("ingest.replicas", c.ingest.replicas),
+        ("consumer.replicas", c.consumer.replicas),
+    ] {
+        if !(1..=16).contains(&replicas) {
+            fail(key, "must be between 1 and 16")?;
+        }
+    }
+    if c.consumer.replicas > c.broker.partitions as u32 {
+        fail(
+            "consumer.replicas",
+            format!(
+                "{} replicas would leave some idle: the topic has {} partition(s) (`broker.partitions`)",
+                c.consumer.replicas, c.broker.partitions
+            ),
+        )?;
+    }
     if c.consumer.batch_max_records == 0 {
         fail("consumer.batch_max_records", "must be at least 1")?;
     }
     if c.vehicles.report_interval.is_zero() {
         fail("vehicles.report_interval", "must be longer than 0")?;
+    }
+    if !(0.0..=0.5).contains(&c.vehicles.report_jitter) {
+        fail("vehicles.report_jitter", "must be within [0, 0.5]")?;
+    }
+    for (key, rate) in [
+        ("vehicles.fault_spike_rate", c.vehicles.fault_spike_rate),
+        ("vehicles.fault_stuck_rate", c.vehicles.fault_stuck_rate),
+    ] {
+        if !(0.0..=1.0).contains(&rate) {
+            fail(key, "must be a probability within [0, 1]")?;
+        }
     }
     if c.vehicles.per_container == 0 {
         fail("vehicles.per_container", "must be at least 1")?;

@@ -15,18 +15,30 @@ use crate::plan::{self, Service, VEHICLE_PORT, VEHICLE_SERVICE};
 /// Containers converged at once.
 const PARALLEL: usize = 8;
 
-/// Runs the command.
+/// Runs the command with vehicles posting the current JSON format.
 pub async fn run(ctx: &Ctx, num_vehicles: u32, per_container: Option<u32>) -> anyhow::Result<()> {
+    run_with(ctx, num_vehicles, per_container, false).await
+}
+
+/// Runs the command; with `legacy_form` the vehicles post the old client's form-encoded events.
+pub async fn run_with(
+    ctx: &Ctx,
+    num_vehicles: u32,
+    per_container: Option<u32>,
+    legacy_form: bool,
+) -> anyhow::Result<()> {
     let per_container = per_container.unwrap_or(ctx.config.vehicles.per_container);
     if per_container == 0 {
         bail!("--per-container must be at least 1");
     }
     let docker = ctx.docker().await?;
     let stack = ctx.stack();
-    let ingest = plan::container_name(stack, Service::Ingest.name());
-    match docker.find_container(&ingest, stack).await? {
-        Some(info) if info.is_running() => {}
-        _ => bail!("ingest of stack {stack} is not running: run `fleet launch-infra` first"),
+    // One container `ingest`, or replicas `ingest-<i>`: any of them running will do.
+    let ingest = docker
+        .list_stack_containers(stack, Some(Service::Ingest.name()))
+        .await?;
+    if !ingest.iter().any(|c| c.is_running()) {
+        bail!("ingest of stack {stack} is not running: run `fleet launch-infra` first");
     }
     let base =
         crate::images::ensure_base(&docker, &ctx.config, &ctx.paths.cache, &ctx.progress).await?;
@@ -34,7 +46,13 @@ pub async fn run(ctx: &Ctx, num_vehicles: u32, per_container: Option<u32>) -> an
         crate::images::runtime_image(&docker, &ctx.config, &ctx.paths, &ctx.progress, &base)
             .await
             .context("prepare the runtime image")?;
-    let specs = plan::fleet_plan(&ctx.config, &runtime, num_vehicles, per_container);
+    let specs = plan::fleet_plan(
+        &ctx.config,
+        &runtime,
+        num_vehicles,
+        per_container,
+        legacy_form,
+    );
 
     let existing = docker
         .list_stack_containers(stack, Some(VEHICLE_SERVICE))

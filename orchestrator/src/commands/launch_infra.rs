@@ -1,8 +1,6 @@
 //! `fleet launch-infra`: images, network, volumes, then the services in dependency waves (each
 //! wave in parallel), each converged and probed. A failed launch removes what it created.
 
-use std::collections::HashMap;
-
 use anyhow::Context as _;
 use futures::future::join_all;
 
@@ -37,6 +35,7 @@ pub async fn run(ctx: &Ctx, keep_on_failure: bool) -> anyhow::Result<Launched> {
         &ImageSet::unresolved(),
         &plan::Secrets::default(),
     );
+    remove_surplus_replicas(ctx, &docker, &names_only).await?;
     let specs: Vec<_> = names_only.services.iter().map(|s| &s.spec).collect();
     engine::check_ports(&docker, &specs)
         .await
@@ -53,6 +52,16 @@ pub async fn run(ctx: &Ctx, keep_on_failure: bool) -> anyhow::Result<Launched> {
     let mut created = Created::default();
     match apply(ctx, &docker, &plan, &password, &mut created).await {
         Ok(services) => {
+            let step = ctx
+                .progress
+                .step("live configuration -> ZooKeeper".to_owned());
+            match super::config::write_initial(ctx).await {
+                Ok(_) => step.finish("written from the config file"),
+                Err(e) => {
+                    step.fail(&format!("{e:#}"));
+                    return Err(e);
+                }
+            }
             println!("stack {} is ready", ctx.stack());
             println!("events: {}", ctx.events_url());
             Ok(Launched { services, images })
@@ -97,52 +106,55 @@ async fn apply(
             created.volumes.push(volume.clone());
         }
     }
-    let by_service: HashMap<Service, &plan::ServicePlan> =
-        plan.services.iter().map(|s| (s.service, s)).collect();
     stop_dependents_of_changes(ctx, docker, plan).await?;
     let host = engine::connect_host(&ctx.config.stack.bind_address);
     let mut report = Vec::new();
     for wave in plan::waves(&plan.services) {
-        let results = join_all(wave.iter().map(|service| {
-            let service_plan = by_service[service];
-            async move {
-                let step = ctx.progress.step(format!("{:<11}", service.name()));
-                let applied = match engine::converge(docker, &service_plan.spec).await {
-                    Ok(applied) => applied,
-                    Err(e) => {
-                        step.fail(&e.to_string());
-                        return (*service, Err(anyhow::Error::from(e)), None);
-                    }
-                };
-                step.update(&format!(
-                    "{}; waiting: {}",
-                    applied.action.word(),
-                    service_plan.readiness.describe()
-                ));
-                match engine::wait_ready(docker, service_plan, host, password).await {
-                    Ok(outcome) => {
-                        step.finish(&format!("{}, ready: {outcome}", applied.action.word()));
-                        (*service, Ok(outcome), Some(applied.action))
-                    }
-                    Err(e) => {
-                        step.fail(&format!("not ready: {}", e.last_error));
-                        (*service, Err(anyhow::Error::from(e)), Some(applied.action))
-                    }
+        // Every container of the wave's services (replicas included) at once.
+        let members = plan.services.iter().filter(|s| wave.contains(&s.service));
+        let results = join_all(members.map(|service_plan| async move {
+            let step = ctx
+                .progress
+                .step(format!("{:<11}", service_plan.instance()));
+            let applied = match engine::converge(docker, &service_plan.spec).await {
+                Ok(applied) => applied,
+                Err(e) => {
+                    step.fail(&e.to_string());
+                    return (service_plan, Err(anyhow::Error::from(e)), None);
+                }
+            };
+            step.update(&format!(
+                "{}; waiting: {}",
+                applied.action.word(),
+                service_plan.readiness.describe()
+            ));
+            match engine::wait_ready(docker, service_plan, host, password).await {
+                Ok(outcome) => {
+                    step.finish(&format!("{}, ready: {outcome}", applied.action.word()));
+                    (service_plan, Ok(outcome), Some(applied.action))
+                }
+                Err(e) => {
+                    step.fail(&format!("not ready: {}", e.last_error));
+                    (
+                        service_plan,
+                        Err(anyhow::Error::from(e)),
+                        Some(applied.action),
+                    )
                 }
             }
         }))
         .await;
         let mut failure: Option<anyhow::Error> = None;
-        for (service, result, action) in results {
+        for (service_plan, result, action) in results {
             if let Some(action) = action {
                 if action.created_it() {
-                    created
-                        .containers
-                        .push(by_service[&service].spec.name.clone());
+                    created.containers.push(service_plan.spec.name.clone());
                 }
             }
             match result {
-                Ok(outcome) => report.push((service, action.expect("converged"), outcome)),
+                Ok(outcome) => {
+                    report.push((service_plan.service, action.expect("converged"), outcome))
+                }
                 Err(e) => {
                     failure.get_or_insert(e);
                 }
@@ -179,14 +191,35 @@ async fn stop_dependents_of_changes(
             changing.push(s.service);
         }
     }
-    for dependent in plan::dependents(&plan.services, &changing) {
-        let name = plan::container_name(ctx.stack(), dependent.name());
-        if let Some(info) = docker.find_container(&name, ctx.stack()).await? {
-            if info.is_running() {
-                ctx.progress
-                    .line(format!("stopping {name} while what it depends on changes"));
-                docker.stop(&name).await?;
-            }
+    let dependents = plan::dependents(&plan.services, &changing);
+    // Every container of a dependent service: the plan's, and replicas the plan no longer has.
+    for info in docker.list_stack_containers(ctx.stack(), None).await? {
+        let of_dependent = dependents.iter().any(|d| d.name() == info.service);
+        if of_dependent && info.is_running() {
+            let name = &info.name;
+            ctx.progress
+                .line(format!("stopping {name} while what it depends on changes"));
+            docker.stop(name).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the infrastructure containers the plan no longer has (replicas scaled away, or the
+/// balancer when ingest is back to one container), so that their ports and group memberships
+/// are free for the plan's containers.
+async fn remove_surplus_replicas(
+    ctx: &Ctx,
+    docker: &Docker,
+    plan: &InfraPlan,
+) -> anyhow::Result<()> {
+    for info in docker.list_stack_containers(ctx.stack(), None).await? {
+        let infra = Service::ALL.iter().any(|s| s.name() == info.service);
+        let planned = plan.services.iter().any(|s| s.spec.name == info.name);
+        if infra && !planned {
+            ctx.progress
+                .line(format!("removing {}: no longer in the plan", info.name));
+            docker.remove_container(&info.name).await?;
         }
     }
     Ok(())

@@ -7,12 +7,12 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::engine;
-use crate::plan::{self, Service, VEHICLE_SERVICE};
+use crate::plan::{self, VEHICLE_SERVICE};
 
 /// One service's status.
 #[derive(Debug, Serialize)]
 pub struct ServiceStatus {
-    /// Service name.
+    /// Service name, or `<service>-<i>` for a replica (what `fleet logs` takes).
     pub service: String,
     /// Container name.
     pub container: String,
@@ -60,6 +60,8 @@ pub struct Status {
     pub rows_stored: Option<i64>,
     /// Consumer lag per partition, when the broker and PostgreSQL answer.
     pub consumer_lag: Option<Vec<PartitionLag>>,
+    /// Live members in ZooKeeper next to the running containers, per role.
+    pub registry: super::members::RegistryView,
     /// Whether every infrastructure service is ready.
     pub all_ready: bool,
 }
@@ -136,12 +138,19 @@ pub async fn collect(ctx: &Ctx) -> anyhow::Result<Status> {
             .map(|(c, h)| (*c, format!("{host}:{h}")))
             .collect::<BTreeMap<_, _>>()
     };
+    // The containers the plan has (names and probes do not depend on the images).
+    let plan = plan::infra_plan(
+        &ctx.config,
+        &crate::images::ImageSet::unresolved(),
+        &plan::Secrets::default(),
+    );
     let mut services = Vec::new();
-    for service in Service::ALL {
-        let name = plan::container_name(stack, service.name());
+    for service_plan in &plan.services {
+        let name = service_plan.spec.name.clone();
+        let instance = service_plan.instance().to_owned();
         let status = match containers.iter().find(|c| c.name == name) {
             None => ServiceStatus {
-                service: service.name().into(),
+                service: instance,
                 container: name,
                 state: "missing".into(),
                 ready: false,
@@ -149,16 +158,21 @@ pub async fn collect(ctx: &Ctx) -> anyhow::Result<Status> {
                 published: BTreeMap::new(),
             },
             Some(info) => {
-                let readiness = plan::readiness(&ctx.config, service);
                 let probe = if info.is_running() {
-                    engine::probe_once(&readiness, info, host, password.trim_end(), false)
-                        .await
-                        .map_err(|e| e.0)
+                    engine::probe_once(
+                        &service_plan.readiness,
+                        info,
+                        host,
+                        password.trim_end(),
+                        false,
+                    )
+                    .await
+                    .map_err(|e| e.0)
                 } else {
                     Err(format!("container is {}", info.state))
                 };
                 ServiceStatus {
-                    service: service.name().into(),
+                    service: instance,
                     container: name,
                     state: info.state.clone(),
                     ready: probe.is_ok(),
@@ -182,6 +196,7 @@ pub async fn collect(ctx: &Ctx) -> anyhow::Result<Status> {
         })
         .collect();
     let all_ready = services.iter().all(|s| s.ready);
+    let registry = super::members::view(ctx, &containers).await;
     let (rows_stored, consumer_lag) = if all_ready {
         pipeline_figures(ctx, host, password.trim_end()).await
     } else {
@@ -201,6 +216,7 @@ pub async fn collect(ctx: &Ctx) -> anyhow::Result<Status> {
         vehicle_containers,
         rows_stored,
         consumer_lag,
+        registry,
         all_ready,
     })
 }
@@ -239,6 +255,7 @@ pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<bool> {
             .collect();
         println!("consumer lag: {total} ({})", parts.join(", "));
     }
+    print_registry(&status.registry);
     println!("events:   {}", status.events_url);
     println!("kafka:    {}", status.kafka_bootstrap);
     println!(
@@ -246,4 +263,26 @@ pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<bool> {
         status.postgres_url, status.password_file
     );
     Ok(status.all_ready)
+}
+
+/// Live members per role next to the running containers, and every difference.
+fn print_registry(registry: &super::members::RegistryView) {
+    println!("registry (live members in ZooKeeper / containers running):");
+    for r in &registry.roles {
+        let runs: usize = r.live.iter().map(|m| m.runs.len()).sum();
+        let runs = if r.role == fleet_registry::ROLE_VEHICLE {
+            format!(", {runs} vehicle(s)")
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:<10} {}/{}{runs}",
+            r.role,
+            r.live.len(),
+            r.running.len()
+        );
+    }
+    for line in registry.differences() {
+        println!("  DIFFERENCE {line}");
+    }
 }

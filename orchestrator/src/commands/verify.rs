@@ -1,7 +1,8 @@
 //! `fleet verify`: the end-to-end assertions as a command. Sends probe events through ingest,
 //! checks that the broker holds each at the partition and offset ingest reported, that each
 //! reaches `diag`, and that for every running vehicle the stored `seq`s have no gap up to the
-//! last one ingest acknowledged. Reports POST-to-row latency. Exit 0 only if everything holds.
+//! last one ingest acknowledged (for `--legacy-form` vehicles, whose `seq` ingest assigns: that
+//! it stored at least as many rows as were acknowledged). Reports POST-to-row latency. Exit 0 only if everything holds.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -192,6 +193,17 @@ pub async fn run(ctx: &Ctx, probes: u32, timeout: Duration) -> anyhow::Result<bo
 
     // 4. Every vehicle: no seq gap up to its last acknowledged event.
     checks.push(vehicle_gaps(ctx, &docker, &pg, host, timeout).await?);
+
+    // 5. The registry lists every launched vehicle as live.
+    let registered = super::members::vehicles_registered(ctx, &docker, timeout).await;
+    checks.push(Check {
+        name: "live vehicles in the registry equal the vehicles launched".into(),
+        passed: matches!(registered, Ok((launched, live)) if launched == live),
+        detail: match registered {
+            Ok((launched, live)) => format!("{live} live in ZooKeeper, {launched} launched"),
+            Err(e) => format!("{e:#}"),
+        },
+    });
     Ok(report(&checks))
 }
 
@@ -238,6 +250,7 @@ async fn vehicle_gaps(
         .timeout(Duration::from_secs(5))
         .build()?;
     let mut acked: Vec<(String, i64)> = Vec::new();
+    let mut unsequenced: Vec<(String, i64)> = Vec::new();
     for container in docker
         .list_stack_containers(ctx.stack(), Some(VEHICLE_SERVICE))
         .await?
@@ -252,13 +265,19 @@ async fn vehicle_gaps(
         let vehicles = crate::probes::vehicle_stats(&http, SocketAddr::new(host, *port))
             .await
             .with_context(|| format!("stats of {}", container.name))?;
-        acked.extend(
-            vehicles
-                .into_iter()
-                .filter_map(|v| Some((v.vin, v.last_acked_seq?))),
-        );
+        for v in vehicles {
+            match v.last_acked_seq {
+                Some(last) => acked.push((v.vin, last)),
+                // `--legacy-form` vehicles: ingest assigns seq, so only counts can be compared.
+                None if v.acknowledged > 0 => {
+                    unsequenced.push((v.vin, i64::try_from(v.acknowledged).unwrap_or(i64::MAX)))
+                }
+                None => {}
+            }
+        }
     }
     let vins: Vec<&str> = acked.iter().map(|(v, _)| v.as_str()).collect();
+    let legacy_vins: Vec<&str> = unsequenced.iter().map(|(v, _)| v.as_str()).collect();
     let started = Instant::now();
     loop {
         // Rows may trail the acknowledgement by a batch: wait for them within the timeout.
@@ -279,12 +298,39 @@ async fn vehicle_gaps(
                 gaps.push(format!("{vin}: {stored} of seq 0..={last} stored"));
             }
         }
+        if !unsequenced.is_empty() {
+            let rows = pg
+                .query(
+                    "SELECT vin::text, count(*) FROM diag WHERE vin = ANY($1::text[]) GROUP BY vin",
+                    &[&legacy_vins],
+                )
+                .await
+                .context("count stored rows per legacy vehicle")?;
+            for (vin, acknowledged) in &unsequenced {
+                let row = rows.iter().find(|r| r.get::<_, String>(0) == *vin);
+                let stored: i64 = row.map(|r| r.get(1)).unwrap_or(0);
+                if stored < *acknowledged {
+                    gaps.push(format!(
+                        "{vin}: {stored} rows stored, {acknowledged} acknowledged"
+                    ));
+                }
+            }
+        }
         if gaps.is_empty() || started.elapsed() > timeout {
             return Ok(Check {
-                name: format!(
-                    "no seq gap below the last acknowledged event ({} vehicles)",
-                    acked.len()
-                ),
+                name: if unsequenced.is_empty() {
+                    format!(
+                        "no seq gap below the last acknowledged event ({} vehicles)",
+                        acked.len()
+                    )
+                } else {
+                    format!(
+                        "no seq gap below the last acknowledged event ({} vehicles), \
+                         rows >= acknowledged ({} legacy-form vehicles)",
+                        acked.len(),
+                        unsequenced.len()
+                    )
+                },
                 passed: gaps.is_empty(),
                 detail: gaps.into_iter().take(5).collect::<Vec<_>>().join("; "),
             });

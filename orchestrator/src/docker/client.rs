@@ -1,7 +1,7 @@
 //! The Docker client: each bollard call the orchestrator needs, mapped to an error that names
 //! the operation and its target.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{ContainerSummaryStateEnum, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
@@ -398,6 +398,25 @@ impl Docker {
             self.place_file(&created.id, &spec.name, file).await?;
         }
         Ok(created.id)
+    }
+
+    /// The environment the container was created with.
+    pub async fn container_env(&self, name: &str) -> Result<BTreeMap<String, String>, DockerError> {
+        let inspect = self
+            .inner
+            .inspect_container(name, None)
+            .await
+            .map_err(api("inspect container", name))?;
+        Ok(inspect
+            .config
+            .and_then(|c| c.env)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            })
+            .collect())
     }
 
     /// How often the engine restarted the container (its restart policy at work).

@@ -45,7 +45,8 @@ pub struct Hardening {
     pub drop_privileges: bool,
     /// Read-only root file system.
     pub read_only: bool,
-    /// Writable tmpfs mounts (paths) for a read-only container.
+    /// Writable tmpfs mounts for a read-only container: a path, or `path:options` to add mount
+    /// options (e.g. `/run/postgresql:uid=999,gid=999` for a folder the image's user owns).
     pub tmpfs: Vec<String>,
     /// Memory limit in MiB.
     pub memory_mib: i64,
@@ -76,6 +77,10 @@ pub struct ContainerSpec {
     pub volumes: BTreeMap<String, String>,
     /// The stack network.
     pub network: String,
+    /// Further names of the container on the stack network (besides its own name), e.g. the
+    /// service name that every replica answers to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// Files placed before start.
     pub files: Vec<SecretFile>,
     /// Lock-down and limits.
@@ -145,11 +150,19 @@ impl ContainerSpec {
                     .drop_privileges
                     .then(|| vec!["no-new-privileges:true".to_owned()]),
                 readonly_rootfs: Some(self.hardening.read_only),
+                // Writable by the image's non-root user, sticky like /tmp.
                 tmpfs: (!self.hardening.tmpfs.is_empty()).then(|| {
                     self.hardening
                         .tmpfs
                         .iter()
-                        .map(|p| (p.clone(), "rw,noexec,nosuid,size=64m".to_owned()))
+                        .map(|entry| {
+                            let (path, extra) = entry.split_once(':').unwrap_or((entry, ""));
+                            let mut options = "rw,noexec,nosuid,size=64m,mode=1777".to_owned();
+                            if !extra.is_empty() {
+                                options = format!("{options},{extra}");
+                            }
+                            (path.to_owned(), options)
+                        })
                         .collect()
                 }),
                 memory: Some(self.hardening.memory_mib * 1024 * 1024),
@@ -160,7 +173,12 @@ impl ContainerSpec {
                 endpoints_config: Some(HashMap::from([(
                     self.network.clone(),
                     EndpointSettings {
-                        aliases: Some(vec![self.name.clone()]),
+                        aliases: Some(
+                            std::iter::once(&self.name)
+                                .chain(&self.aliases)
+                                .cloned()
+                                .collect(),
+                        ),
                         ..Default::default()
                     },
                 )])),
@@ -195,6 +213,7 @@ mod tests {
             }],
             volumes: BTreeMap::new(),
             network: "s-net".into(),
+            aliases: vec![],
             files: vec![],
             hardening: Hardening {
                 drop_privileges: true,

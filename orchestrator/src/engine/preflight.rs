@@ -31,6 +31,7 @@ pub enum PreflightError {
 fn port_key(service: &str) -> String {
     let section = match service {
         "broker-host" => "broker",
+        "ingest-lb" => "ingest",
         other => other,
     };
     format!("{section}.host_port")
@@ -79,5 +80,6 @@ mod tests {
     fn keys_match_the_config() {
         assert_eq!(port_key("broker-host"), "broker.host_port");
         assert_eq!(port_key("ingest"), "ingest.host_port");
+        assert_eq!(port_key("ingest-lb"), "ingest.host_port");
     }
 }

@@ -152,7 +152,7 @@ pub async fn wait_ready(
         .await
         .unwrap_or_else(|e| format!("(logs unavailable: {e})"));
     Err(ReadyError {
-        service: plan.service.name().to_owned(),
+        service: plan.instance().to_owned(),
         container: name.clone(),
         probe: plan.readiness.describe(),
         last_error,

@@ -10,8 +10,8 @@ use tokio::process::Command;
 
 use crate::output::Step;
 
-/// The binaries of the runtime image.
-pub const SERVICE_BINARIES: [&str; 3] = ["ingest", "consumer", "vehicle"];
+/// The binaries of the runtime image (each the only binary of the package of its name).
+pub const SERVICE_BINARIES: [&str; 4] = ["ingest", "consumer", "vehicle", "balancer"];
 
 /// A host command (cargo, debootstrap, tar) that failed.
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +153,7 @@ pub async fn install_tansu(
     }
 }
 
-/// Builds `ingest`, `consumer` and `vehicle` with `profile` in the workspace at `root` and
+/// Builds `ingest`, `consumer`, `vehicle` and `balancer` with `profile` in the workspace at `root` and
 /// returns their paths (cargo makes this a no-op when nothing changed).
 pub async fn build_workspace_binaries(
     root: &Path,
