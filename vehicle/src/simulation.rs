@@ -355,15 +355,19 @@ impl Simulation {
                 retry_after,
                 problem,
             } => {
+                // An answer that stored some records shows the entry works: only its failed
+                // records are retried, without backing the whole entry off (otherwise a steady
+                // trickle of failed records would grow the backoff without end).
+                let stored_some = fates.contains(&Fate::Acknowledged);
                 match problem {
-                    Some(problem) => self.endpoints.failed(
+                    Some(problem) if !stored_some => self.endpoints.failed(
                         &request.entry,
                         now,
                         retry_after,
                         &problem,
                         &mut self.rng,
                     ),
-                    None => self.endpoints.succeeded(&request.entry),
+                    _ => self.endpoints.succeeded(&request.entry),
                 }
                 fates
             }
