@@ -22,53 +22,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use fleet_common::{EventTime, TelemetryEvent, Vin};
-use fleet_orchestrator::probes;
-use rdkafka::ClientConfig;
+use fleet_common::{TelemetryEvent, Vin};
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Headers;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use support::TestStack;
+use support::stream::{
+    GROUP, TOPIC, docker, end_offsets, event, metric, producer, reader, send, send_events,
+};
 use uuid::Uuid;
 
-/// Input topic (`[broker] topic`).
-const TOPIC: &str = "telemetry";
 /// Dead-letter topic (`[broker] dlq_topic`).
 const DLQ_TOPIC: &str = "telemetry.dlq";
-/// The consumer's group (`[consumer] group`), also its key in `consumer_offsets`.
-const GROUP: &str = "fleet-consumer";
 /// The consumer's HTTP port inside its container (published on a free host port).
 const CONSUMER_PORT: &str = "8081/tcp";
-/// How long the consumer may take to catch up after a disturbance.
-const CATCH_UP: Duration = Duration::from_secs(180);
 
-/// A valid event of vehicle `serial` (its VIN is the record key), event time now.
-fn event(serial: u64, seq: u64) -> TelemetryEvent {
-    TelemetryEvent::example(
-        Uuid::new_v4(),
-        Vin::from_serial("YV1", serial),
-        seq,
-        EventTime(Utc::now()),
-    )
-}
-
-/// Runs `docker args...` and asserts success; returns stdout.
-async fn docker(args: &[&str]) -> String {
-    let output = tokio::process::Command::new("docker")
-        .args(args)
-        .output()
-        .await
-        .expect("the docker CLI runs");
-    eprintln!(
-        "$ docker {} -> {}{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "docker {} failed", args.join(" "));
-    String::from_utf8_lossy(&output.stdout).into_owned()
+/// Waits until the consumer stored everything produced so far.
+async fn wait_caught_up(stack: &TestStack, bootstrap: &str) -> BTreeMap<i32, i64> {
+    support::stream::wait_caught_up(stack, bootstrap, &["consumer"]).await
 }
 
 /// The stack's containers and their host endpoints.
@@ -104,94 +75,8 @@ async fn readyz(http: &reqwest::Client, base: &str) -> Option<u16> {
     Some(response.status().as_u16())
 }
 
-/// A counter from the consumer's `/metrics`.
-async fn metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
-        .trim()
-        .parse()
-        .expect("a numeric counter")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Kafka from the host.
-
-/// An idempotent acks=all producer on the host (records never time out in librdkafka, as in
-/// the services, since timed-out idempotent records wedge Tansu 0.6.0).
-fn producer(bootstrap: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "0")
-        .create()
-        .expect("producer")
-}
-
-/// Produces one record and waits for the broker's acknowledgement: `(partition, offset)`.
-async fn send(producer: &FutureProducer, key: &str, payload: &[u8]) -> (i32, i64) {
-    let record = FutureRecord::to(TOPIC).key(key).payload(payload);
-    let delivered = tokio::time::timeout(
-        Duration::from_secs(60),
-        producer.send(record, Duration::from_secs(60)),
-    )
-    .await
-    .expect("the broker acknowledges within 60 s")
-    .unwrap_or_else(|(e, _)| panic!("producing from the host: {e}"));
-    (delivered.partition, delivered.offset)
-}
-
-/// Produces the events and returns their ids, all acknowledged.
-async fn send_events(producer: &FutureProducer, events: &[TelemetryEvent]) -> Vec<Uuid> {
-    let sends = events.iter().map(|e| {
-        let payload = serde_json::to_vec(e).expect("an event serializes");
-        async move { send(producer, e.vin.as_str(), &payload).await }
-    });
-    futures::future::join_all(sends).await;
-    events.iter().map(|e| e.event_id).collect()
-}
-
-/// A host reader of the broker (own group, nothing committed).
-fn reader(bootstrap: &str, group: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()
-        .expect("host consumer")
-}
-
-/// The high watermark of every partition of `topic` (the orchestrator's probe), retried for a
-/// while after a restart.
-async fn end_offsets(bootstrap: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let started = Instant::now();
-    loop {
-        let (b, t) = (bootstrap.to_owned(), topic.to_owned());
-        let attempt =
-            tokio::task::spawn_blocking(move || probes::partition_watermarks(&b, &t)).await;
-        match attempt.expect("watermark task") {
-            Ok(ends) if !ends.is_empty() => return ends.into_iter().collect(),
-            other => {
-                assert!(
-                    started.elapsed() < Duration::from_secs(60),
-                    "no watermarks of {topic} in 60 s: {other:?}"
-                );
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
-}
 
 /// A record of the dead-letter topic: key, value and headers.
 #[derive(Debug)]
@@ -305,22 +190,6 @@ async fn pg(stack: &TestStack) -> tokio_postgres::Client {
     stack.postgres().await
 }
 
-/// The consumer's stored next offsets.
-async fn stored_offsets(stack: &TestStack) -> BTreeMap<i32, i64> {
-    pg(stack)
-        .await
-        .query(
-            "SELECT kafka_partition, next_offset FROM consumer_offsets \
-             WHERE consumer_group = $1 AND topic = $2",
-            &[&GROUP, &TOPIC],
-        )
-        .await
-        .expect("read consumer_offsets")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
-}
-
 /// How many of `ids` are in `diag`.
 async fn stored_count(client: &tokio_postgres::Client, ids: &[Uuid]) -> i64 {
     client
@@ -331,31 +200,6 @@ async fn stored_count(client: &tokio_postgres::Client, ids: &[Uuid]) -> i64 {
         .await
         .expect("count rows in diag")
         .get(0)
-}
-
-/// Waits until `consumer_offsets` holds the topic's end offsets (every partition that has
-/// records), i.e. the consumer stored everything produced so far; returns them.
-async fn wait_caught_up(stack: &TestStack, bootstrap: &str) -> BTreeMap<i32, i64> {
-    let started = Instant::now();
-    loop {
-        let ends: BTreeMap<i32, i64> = end_offsets(bootstrap, TOPIC)
-            .await
-            .into_iter()
-            .filter(|(_, high)| *high > 0)
-            .collect();
-        let stored = stored_offsets(stack).await;
-        if stored == ends {
-            eprintln!("caught up after {:?}: {ends:?}", started.elapsed());
-            return ends;
-        }
-        if started.elapsed() > CATCH_UP {
-            stack.fleet(&["logs", "consumer", "--tail", "40"]).await;
-            panic!(
-                "the consumer did not catch up in {CATCH_UP:?}: stored {stored:?}, end {ends:?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// Asserts that `diag` holds exactly `produced` rows, one per event, and each of `ids`.

@@ -34,10 +34,19 @@ pub struct Cli {
     #[arg(long, env = "CONSUMER_GROUP", default_value = "fleet-consumer")]
     pub group: String,
 
-    /// Static group membership id (`group.instance.id`), fixed per replica. Default: the
-    /// host name.
+    /// This replica's id, fixed per replica (client ids). Default: the host name.
     #[arg(long, env = "CONSUMER_INSTANCE_ID")]
     pub instance_id: Option<String>,
+
+    /// Configured number of consumer replicas: with `--replica-index`, the share of the
+    /// partitions this replica reads while the registry is not reachable.
+    #[arg(long, env = "CONSUMER_REPLICAS", default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub replicas: u32,
+
+    /// This replica's index among `--replicas` (0-based).
+    #[arg(long, env = "CONSUMER_REPLICA_INDEX", default_value_t = 0)]
+    pub replica_index: u32,
 
     /// PostgreSQL host.
     #[arg(long, env = "PG_HOST")]
@@ -149,6 +158,16 @@ pub enum CliError {
     /// No instance id was given and the host name is unknown.
     #[error("CONSUMER_INSTANCE_ID is not set and the host name could not be read")]
     NoInstanceId,
+    /// The replica index is not below the replica count.
+    #[error(
+        "CONSUMER_REPLICA_INDEX (--replica-index) is {index}, but CONSUMER_REPLICAS (--replicas) is {replicas}: the index must be below the count"
+    )]
+    ReplicaIndex {
+        /// The index given.
+        index: u32,
+        /// The count given.
+        replicas: u32,
+    },
 }
 
 impl Cli {
@@ -161,7 +180,19 @@ impl Cli {
             .transpose()
     }
 
-    /// The static membership id: `CONSUMER_INSTANCE_ID`, else the host name.
+    /// The replica index, checked against the replica count.
+    pub fn replica_index(&self) -> Result<u32, CliError> {
+        if self.replica_index < self.replicas {
+            Ok(self.replica_index)
+        } else {
+            Err(CliError::ReplicaIndex {
+                index: self.replica_index,
+                replicas: self.replicas,
+            })
+        }
+    }
+
+    /// The replica's id: `CONSUMER_INSTANCE_ID`, else the host name.
     pub fn instance_id(&self) -> Result<String, CliError> {
         match self.instance_id.as_deref().map(str::trim) {
             Some(id) if !id.is_empty() => Ok(id.to_owned()),
@@ -283,6 +314,16 @@ mod tests {
         let cli = parse(&["--pg-password-file", "/nonexistent/pw"]);
         let err = cli.pg_password().unwrap_err().to_string();
         assert!(err.contains("/nonexistent/pw"), "{err}");
+    }
+
+    #[test]
+    fn replica_index_must_be_below_the_count() {
+        let cli = parse(&["--replicas", "2", "--replica-index", "1"]);
+        assert_eq!(cli.replica_index().unwrap(), 1);
+        let cli = parse(&["--replicas", "2", "--replica-index", "2"]);
+        let message = cli.replica_index().unwrap_err().to_string();
+        assert!(message.contains("CONSUMER_REPLICA_INDEX"), "{message}");
+        assert_eq!(parse(&[]).replica_index().unwrap(), 0);
     }
 
     #[test]

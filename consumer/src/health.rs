@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Flags set by the consumer loop, the rebalance callback and the broker probe; read by
+/// Flags set by the consumer loop and the broker probe; read by
 /// `/readyz` and `/metrics`.
 #[derive(Debug, Default)]
 pub struct Health {

@@ -1,38 +1,23 @@
-//! The Kafka side: consumer and dead-letter producer settings, the rebalance callback that hands
-//! new assignments to the consumer loop (so it can resume from the offsets in PostgreSQL), the
-//! broker probe behind `/readyz`, and the offset commit after a PostgreSQL commit.
+//! The Kafka side: consumer and dead-letter producer settings, the consumer's explicit
+//! assignment (no group coordinator: [`crate::ownership`] decides the partitions, PostgreSQL
+//! holds the offsets), the broker probe behind `/readyz` that also reports the partition count,
+//! and the offset commit to Kafka after a PostgreSQL commit.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use fleet_common::producer::ReplaceableProducer;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
-};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaRespErr;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::batch::Record;
 use crate::health::Health;
-
-/// `max.poll.interval.ms`: short, as DESIGN.md asks (a wedged consumer leaves the group
-/// quickly); the loop polls far more often (every PostgreSQL operation is bounded by 5 s).
-pub const MAX_POLL_INTERVAL_MS: u32 = 15_000;
-/// `session.timeout.ms`: as long as librdkafka allows (it must not exceed
-/// `max.poll.interval.ms`). Tansu 0.6.0 expires members by this timeout but refreshes a
-/// member's liveness only on heartbeats, not on JoinGroup/SyncGroup, and holds each JoinGroup
-/// and SyncGroup of a static member for 3 s: a member that spends longer than this in join/sync
-/// rounds is expired at its first heartbeat. With 6 s, groups churned and got stuck.
-pub const SESSION_TIMEOUT_MS: u32 = MAX_POLL_INTERVAL_MS;
-/// `heartbeat.interval.ms`.
-pub const HEARTBEAT_INTERVAL_MS: u32 = 1_000;
 
 /// The consumer type of this service.
 pub type FleetConsumer = StreamConsumer<FleetContext>;
@@ -50,46 +35,31 @@ pub enum KafkaSetupError {
         /// librdkafka's error.
         source: KafkaError,
     },
-    /// Subscribing failed.
-    #[error("subscribing to topic {topic}: {source}")]
-    Subscribe {
-        /// The topic.
-        topic: String,
-        /// librdkafka's error.
-        source: KafkaError,
-    },
 }
 
-/// Identity of the consumer in its group.
+/// Who the consumer is towards the broker.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
     /// Bootstrap servers.
     pub brokers: String,
-    /// Group id.
+    /// Group id: the key of the offsets committed to Kafka (a copy of those in PostgreSQL, for
+    /// tools and for a resume when PostgreSQL holds none). The consumer never joins the group.
     pub group: String,
-    /// `group.instance.id` (static membership).
+    /// This replica's id, part of the client id.
     pub instance_id: String,
-    /// Topic to read.
-    pub topic: String,
     /// librdkafka `debug` contexts, if any.
     pub debug: Option<String>,
 }
 
-/// The consumer's librdkafka settings.
+/// The consumer's librdkafka settings: explicit assignment, no automatic commit or offset store.
 pub fn consumer_config(s: &ConsumerSettings) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &s.brokers)
         .set("client.id", format!("fleet-consumer-{}", s.instance_id))
         .set("group.id", &s.group)
-        .set("group.instance.id", &s.instance_id)
-        // Eager protocol: every rebalance revokes everything, then assigns.
-        .set("partition.assignment.strategy", "range,roundrobin")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS.to_string())
-        .set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string())
-        .set("heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS.to_string())
         .set("enable.partition.eof", "false");
     if let Some(debug) = &s.debug {
         c.set("debug", debug);
@@ -141,61 +111,9 @@ fn replaceable(
     })
 }
 
-/// What the rebalance callback left for the consumer loop.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct RebalanceNews {
-    /// Partitions were revoked: the open batch must be dropped (its records will be read
-    /// again from the stored offsets by whoever owns them next).
-    pub revoked: bool,
-    /// Partitions assigned and waiting for the loop to assign them with their stored offsets.
-    pub assign: Option<Vec<i32>>,
-}
-
-/// The consumer's context. Assignments are not applied in the callback: they are handed to the
-/// consumer loop, which looks up the stored offsets in PostgreSQL and then assigns (librdkafka
-/// keeps heartbeating meanwhile). Revocations are applied at once.
-pub struct FleetContext {
-    topic: String,
-    news: Mutex<RebalanceNews>,
-    notify: Arc<Notify>,
-    closing: AtomicBool,
-    health: Arc<Health>,
-}
-
-impl FleetContext {
-    /// A context for a consumer of `topic`.
-    pub fn new(topic: &str, health: Arc<Health>) -> Self {
-        Self {
-            topic: topic.to_owned(),
-            news: Mutex::new(RebalanceNews::default()),
-            notify: Arc::new(Notify::new()),
-            closing: AtomicBool::new(false),
-            health,
-        }
-    }
-
-    /// Woken after every rebalance event.
-    pub fn notify(&self) -> Arc<Notify> {
-        self.notify.clone()
-    }
-
-    /// Takes the news since the last call.
-    pub fn take_news(&self) -> RebalanceNews {
-        std::mem::take(&mut *self.news.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// From now on assignments are applied in the callback (the loop no longer runs).
-    pub fn set_closing(&self) {
-        self.closing.store(true, Ordering::Relaxed);
-    }
-
-    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
-        tpl.elements_for_topic(&self.topic)
-            .iter()
-            .map(|e| e.partition())
-            .collect()
-    }
-}
+/// The consumer's context: logs client errors and the outcome of offset commits to Kafka.
+#[derive(Debug, Default)]
+pub struct FleetContext;
 
 impl ClientContext for FleetContext {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -204,64 +122,6 @@ impl ClientContext for FleetContext {
 }
 
 impl ConsumerContext for FleetContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let partitions = self.partitions(tpl);
-                tracing::info!(?partitions, "partitions assigned");
-                if self.closing.load(Ordering::Relaxed) {
-                    let result = if cooperative {
-                        consumer.incremental_assign(tpl)
-                    } else {
-                        consumer.assign(tpl)
-                    };
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "assigning partitions while closing");
-                    }
-                    return;
-                }
-                self.news
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .assign = Some(partitions);
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let partitions = self.partitions(tpl);
-                tracing::info!(
-                    ?partitions,
-                    lost = consumer.assignment_lost(),
-                    "partitions revoked"
-                );
-                let result = if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                };
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "unassigning revoked partitions");
-                }
-                self.health.set_assigned(0);
-                let mut news = self.news.lock().unwrap_or_else(PoisonError::into_inner);
-                news.revoked = true;
-                news.assign = None;
-            }
-            other => {
-                tracing::warn!(error = ?other, "rebalance error");
-                return;
-            }
-        }
-        self.notify.notify_one();
-    }
-
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => {
@@ -274,25 +134,15 @@ impl ConsumerContext for FleetContext {
     }
 }
 
-/// Creates the consumer and subscribes it to its topic.
-pub fn subscribe(
-    settings: &ConsumerSettings,
-    context: FleetContext,
-) -> Result<FleetConsumer, KafkaSetupError> {
-    let consumer: FleetConsumer = consumer_config(settings)
-        .create_with_context(context)
+/// Creates the consumer; it reads nothing until it is assigned partitions.
+pub fn create(settings: &ConsumerSettings) -> Result<FleetConsumer, KafkaSetupError> {
+    consumer_config(settings)
+        .create_with_context(FleetContext)
         .map_err(|source| KafkaSetupError::Create {
             what: "consumer",
             brokers: settings.brokers.clone(),
             source,
-        })?;
-    consumer
-        .subscribe(&[&settings.topic])
-        .map_err(|source| KafkaSetupError::Subscribe {
-            topic: settings.topic.clone(),
-            source,
-        })?;
-    Ok(consumer)
+        })
 }
 
 /// Creates the dead-letter producer.
@@ -301,7 +151,7 @@ pub fn producer(brokers: &str, instance_id: &str) -> Result<ReplaceableProducer,
 }
 
 /// The assignment list for `partitions`: the stored offset where there is one, else the
-/// offset committed in Kafka (or `auto.offset.reset`).
+/// offset committed in Kafka (never ahead of PostgreSQL's) or `auto.offset.reset`.
 pub fn assignment(
     topic: &str,
     partitions: &[i32],
@@ -346,12 +196,14 @@ pub fn record(message: &BorrowedMessage<'_>) -> Record {
     }
 }
 
-/// Asks the broker for the topic's metadata every `every` until `stop` changes, and records
-/// whether it answered. Holds the consumer only weakly, so it never delays its close.
+/// Asks the broker for the topic's metadata every `every` until `stop` changes, records
+/// whether it answered, and publishes the topic's partition count to `partitions` (kept when
+/// the broker does not answer). Holds the consumer only weakly, so it never delays its close.
 pub async fn probe_broker(
     consumer: Weak<FleetConsumer>,
     topic: String,
     health: Arc<Health>,
+    partitions: watch::Sender<Option<i32>>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -361,17 +213,28 @@ pub async fn probe_broker(
         };
         let topic_for_probe = topic.clone();
         let probe = tokio::task::spawn_blocking(move || {
-            let ok = match strong.fetch_metadata(Some(&topic_for_probe), Duration::from_secs(3)) {
+            let count = match strong.fetch_metadata(Some(&topic_for_probe), Duration::from_secs(3))
+            {
                 Ok(md) => md
                     .topics()
                     .iter()
-                    .any(|t| t.name() == topic_for_probe && t.error().is_none()),
-                Err(_) => false,
+                    .find(|t| t.name() == topic_for_probe && t.error().is_none())
+                    .map(|t| t.partitions().len() as i32)
+                    .filter(|&n| n > 0),
+                Err(_) => None,
             };
             drop(strong);
-            ok
+            count
         });
-        let ok = probe.await.unwrap_or(false);
+        let count = probe.await.unwrap_or(None);
+        let ok = count.is_some();
+        if let Some(count) = count {
+            partitions.send_if_modified(|known| {
+                let changed = *known != Some(count);
+                *known = Some(count);
+                changed
+            });
+        }
         if ok != health.snapshot().broker_ok {
             tracing::info!(broker_ok = ok, "broker probe");
         }
@@ -392,7 +255,6 @@ mod tests {
             brokers: "b:9092".into(),
             group: "fleet-consumer".into(),
             instance_id: "c-1".into(),
-            topic: "telemetry".into(),
             debug: None,
         }
     }
@@ -401,10 +263,12 @@ mod tests {
     fn consumer_settings_follow_the_design() {
         let c = consumer_config(&settings());
         assert_eq!(c.get("enable.auto.commit"), Some("false"));
-        assert_eq!(c.get("group.instance.id"), Some("c-1"));
+        assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(c.get("group.id"), Some("fleet-consumer"));
-        assert_eq!(c.get("max.poll.interval.ms"), Some("15000"));
+        assert_eq!(c.get("client.id"), Some("fleet-consumer-c-1"));
         assert_eq!(c.get("auto.offset.reset"), Some("earliest"));
+        // No group membership: the coordinator never holds the partitions.
+        assert_eq!(c.get("group.instance.id"), None);
     }
 
     #[test]
@@ -434,13 +298,5 @@ mod tests {
                 (2, Offset::Offset(7))
             ]
         );
-    }
-
-    #[test]
-    fn rebalance_news_is_taken_once() {
-        let ctx = FleetContext::new("telemetry", Arc::default());
-        ctx.news.lock().unwrap().assign = Some(vec![1]);
-        assert_eq!(ctx.take_news().assign, Some(vec![1]));
-        assert_eq!(ctx.take_news(), RebalanceNews::default());
     }
 }

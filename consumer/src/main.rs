@@ -1,7 +1,8 @@
 //! fleet consumer: reads telemetry events from Kafka in batches and stores each batch, rows and
 //! offsets together, in one PostgreSQL transaction; poison records go to the dead-letter topic.
 //!
-//! Modules: [`cli`] (options), [`kafka`] (consumer, producer, rebalance), [`batch`] and
+//! Modules: [`cli`] (options), [`kafka`] (consumer, producers, broker probe), [`ownership`]
+//! (which partitions this replica reads, from the registry's live replicas), [`batch`] and
 //! [`row`] (what a batch holds), [`dlq`] (poison decision and dead letters), [`sink`]
 //! (PostgreSQL), [`analytics`] (aggregates in the batch's transaction, published after it),
 //! [`flush`] (writing one batch), [`pipeline`] (the loop), [`http`], [`health`] and
@@ -17,6 +18,7 @@ mod health;
 mod http;
 mod kafka;
 mod metrics;
+mod ownership;
 mod pipeline;
 mod row;
 mod sink;
@@ -34,8 +36,7 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::sink::{PgSettings, PgSink};
 
-/// Limit of a PostgreSQL connect or transaction; below `max.poll.interval.ms` so a hung
-/// database cannot make the group drop this member.
+/// Limit of a PostgreSQL connect or transaction.
 const PG_TIMEOUT: Duration = Duration::from_secs(5);
 /// Limit of one dead-letter delivery.
 const DLQ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,6 +56,7 @@ async fn run(cli: Cli, log_level: fleet_common::logging::LogLevel) -> anyhow::Re
         return check_analytics(&cli, password).await;
     }
     let instance_id = cli.instance_id().context("reading the settings")?;
+    let replica_index = cli.replica_index().context("reading the settings")?;
     tracing::info!(brokers = %cli.kafka_brokers, topic = %cli.kafka_topic, group = %cli.group,
         %instance_id, postgres = %cli.pg_target(), "starting");
 
@@ -81,15 +83,30 @@ async fn run(cli: Cli, log_level: fleet_common::logging::LogLevel) -> anyhow::Re
     tracing::info!(listen = %cli.listen, "HTTP endpoints up");
     let registry_args =
         fleet_registry::RegistryArgs::from_env().context("reading the registry settings")?;
+    let runs = vec![cli.kafka_topic.clone(), format!("group {}", cli.group)];
+    let limits = pipeline::BatchLimits {
+        max_records: cli.batch_max_records as usize,
+        max_wait: cli.batch_max_wait,
+    };
+    let mut initial = fleet_registry::LiveConfig::default();
+    initial.consumer.batch_max_records = cli.batch_max_records;
+    initial.consumer.batch_max_wait = cli.batch_max_wait;
     let membership = fleet_registry::Membership {
         role: fleet_registry::ROLE_CONSUMER,
         port: cli.listen.port(),
-        runs: vec![cli.kafka_topic.clone(), format!("group {}", cli.group)],
-        initial: fleet_registry::LiveConfig::default(),
-        watch_roles: &[],
+        runs: runs.clone(),
+        initial,
+        watch_roles: &[fleet_registry::ROLE_CONSUMER],
     };
     let registry = fleet_registry::join(&registry_args, membership, Some(log_level))
         .context("joining the registry")?;
+    let identity = ownership::Identity {
+        member_id: registry_args.member_id(fleet_registry::ROLE_CONSUMER),
+        replica_index,
+        replicas: cli.replicas,
+        runs,
+    };
+    let limits = follow_limits(registry.as_ref(), limits);
 
     let mut sink = PgSink::new(pg_settings(&cli, password));
     if !connect_postgres(&mut sink, &health, stop_rx.clone()).await {
@@ -97,17 +114,14 @@ async fn run(cli: Cli, log_level: fleet_common::logging::LogLevel) -> anyhow::Re
     }
 
     let topic = cli.kafka_topic.clone();
-    let context = kafka::FleetContext::new(&topic, health.clone());
     let consumer_settings = kafka::ConsumerSettings {
         brokers: cli.kafka_brokers.clone(),
         group: cli.group.clone(),
         instance_id: instance_id.clone(),
-        topic: topic.clone(),
         debug: cli.kafka_debug.clone(),
     };
-    let consumer = Arc::new(
-        kafka::subscribe(&consumer_settings, context).context("starting the Kafka consumer")?,
-    );
+    let consumer =
+        Arc::new(kafka::create(&consumer_settings).context("starting the Kafka consumer")?);
     health.set_subscribed(true);
     let producer = kafka::producer(&cli.kafka_brokers, &instance_id)
         .context("starting the dead-letter producer")?;
@@ -130,25 +144,33 @@ async fn run(cli: Cli, log_level: fleet_common::logging::LogLevel) -> anyhow::Re
     } else {
         None
     };
+    let (partitions_tx, partitions_rx) = watch::channel(None);
     let probe = tokio::spawn(kafka::probe_broker(
         Arc::downgrade(&consumer),
         topic.clone(),
         health.clone(),
+        partitions_tx,
         Duration::from_secs(5),
         stop_rx.clone(),
     ));
+    let share = ownership::follow(
+        identity,
+        partitions_rx,
+        registry
+            .as_ref()
+            .and_then(|r| r.members(fleet_registry::ROLE_CONSUMER)),
+        Duration::from_millis(200),
+    );
 
     let settings = pipeline::Settings {
         topic,
-        batch_max_records: cli.batch_max_records as usize,
-        batch_max_wait: cli.batch_max_wait,
         idle_check: Duration::from_secs(5),
         retry_initial: Duration::from_millis(100),
         retry_cap: RETRY_CAP,
-        leave_timeout: Duration::from_secs(3),
     };
     pipeline::Pipeline::new(
         consumer.clone(),
+        pipeline::Inputs { share, limits },
         sink,
         dead_letters,
         publisher,
@@ -160,7 +182,7 @@ async fn run(cli: Cli, log_level: fleet_common::logging::LogLevel) -> anyhow::Re
     .await;
     health.set_subscribed(false);
     let _ = probe.await;
-    // Closing waits for librdkafka to finish with the group; keep it off the async workers.
+    // Closing waits for librdkafka's outstanding requests; keep it off the async workers.
     tokio::task::spawn_blocking(move || drop(consumer))
         .await
         .context("closing the Kafka consumer")?;
@@ -169,6 +191,23 @@ async fn run(cli: Cli, log_level: fleet_common::logging::LogLevel) -> anyhow::Re
         registry.close().await;
     }
     finish(server).await
+}
+
+/// The batch limits, following the live `consumer.batch_max_records` and
+/// `consumer.batch_max_wait` when the registry is joined (values it refuses never reach here:
+/// the live configuration is checked when written and when read).
+fn follow_limits(
+    registry: Option<&fleet_registry::Registry>,
+    start: pipeline::BatchLimits,
+) -> watch::Receiver<pipeline::BatchLimits> {
+    let (tx, rx) = watch::channel(start);
+    if let Some(registry) = registry {
+        fleet_registry::forward(registry.config(), tx, |live| pipeline::BatchLimits {
+            max_records: (live.consumer.batch_max_records as usize).max(1),
+            max_wait: live.consumer.batch_max_wait,
+        });
+    }
+    rx
 }
 
 fn pg_settings(cli: &Cli, password: Option<String>) -> PgSettings {

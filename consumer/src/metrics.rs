@@ -51,7 +51,7 @@ impl Metrics {
         self.publish_failures.fetch_add(failed, Ordering::Relaxed);
     }
 
-    /// Records a partition assignment or revocation.
+    /// Records a change of this replica's share of the partitions.
     pub fn record_rebalance(&self) {
         self.rebalances.fetch_add(1, Ordering::Relaxed);
     }
@@ -94,7 +94,7 @@ impl Metrics {
             (
                 "rebalances_total",
                 "counter",
-                "Partition assignments and revocations.",
+                "Changes of this replica's share of the partitions (assignments).",
                 get(&self.rebalances).to_string(),
             ),
             (

@@ -1,13 +1,14 @@
-//! The consumer loop: read records into a batch, write it when full or old enough, commit the
-//! offsets to Kafka after PostgreSQL, resume new partitions from the offsets in PostgreSQL,
-//! pause and retry with backoff while a batch cannot be written, publish a committed batch's
-//! aggregates, and leave the group on shutdown.
+//! The consumer loop: read records into a batch, write it when full or old enough (limits that
+//! may change while it runs), commit the offsets to Kafka after PostgreSQL, follow this
+//! replica's share of the partitions (resuming each from the offsets in PostgreSQL), pause and
+//! retry with backoff while a batch cannot be written, publish a committed batch's aggregates,
+//! and write the open batch on shutdown.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, RebalanceProtocol};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -22,28 +23,42 @@ use crate::kafka::{self, FleetConsumer};
 use crate::metrics::Metrics;
 use crate::sink::PgSink;
 
-/// How the loop batches and retries.
+/// When a batch is written; the live configuration may change them while the loop runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// A batch is written when it holds this many records...
+    pub max_records: usize,
+    /// ... or this long after its first record.
+    pub max_wait: Duration,
+}
+
+/// How the loop retries, and what it reads.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Topic read (for assignments and commits).
     pub topic: String,
-    /// A batch is written when it holds this many records...
-    pub batch_max_records: usize,
-    /// ... or this long after its first record.
-    pub batch_max_wait: Duration,
     /// PostgreSQL is checked after this long without a batch.
     pub idle_check: Duration,
     /// First retry delay after a failure.
     pub retry_initial: Duration,
     /// Longest retry delay.
     pub retry_cap: Duration,
-    /// How long shutdown waits for the group to revoke the partitions.
-    pub leave_timeout: Duration,
+}
+
+/// What the loop follows while it runs.
+pub struct Inputs {
+    /// This replica's partitions (see [`crate::ownership`]).
+    pub share: watch::Receiver<Vec<i32>>,
+    /// The batch limits.
+    pub limits: watch::Receiver<BatchLimits>,
 }
 
 /// The loop's state.
 pub struct Pipeline {
     consumer: Arc<FleetConsumer>,
+    inputs: Inputs,
+    /// The partitions assigned now.
+    owned: Vec<i32>,
     sink: PgSink,
     dead_letters: KafkaDeadLetters,
     publisher: Option<Publisher>,
@@ -58,10 +73,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A loop over a subscribed consumer and a (connected) sink; `publisher`, if any, gets
-    /// every committed batch's aggregates.
+    /// A loop over a consumer and a (connected) sink, reading the partitions `inputs.share`
+    /// names; `publisher`, if any, gets every committed batch's aggregates.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         consumer: Arc<FleetConsumer>,
+        inputs: Inputs,
         sink: PgSink,
         dead_letters: KafkaDeadLetters,
         publisher: Option<Publisher>,
@@ -72,6 +89,8 @@ impl Pipeline {
         let backoff = Backoff::new(settings.retry_initial, settings.retry_cap);
         Self {
             consumer,
+            inputs,
+            owned: Vec::new(),
             sink,
             dead_letters,
             publisher,
@@ -85,27 +104,30 @@ impl Pipeline {
         }
     }
 
-    /// Runs until `shutdown` changes, then writes the open batch if it can and leaves the
-    /// group.
+    /// Runs until `shutdown` changes, then writes the open batch if it can.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let consumer = self.consumer.clone();
-        let rebalanced = consumer.context().notify();
+        self.on_share().await;
+        let mut limits = *self.inputs.limits.borrow_and_update();
         loop {
-            let flush_at = self.retry_at.or_else(|| {
-                self.batch
-                    .deadline(self.settings.batch_max_wait)
-                    .map(Instant::from_std)
-            });
+            let flush_at = self
+                .retry_at
+                .or_else(|| self.batch.deadline(limits.max_wait).map(Instant::from_std));
             let idle = flush_at.is_none();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                _ = rebalanced.notified() => self.on_rebalance().await,
+                Ok(()) = self.inputs.share.changed() => self.on_share().await,
+                Ok(()) = self.inputs.limits.changed() => {
+                    limits = *self.inputs.limits.borrow_and_update();
+                    tracing::info!(max_records = limits.max_records, max_wait = ?limits.max_wait,
+                        "batch limits changed");
+                }
                 _ = sleep_until(flush_at), if flush_at.is_some() => self.attempt().await,
                 received = next_record(&consumer) => self.on_record(received),
                 _ = tokio::time::sleep(self.settings.idle_check), if idle => self.attempt().await,
             }
-            if self.retry_at.is_none() && self.batch.len() >= self.settings.batch_max_records {
+            if self.retry_at.is_none() && self.batch.len() >= limits.max_records {
                 self.attempt().await;
             }
         }
@@ -122,58 +144,59 @@ impl Pipeline {
         }
     }
 
-    /// Drops the open batch after a revocation; assigns new partitions from their stored
-    /// offsets.
-    async fn on_rebalance(&mut self) {
-        let news = self.consumer.context().take_news();
-        if news.revoked {
-            self.metrics.record_rebalance();
-            if !self.batch.is_empty() {
-                tracing::info!(
-                    records = self.batch.len(),
-                    "partitions revoked: dropping the open batch, its records will be read again"
-                );
-                self.batch.clear();
-            }
-        }
-        let Some(partitions) = news.assign else {
+    /// Follows a new share: writes the open batch while its partitions are still ours (or
+    /// drops it when it cannot be written: its records are read again from the stored
+    /// offsets), then assigns the new share, each partition from its offset in PostgreSQL.
+    async fn on_share(&mut self) {
+        let partitions = self.inputs.share.borrow_and_update().clone();
+        if partitions == self.owned {
             return;
-        };
+        }
         self.metrics.record_rebalance();
-        let stored = match self.sink.stored_offsets(&partitions).await {
-            Ok(stored) => {
-                self.health.set_postgres_ok(true);
-                stored
-            }
-            Err(e) => {
-                tracing::warn!(error = %e,
-                    "no stored offsets: resuming from the offsets committed in Kafka");
-                self.health.set_postgres_ok(false);
-                BTreeMap::new()
+        if !self.batch.is_empty() && self.retry_at.is_none() {
+            self.attempt().await;
+        }
+        if !self.batch.is_empty() {
+            tracing::info!(
+                records = self.batch.len(),
+                "share changed before the open batch could be written: dropping it, its records will be read again"
+            );
+            self.batch.clear();
+        }
+        let stored = if partitions.is_empty() {
+            BTreeMap::new()
+        } else {
+            match self.sink.stored_offsets(&partitions).await {
+                Ok(stored) => {
+                    self.health.set_postgres_ok(true);
+                    stored
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e,
+                        "no stored offsets: resuming from the offsets committed in Kafka");
+                    self.health.set_postgres_ok(false);
+                    BTreeMap::new()
+                }
             }
         };
         tracing::info!(
             ?partitions,
             ?stored,
-            "resuming partitions (stored = offsets from PostgreSQL)"
+            "reading partitions (stored = offsets from PostgreSQL)"
         );
         match self.assign(&partitions, &stored) {
-            Ok(()) => self.health.set_assigned(partitions.len()),
+            Ok(()) => {
+                self.health.set_assigned(partitions.len());
+                self.owned = partitions;
+            }
             Err(e) => tracing::error!(error = %e, ?partitions, "assigning partitions"),
         }
     }
 
     fn assign(&self, partitions: &[i32], stored: &BTreeMap<i32, i64>) -> KafkaResult<()> {
         let tpl = kafka::assignment(&self.settings.topic, partitions, stored)?;
-        if matches!(
-            self.consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        ) {
-            self.consumer.incremental_assign(&tpl)?;
-        } else {
-            self.consumer.assign(&tpl)?;
-        }
-        if self.paused {
+        self.consumer.assign(&tpl)?;
+        if self.paused && !partitions.is_empty() {
             self.consumer.pause(&tpl)?;
         }
         Ok(())
@@ -264,16 +287,10 @@ impl Pipeline {
         }
     }
 
-    /// Writes the open batch once more, then unsubscribes and waits for the revocation so
-    /// that the group is left before the consumer is closed.
+    /// Writes the open batch once more; what cannot be written is read again from the stored
+    /// offsets by whoever reads the partitions next.
     async fn shut_down(mut self) {
         tracing::info!(records = self.batch.len(), "shutting down");
-        let context = self.consumer.context().clone();
-        context.set_closing();
-        if let Some(partitions) = context.take_news().assign {
-            // librdkafka waits for this assignment before it can leave.
-            let _ = self.assign(&partitions, &BTreeMap::new());
-        }
         if !self.batch.is_empty() {
             self.retry_at = None;
             self.attempt().await;
@@ -282,24 +299,6 @@ impl Pipeline {
                     records = self.batch.len(),
                     "open batch not written; its records will be read again"
                 );
-            }
-        }
-        self.consumer.unsubscribe();
-        let rebalanced = context.notify();
-        let deadline = Instant::now() + self.settings.leave_timeout;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => break,
-                _ = rebalanced.notified() => {
-                    if context.take_news().revoked {
-                        break;
-                    }
-                }
-                received = next_record(&self.consumer) => {
-                    if let Err(e) = received {
-                        tracing::debug!(error = %e, "receiving while leaving");
-                    }
-                }
             }
         }
         self.health.set_assigned(0);

@@ -601,6 +601,22 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
             "CONSUMER_BATCH_MAX_WAIT".to_owned(),
             humantime::format_duration(config.consumer.batch_max_wait).to_string(),
         ),
+        (
+            "CONSUMER_SUMMARY_TOPIC".to_owned(),
+            config.broker.summary_topic.clone(),
+        ),
+        (
+            "CONSUMER_METRICS_TOPIC".to_owned(),
+            config.broker.metrics_topic.clone(),
+        ),
+        (
+            "CONSUMER_HISTOGRAMS_TOPIC".to_owned(),
+            config.broker.histograms_topic.clone(),
+        ),
+        (
+            "CONSUMER_REPLICAS".to_owned(),
+            config.consumer.replicas.to_string(),
+        ),
     ]);
     consumer.files.push(SecretFile {
         path: PASSWORD_PATH.into(),
@@ -615,12 +631,15 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
         readiness: readiness(config, Service::Consumer),
         timeout: config.consumer.start_timeout,
     };
-    // Static group membership: a fixed `group.instance.id` per replica.
+    // A fixed instance id and index per replica: the index places the replica's share of the
+    // partitions while the registry is not reachable.
     services.extend(b.replicate(consumer, config.consumer.replicas, |spec, i| {
         spec.env.insert(
             "CONSUMER_INSTANCE_ID".into(),
             format!("{stack}-consumer-{i}"),
         );
+        spec.env
+            .insert("CONSUMER_REPLICA_INDEX".into(), i.to_string());
     }));
 
     for s in &mut services {
@@ -691,10 +710,6 @@ pub fn dependents(services: &[ServicePlan], changed: &[Service]) -> Vec<Service>
     found
 }
 
-/// ZooKeeper session timeout of our services: a crashed member leaves the registry this long
-/// after its last heartbeat.
-pub const REGISTRY_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
-
 /// The registry settings of one of our containers: where ZooKeeper is, the stack, and the
 /// container's member id and in-network address (`http://<container>:<port>`).
 fn registry_env(config: &Config, spec: &mut ContainerSpec, port: u16) {
@@ -707,7 +722,7 @@ fn registry_env(config: &Config, spec: &mut ContainerSpec, port: u16) {
         ("REGISTRY_STACK".to_owned(), stack.clone()),
         (
             "ZOOKEEPER_SESSION_TIMEOUT".to_owned(),
-            humantime::format_duration(REGISTRY_SESSION_TIMEOUT).to_string(),
+            humantime::format_duration(config.zookeeper.session_timeout).to_string(),
         ),
         ("REGISTRY_MEMBER_ID".to_owned(), spec.name.clone()),
         (

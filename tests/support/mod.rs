@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
+pub mod stream;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Output;

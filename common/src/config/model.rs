@@ -104,9 +104,19 @@ pub struct ZookeeperConfig {
     /// How long to wait for `ruok` to answer `imok`.
     #[serde(with = "humantime_serde")]
     pub start_timeout: Duration,
+    /// Session timeout of every member of the registry: a crashed or frozen member (and the
+    /// partitions a consumer replica owned) is given up this long after its last heartbeat.
+    /// ZooKeeper accepts 4 s to 40 s with its tick of 2 s.
+    #[serde(with = "humantime_serde", default = "default_session_timeout")]
+    pub session_timeout: Duration,
     /// Upstream image instead of the built one.
     #[serde(default)]
     pub upstream: Option<ImageOverride>,
+}
+
+/// The default of `zookeeper.session_timeout`.
+fn default_session_timeout() -> Duration {
+    Duration::from_secs(6)
 }
 
 /// The Kafka-API broker.
@@ -197,8 +207,9 @@ pub struct ConsumerConfig {
     /// Longest a batch waits to fill.
     #[serde(with = "humantime_serde")]
     pub batch_max_wait: Duration,
-    /// Containers running the consumer (`consumer-0`, `consumer-1`, ...), all in `group` with a
-    /// fixed `group.instance.id` each, sharing the partitions. 1: a single container `consumer`.
+    /// Containers running the consumer (`consumer-0`, `consumer-1`, ...), sharing the topic's
+    /// partitions: the live replicas in the registry split them, each resuming from the offsets
+    /// in PostgreSQL. 1: a single container `consumer`.
     #[serde(default = "one")]
     pub replicas: u32,
     /// How long to wait for `/readyz`.

@@ -117,6 +117,16 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
             ),
         )?;
     }
+    let session = c.zookeeper.session_timeout;
+    if session < std::time::Duration::from_secs(4) || session > std::time::Duration::from_secs(40) {
+        fail(
+            "zookeeper.session_timeout",
+            format!(
+                "{}s is outside 4s..40s, the range ZooKeeper grants with its tick of 2s",
+                session.as_secs_f64()
+            ),
+        )?;
+    }
     if c.consumer.batch_max_records == 0 {
         fail("consumer.batch_max_records", "must be at least 1")?;
     }

@@ -146,10 +146,10 @@ async fn apply(
         .await;
         let mut failure: Option<anyhow::Error> = None;
         for (service_plan, result, action) in results {
-            if let Some(action) = action {
-                if action.created_it() {
-                    created.containers.push(service_plan.spec.name.clone());
-                }
+            if let Some(action) = action
+                && action.created_it()
+            {
+                created.containers.push(service_plan.spec.name.clone());
             }
             match result {
                 Ok(outcome) => {
@@ -240,10 +240,10 @@ async fn rollback(ctx: &Ctx, docker: &Docker, created: &Created) {
             ctx.progress.line(format!("rollback: {e}"));
         }
     }
-    if let Some(network) = &created.network {
-        if let Err(e) = docker.remove_network(network).await {
-            ctx.progress.line(format!("rollback: {e}"));
-        }
+    if let Some(network) = &created.network
+        && let Err(e) = docker.remove_network(network).await
+    {
+        ctx.progress.line(format!("rollback: {e}"));
     }
     step.finish(&format!(
         "removed {} container(s), {} volume(s){} created by this launch",

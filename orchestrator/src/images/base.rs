@@ -18,10 +18,10 @@ pub async fn ensure_base(
     progress: &Progress,
 ) -> Result<Resolved, ImageError> {
     let images = &config.images;
-    if images.base_source != BaseSource::Debootstrap {
-        if let Some(id) = docker.image_id(&images.base_image).await? {
-            return Ok(Resolved::new(&images.base_image, id));
-        }
+    if images.base_source != BaseSource::Debootstrap
+        && let Some(id) = docker.image_id(&images.base_image).await?
+    {
+        return Ok(Resolved::new(&images.base_image, id));
     }
     let hash = crate::docker::hex_digest(
         &{
@@ -88,6 +88,11 @@ async fn bootstrap(
     let rootfs = work.join(tag);
     let tarball = work.join(format!("{tag}.tar"));
     std::fs::create_dir_all(&work).map_err(|e| ImageError::io("create", &work, e))?;
+    // Another fleet process may be bootstrapping into the same folder: wait for it.
+    let lock_path = cache_dir.join("locks").join(format!("base-{tag}.lock"));
+    let _lock = super::cache_lock::acquire(&lock_path, step)
+        .await
+        .map_err(|e| ImageError::io("lock", &lock_path, e))?;
     if !tarball.is_file() {
         if rootfs.exists() {
             // A bootstrap that was interrupted: start over.

@@ -34,6 +34,14 @@ pub enum HostBuildError {
         /// Last lines of output.
         tail: String,
     },
+    /// The cache's lock for the artefact could not be taken.
+    #[error("lock {path} (held while the artefact is built): {source}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// cargo succeeded but the expected binary is missing.
     #[error("`{command}` succeeded but {path} is missing")]
     Missing {
@@ -120,6 +128,17 @@ pub async fn install_tansu(
         .join("cargo-install")
         .join(format!("tansu-{version}-{}", features.join("+")));
     let binary = root.join("bin").join("tansu");
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    // Another fleet process may be installing it into the same folders: wait for it.
+    let lock_path = cache_dir.join("locks").join("tansu.lock");
+    let _lock = super::cache_lock::acquire(&lock_path, step)
+        .await
+        .map_err(|source| HostBuildError::Lock {
+            path: lock_path.clone(),
+            source,
+        })?;
     if binary.is_file() {
         return Ok(binary);
     }

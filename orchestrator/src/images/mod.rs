@@ -2,6 +2,7 @@
 //! host-built binaries they carry. An image whose recipe hash already has a tag is reused.
 
 mod base;
+mod cache_lock;
 mod context;
 mod host_build;
 mod set;
