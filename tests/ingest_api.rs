@@ -199,30 +199,15 @@ async fn read_whole_topic(
     patience: Duration,
 ) -> Option<(BTreeSet<String>, usize)> {
     let config = kafka_config(bootstrap);
+    let bootstrap = bootstrap.to_owned();
     tokio::task::spawn_blocking(move || {
         use rdkafka::Message;
         use rdkafka::consumer::{BaseConsumer, Consumer};
-        let timeout = Duration::from_secs(10);
         let consumer: BaseConsumer = config.create().expect("consumer");
         // The broker may just have been restarted: retry metadata and watermarks for a while.
         let started = Instant::now();
         let watermarks = loop {
-            let attempt = (|| -> Result<Vec<(i32, i64, i64)>, rdkafka::error::KafkaError> {
-                let metadata = consumer.fetch_metadata(Some(TOPIC), timeout)?;
-                let partitions: Vec<i32> = metadata
-                    .topics()
-                    .iter()
-                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                    .collect();
-                partitions
-                    .into_iter()
-                    .map(|p| {
-                        let (low, high) = consumer.fetch_watermarks(TOPIC, p, timeout)?;
-                        Ok((p, low, high))
-                    })
-                    .collect()
-            })();
-            match attempt {
+            match fleet_orchestrator::probes::partition_ranges(&bootstrap, TOPIC) {
                 Ok(w) if !w.is_empty() => break w,
                 other => {
                     if started.elapsed() > patience {

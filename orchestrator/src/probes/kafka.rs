@@ -66,8 +66,9 @@ pub async fn create_topics(bootstrap: &str, topics: &[(String, i32)]) -> Result<
     Ok(())
 }
 
-/// The high watermark of every partition of `topic` (blocking; call from a blocking task).
-pub fn partition_watermarks(bootstrap: &str, topic: &str) -> Result<Vec<(i32, i64)>, ProbeError> {
+/// The low and high watermark of every partition of `topic`: `(partition, low, high)`
+/// (blocking; call from a blocking task).
+pub fn partition_ranges(bootstrap: &str, topic: &str) -> Result<Vec<(i32, i64, i64)>, ProbeError> {
     let consumer: BaseConsumer = client_config(bootstrap)
         .create()
         .map_err(|e| ProbeError::new(format!("Kafka client for {bootstrap}: {e}")))?;
@@ -84,8 +85,14 @@ pub fn partition_watermarks(bootstrap: &str, topic: &str) -> Result<Vec<(i32, i6
         .map(|p| {
             consumer
                 .fetch_watermarks(topic, p, Duration::from_secs(3))
-                .map(|(_, high)| (p, high))
+                .map(|(low, high)| (p, low, high))
                 .map_err(|e| ProbeError::new(format!("watermarks of {topic}/{p}: {e}")))
         })
         .collect()
+}
+
+/// The high watermark of every partition of `topic` (blocking; call from a blocking task).
+pub fn partition_watermarks(bootstrap: &str, topic: &str) -> Result<Vec<(i32, i64)>, ProbeError> {
+    partition_ranges(bootstrap, topic)
+        .map(|ranges| ranges.into_iter().map(|(p, _, high)| (p, high)).collect())
 }

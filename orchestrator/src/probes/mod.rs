@@ -9,7 +9,7 @@ mod vehicle;
 mod zookeeper;
 
 pub use http::http_ok;
-pub use kafka::{create_topics, kafka_metadata, partition_watermarks};
+pub use kafka::{create_topics, kafka_metadata, partition_ranges, partition_watermarks};
 pub use postgres::{apply_schema, connect as postgres_connect};
 pub use vehicle::{VehicleStats, vehicle_stats};
 pub use zookeeper::zookeeper_ruok;
