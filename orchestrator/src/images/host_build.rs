@@ -172,26 +172,32 @@ pub async fn install_tansu(
     }
 }
 
-/// Builds `ingest`, `consumer`, `vehicle` and `balancer` with `profile` in the workspace at `root` and
-/// returns their paths (cargo makes this a no-op when nothing changed).
+/// Builds `ingest`, `consumer`, `vehicle` and `balancer` with `profile` in the workspace at
+/// `root` and returns their paths. Cargo is not asked when every binary is newer than every
+/// source file of the workspace (see [`super::freshness`]); otherwise cargo makes this a no-op
+/// when nothing changed.
 pub async fn build_workspace_binaries(
     root: &Path,
     profile: &str,
     step: &Step,
 ) -> Result<Vec<PathBuf>, HostBuildError> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let dir = target.join(if profile == "dev" { "debug" } else { profile });
+    let paths: Vec<PathBuf> = SERVICE_BINARIES.iter().map(|bin| dir.join(bin)).collect();
+    if super::freshness::binaries_newer_than_sources(root, &paths) {
+        step.update("binaries newer than every source file: cargo not needed");
+        return Ok(paths);
+    }
     let mut args: Vec<String> = vec!["build".into(), "--profile".into(), profile.into()];
     for bin in SERVICE_BINARIES {
         args.extend(["-p".into(), bin.into()]);
     }
     let command = run_cargo(root, &args, &[], step).await?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let dir = target.join(if profile == "dev" { "debug" } else { profile });
-    SERVICE_BINARIES
-        .iter()
-        .map(|bin| {
-            let path = dir.join(bin);
+    paths
+        .into_iter()
+        .map(|path| {
             if path.is_file() {
                 Ok(path)
             } else {

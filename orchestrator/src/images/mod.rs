@@ -4,6 +4,7 @@
 mod base;
 mod cache_lock;
 mod context;
+mod freshness;
 mod host_build;
 mod set;
 
