@@ -3,7 +3,9 @@
 //! vehicles running, the page's received counter goes up and the vehicles appear in its table
 //! and on its map; after the fleet stopped and the consumer caught up, the page's stored count,
 //! vehicle count and per-make counts equal SQL over `diag`. Also `Accept: application/json` and
-//! the resumption of `GET /events/stream` with `Last-Event-ID`. Saves `docs/dashboard.png`.
+//! the resumption of `GET /events/stream` with `Last-Event-ID`. Saves the screenshot as
+//! `target/dashboard.png`, or as the README's `docs/dashboard.png` with
+//! `FLEET_UPDATE_SCREENSHOT=1` (so that a test run leaves the checkout clean).
 
 mod support;
 
@@ -383,10 +385,19 @@ async fn the_dashboard_shows_the_live_fleet_and_matches_postgres() {
     tokio::time::sleep(Duration::from_secs(20)).await;
     let png = browser.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs");
-    std::fs::create_dir_all(&docs).expect("docs folder");
-    std::fs::write(docs.join("dashboard.png"), &png).expect("write docs/dashboard.png");
-    eprintln!("screenshot: {} bytes", png.len());
+    let folder = if std::env::var_os("FLEET_UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs")
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target")
+    };
+    std::fs::create_dir_all(&folder).expect("screenshot folder");
+    let screenshot = folder.join("dashboard.png");
+    std::fs::write(&screenshot, &png).expect("write the screenshot");
+    eprintln!(
+        "screenshot: {} bytes in {}",
+        png.len(),
+        screenshot.display()
+    );
 
     // The JSON of the same URL.
     let json = events_json(&url).await;
