@@ -1,8 +1,10 @@
 //! ZooKeeper as the fleet's registry, against a real stack: every ingest, consumer and vehicle
 //! container registers an ephemeral member node; a killed vehicle container's node vanishes
-//! when its session expires; `fleet config set vehicles.report_interval=250ms` raises the
-//! event rate of the running fleet within seconds; ZooKeeper stopped for 15 s and started
-//! again loses no event (`fleet verify` green) and every member registers again.
+//! when its session expires (`zookeeper.session_timeout`); `fleet config set
+//! vehicles.report_interval=250ms` raises the event rate of the running fleet within seconds;
+//! `fleet config set ingest.rate_limit_per_vin=10` makes ingest answer a faster client 429 with
+//! `Retry-After` within seconds, and 0 turns the limit off again; ZooKeeper stopped for 15 s and
+//! started again loses no event (`fleet verify` green) and every member registers again.
 //!
 //! ZooKeeper is read from the host through its published port with the same client the
 //! services use (`fleet-registry`, built on `zookeeper-client`).
@@ -11,13 +13,30 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use fleet_common::{EventTime, TelemetryEvent, Vin};
 use fleet_registry::{Admin, Member, ROLE_CONSUMER, ROLE_INGEST, ROLE_VEHICLE};
 use support::TestStack;
+use support::stream::docker;
+use uuid::Uuid;
 
 /// Vehicle containers launched (one vehicle each).
 const VEHICLES: usize = 2;
-/// The services' session timeout (`plan::REGISTRY_SESSION_TIMEOUT`).
-const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+/// The live per-vehicle rate limit set while the vehicles send 4 events/s each.
+const RATE_LIMIT: u32 = 10;
+/// World manufacturer identifier of the test's own client's VIN (not a simulated vehicle).
+const CLIENT_WMI: &str = "9RL";
+
+/// The services' session timeout: `zookeeper.session_timeout` of the configuration the stack
+/// is launched with (the file and the `FLEET_*` overrides, the stack's own last).
+fn session_timeout(stack: &TestStack) -> Duration {
+    let file = support::config_file();
+    let text = std::fs::read_to_string(&file).expect("read the config file");
+    let env = std::env::vars().chain(stack.env.clone());
+    fleet_common::config::load_from_str(&text, &file.display().to_string(), env)
+        .expect("the stack's configuration loads")
+        .zookeeper
+        .session_timeout
+}
 
 async fn admin(stack: &TestStack) -> Admin {
     let address = format!("127.0.0.1:{}", stack.env["FLEET_ZOOKEEPER__HOST_PORT"]);
@@ -43,12 +62,13 @@ async fn members_until(
     }
 }
 
-/// Rows stored in `diag` for the simulated vehicles (VIN not of a `fleet verify` probe).
+/// Rows stored in `diag` for the simulated vehicles (VIN not of a `fleet verify` probe nor of
+/// the test's own client).
 async fn vehicle_rows(pg: &tokio_postgres::Client) -> i64 {
-    pg.query_one("SELECT count(*) FROM diag WHERE vin NOT LIKE '9FL%'", &[])
-        .await
-        .expect("count rows")
-        .get(0)
+    let query = format!(
+        "SELECT count(*) FROM diag WHERE vin NOT LIKE '9FL%' AND vin NOT LIKE '{CLIENT_WMI}%'"
+    );
+    pg.query_one(&query, &[]).await.expect("count rows").get(0)
 }
 
 /// Rows per second stored over `window` (starting after the pipeline's delay has settled).
@@ -59,12 +79,69 @@ async fn row_rate(pg: &tokio_postgres::Client, window: Duration) -> f64 {
     (after - before) as f64 / window.as_secs_f64()
 }
 
-fn docker(args: &[&str]) {
-    let status = std::process::Command::new("docker")
-        .args(args)
-        .status()
-        .expect("docker runs");
-    assert!(status.success(), "docker {args:?}");
+/// Posts one event of `vin` (the next `seq`); returns the status and `Retry-After`.
+async fn post_one(
+    http: &reqwest::Client,
+    stack: &TestStack,
+    vin: &Vin,
+    seq: &mut u64,
+) -> (u16, Option<String>) {
+    let event = TelemetryEvent::example(
+        Uuid::new_v4(),
+        vin.clone(),
+        *seq,
+        EventTime(chrono::Utc::now()),
+    );
+    *seq += 1;
+    let response = http
+        .post(stack.events_url())
+        .json(&event)
+        .send()
+        .await
+        .expect("ingest answers");
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().expect("ASCII header").to_owned());
+    (response.status().as_u16(), retry_after)
+}
+
+/// Requests a client keeps in flight in [`post_for`].
+const IN_FLIGHT: u64 = 4;
+
+/// Statuses of one vehicle's events posted [`IN_FLIGHT`] at a time, as fast as ingest answers,
+/// for `window`: (200s, 429s, events per second sent).
+async fn post_for(
+    http: &reqwest::Client,
+    stack: &TestStack,
+    vin: &Vin,
+    seq: &mut u64,
+    window: Duration,
+) -> (u32, u32, f64) {
+    let (mut ok, mut limited, mut sent) = (0, 0, 0);
+    let started = Instant::now();
+    while started.elapsed() < window {
+        let round: Vec<_> = (0..IN_FLIGHT)
+            .map(|i| {
+                let mut seq = *seq + i;
+                async move { post_one(http, stack, vin, &mut seq).await }
+            })
+            .collect();
+        *seq += IN_FLIGHT;
+        for (status, _) in futures::future::join_all(round).await {
+            match status {
+                200 => ok += 1,
+                429 => limited += 1,
+                other => panic!("POST /events answered {other}"),
+            }
+            sent += 1;
+        }
+    }
+    (
+        ok,
+        limited,
+        f64::from(sent) / started.elapsed().as_secs_f64(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -147,10 +224,90 @@ async fn registry_members_live_config_and_zookeeper_outage() {
         "{config}"
     );
 
+    // The per-vehicle rate limit, live: off as launched, then RATE_LIMIT events/s for a client
+    // posting one vehicle's events much faster (the simulated vehicles send 4/s each and stay
+    // under it), then off again; ingest follows without a restart.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("HTTP client");
+    let vin = Vin::from_serial(CLIENT_WMI, u64::from(std::process::id()));
+    let mut seq = 0;
+    let (ok, limited, rate) = post_for(&http, &stack, &vin, &mut seq, Duration::from_secs(2)).await;
+    eprintln!("rate limit off: {ok} accepted, {limited} refused at {rate:.0} events/s");
+    assert_eq!(limited, 0, "no limit as launched ({ok} accepted)");
+    assert!(
+        rate > f64::from(RATE_LIMIT) * 3.0,
+        "the client posts much faster than the limit to come: {rate:.0}/s"
+    );
+    stack
+        .fleet_ok(&[
+            "config",
+            "set",
+            &format!("ingest.rate_limit_per_vin={RATE_LIMIT}"),
+        ])
+        .await;
+    let set = Instant::now();
+    let refused = loop {
+        match post_one(&http, &stack, &vin, &mut seq).await {
+            (429, retry_after) => break Some(retry_after),
+            (200, _) if set.elapsed() < Duration::from_secs(15) => {}
+            (status, _) => {
+                assert_eq!(status, 200, "POST /events");
+                break None;
+            }
+        }
+    };
+    let applied_after = set.elapsed();
+    eprintln!("the first 429 came {applied_after:?} after `config set`");
+    let retry_after = refused
+        .unwrap_or_else(|| panic!("no 429 within {applied_after:?} of setting the limit"))
+        .expect("429 carries Retry-After");
+    let retry_after: u64 = retry_after.parse().expect("Retry-After in seconds");
+    assert!((1..=2).contains(&retry_after), "Retry-After: {retry_after}");
+    assert!(
+        applied_after < Duration::from_secs(10),
+        "ingest applied the live limit within seconds: {applied_after:?}"
+    );
+    let window = Duration::from_secs(3);
+    let (ok, limited, rate) = post_for(&http, &stack, &vin, &mut seq, window).await;
+    let allowed = f64::from(RATE_LIMIT) * (window.as_secs_f64() + 1.0);
+    eprintln!(
+        "rate limit {RATE_LIMIT}/s: {ok} accepted, {limited} refused in {window:?} at {rate:.0} events/s (at most {allowed:.0} allowed)"
+    );
+    assert!(limited > 0, "a client over the limit keeps getting 429");
+    assert!(
+        f64::from(ok) <= allowed + 1.0 && f64::from(ok) >= f64::from(RATE_LIMIT),
+        "about {RATE_LIMIT}/s pass: {ok} in {window:?}"
+    );
+    stack
+        .fleet_ok(&["config", "set", "ingest.rate_limit_per_vin=0"])
+        .await;
+    let set = Instant::now();
+    // Off again: once ingest has applied it, a burst of 50 passes whole.
+    let lifted = loop {
+        let mut all_ok = true;
+        for _ in 0..50 {
+            all_ok &= post_one(&http, &stack, &vin, &mut seq).await.0 == 200;
+        }
+        if all_ok || set.elapsed() > Duration::from_secs(15) {
+            break all_ok;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!("the limit was lifted within {:?}", set.elapsed());
+    assert!(
+        lifted,
+        "50 events of one vehicle at once pass again with the limit off"
+    );
+    let config = stack.fleet_ok(&["config", "get"]).await;
+    assert!(config.contains("ingest.rate_limit_per_vin = 0"), "{config}");
+    let session_timeout = session_timeout(&stack);
+
     // A vehicle container killed: until its session expires `fleet status` flags a member
     // whose container does not run; then its node vanishes.
     let victim = vehicles[1].clone();
-    docker(&["kill", &victim.id]);
+    docker(&["kill", &victim.id]).await;
     let killed = Instant::now();
     let status = stack.fleet_quiet(&["status"]).await;
     let status = String::from_utf8_lossy(&status.stdout).into_owned();
@@ -169,7 +326,7 @@ async fn registry_members_live_config_and_zookeeper_outage() {
             "status flags the dead member: {status}"
         );
     }
-    let (after, _) = members_until(&zk, ROLE_VEHICLE, SESSION_TIMEOUT * 4, |m| {
+    let (after, _) = members_until(&zk, ROLE_VEHICLE, session_timeout * 4, |m| {
         !m.iter().any(|m| m.session == victim.session)
     })
     .await;
@@ -180,7 +337,7 @@ async fn registry_members_live_config_and_zookeeper_outage() {
         "the killed container's node is still there after {vanished_after:?}: {after:?}"
     );
     assert!(
-        vanished_after >= SESSION_TIMEOUT / 2,
+        vanished_after >= session_timeout / 2,
         "the node went with the session, not earlier: {vanished_after:?}"
     );
     let verify = stack.fleet_quiet(&["verify", "--timeout", "10s"]).await;
@@ -192,7 +349,7 @@ async fn registry_members_live_config_and_zookeeper_outage() {
         VEHICLES - 1
     );
     // Back to the full fleet.
-    docker(&["start", &victim.id]);
+    docker(&["start", &victim.id]).await;
     let (back, _) = members_until(&zk, ROLE_VEHICLE, Duration::from_secs(30), |m| {
         m.len() == VEHICLES
     })
@@ -206,10 +363,10 @@ async fn registry_members_live_config_and_zookeeper_outage() {
     // ZooKeeper away for 15 s: members keep running on their last configuration, register
     // again when it is back, and no event is lost.
     let rows_before = vehicle_rows(&pg).await;
-    docker(&["stop", &format!("{}-zookeeper", stack.name)]);
+    docker(&["stop", &format!("{}-zookeeper", stack.name)]).await;
     tokio::time::sleep(Duration::from_secs(15)).await;
     let rows_during = vehicle_rows(&pg).await;
-    docker(&["start", &format!("{}-zookeeper", stack.name)]);
+    docker(&["start", &format!("{}-zookeeper", stack.name)]).await;
     assert!(
         rows_during - rows_before >= 15 * 4,
         "the fleet kept reporting at 250ms without ZooKeeper: {} rows in 15 s",

@@ -1,6 +1,5 @@
 //! The HTTP application: shared state and the router.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
@@ -26,7 +25,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long a request waits for the broker's acknowledgements.
     pub produce_timeout: Duration,
-    /// Events per second one vehicle may send; 0 turns rate limiting off.
+    /// Events per second one vehicle may send at start; 0 turns rate limiting off. The live
+    /// value is the rate limiter's ([`AppState::rate_limiter`]).
     pub rate_limit_per_vin: u32,
 }
 
@@ -46,8 +46,8 @@ pub struct AppState {
     pub broker_failing: Arc<AtomicBool>,
     /// What `GET /metrics` shows.
     pub metrics: Arc<Metrics>,
-    /// Per-vehicle token buckets; `None` when rate limiting is off.
-    pub rate_limiter: Option<Arc<VinRateLimiter>>,
+    /// Per-vehicle token buckets at the live rate (0: off).
+    pub rate_limiter: Arc<VinRateLimiter>,
     /// Per-vehicle bearer tokens; `None` when authentication is off.
     pub tokens: Option<Arc<Tokens>>,
     /// The live fleet dashboard of `GET /events` and `GET /events/stream`.
@@ -57,8 +57,7 @@ pub struct AppState {
 impl AppState {
     /// State around `broker` with fresh counters.
     pub fn new(broker: Arc<dyn Broker>, settings: Settings) -> Self {
-        let rate_limiter = NonZeroU32::new(settings.rate_limit_per_vin)
-            .map(|rate| Arc::new(VinRateLimiter::new(rate)));
+        let rate_limiter = Arc::new(VinRateLimiter::new(settings.rate_limit_per_vin));
         Self {
             broker,
             rate_limiter,

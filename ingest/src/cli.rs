@@ -33,7 +33,8 @@ pub struct Cli {
     pub produce_timeout: Duration,
 
     /// Events per second one vehicle (VIN) may send, in bursts of up to as many; records over it
-    /// are refused with 429 and `Retry-After`. 0 (the default) turns the limit off.
+    /// are refused with 429 and `Retry-After`. 0 (the default) turns the limit off. The starting
+    /// value: with a registry, ingest follows the live `ingest.rate_limit_per_vin` from then on.
     #[arg(long, env = "INGEST_RATE_LIMIT_PER_VIN", default_value_t = 0)]
     pub rate_limit_per_vin: u32,
 

@@ -99,15 +99,20 @@ async fn main() -> anyhow::Result<()> {
         "ingest serving"
     );
     // Registered once it listens; on SIGTERM it leaves first, so vehicles move on.
+    let mut initial = fleet_registry::LiveConfig::default();
+    initial.ingest.rate_limit_per_vin = cli.rate_limit_per_vin;
     let membership = fleet_registry::Membership {
         role: fleet_registry::ROLE_INGEST,
         port: cli.listen.port(),
         runs: vec![cli.kafka_topic.clone()],
-        initial: fleet_registry::LiveConfig::default(),
+        initial,
         watch_roles: &[],
     };
     let registry = fleet_registry::join(&registry_args, membership, Some(log_level))
         .context("joining the registry")?;
+    if let Some(registry) = &registry {
+        follow_rate_limit(registry, &state);
+    }
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async {
             fleet_common::shutdown::signal().await;
@@ -128,4 +133,22 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Applies each change of the live `ingest.rate_limit_per_vin` to every vehicle's bucket (0
+/// turns the limit off, as at start).
+fn follow_rate_limit(registry: &fleet_registry::Registry, state: &AppState) {
+    let limiter = state.rate_limiter.clone();
+    fleet_registry::follow(
+        registry.config(),
+        limiter.per_second(),
+        |live| live.ingest.rate_limit_per_vin,
+        move |&rate| {
+            limiter.set_per_second(rate);
+            match rate {
+                0 => tracing::info!("live rate limit applied: off"),
+                rate => tracing::info!(per_vin_per_second = rate, "live rate limit applied"),
+            }
+        },
+    );
 }

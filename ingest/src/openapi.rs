@@ -1,6 +1,11 @@
 //! The OpenAPI 3.0 description of the HTTP API, served at `GET /openapi.json`. Written by hand
 //! next to the handlers it describes; the limits and options in it are the running process's
-//! (body limit, whether a bearer token is required, whether vehicles are rate-limited).
+//! (body limit, whether a bearer token is required, the per-vehicle rate now).
+//! [`dashboard`] describes `GET /events` and `GET /events/stream`.
+
+mod dashboard;
+#[cfg(test)]
+mod tests;
 
 use fleet_common::event::MAX_NAME_LEN;
 use fleet_common::event::limits::{
@@ -12,12 +17,12 @@ use crate::app::Settings;
 use crate::decode::legacy_form::{EVENT_ID_NAMESPACE, POSITION_VALUES};
 
 /// The document for a process running with `settings`; `auth` says whether `POST /events` needs
-/// a bearer token.
-pub fn document(settings: &Settings, auth: bool) -> Value {
+/// a bearer token, `rate_limit_per_vin` is the per-vehicle rate now (0: off).
+pub fn document(settings: &Settings, auth: bool, rate_limit_per_vin: u32) -> Value {
     let limit = settings.max_body_bytes;
-    let rate = match settings.rate_limit_per_vin {
-        0 => "off in this process".to_owned(),
-        n => format!("{n} events/s per VIN in this process"),
+    let rate = match rate_limit_per_vin {
+        0 => "off now".to_owned(),
+        n => format!("{n} events/s per VIN now"),
     };
     let security = if auth {
         json!([{ "bearer": [] }])
@@ -64,7 +69,7 @@ pub fn document(settings: &Settings, auth: bool) -> Value {
                     "operationId": "postEvents",
                     "summary": "Validate telemetry events and produce them to the topic, keyed by VIN.",
                     "description": format!(
-                        "One result per record, in body order. Records of one vehicle over the per-vehicle rate ({rate}) are refused with status `rate_limited`; invalid records with `rejected`. The body limit ({limit} bytes, INGEST_MAX_BODY_BYTES) applies to the body as sent and, for gzip, to the inflated body."
+                        "One result per record, in body order. Records of one vehicle over the per-vehicle rate ({rate}; the live key ingest.rate_limit_per_vin changes it while ingest runs) are refused with status `rate_limited`; invalid records with `rejected`. The body limit ({limit} bytes, INGEST_MAX_BODY_BYTES) applies to the body as sent and, for gzip, to the inflated body."
                     ),
                     "security": security,
                     "parameters": [{
@@ -110,23 +115,10 @@ pub fn document(settings: &Settings, auth: bool) -> Value {
                         "503": report("The broker did not acknowledge some records in time; send those again after Retry-After. Records reported ok are stored.", true)
                     }
                 },
-                "get": {
-                    "operationId": "getEvents",
-                    "summary": "How many events the topic holds: JSON when the Accept header prefers application/json, else a live HTML page.",
-                    "responses": {
-                        "200": {
-                            "description": "The counts (JSON), or the page (HTML, also when the broker cannot be asked; it shows the error).",
-                            "content": {
-                                "application/json": { "schema": { "$ref": "#/components/schemas/EventCounts" } },
-                                "text/html": { "schema": { "type": "string" } }
-                            }
-                        },
-                        "503": {
-                            "description": "JSON only: the broker could not be asked; `error` says why.",
-                            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/EventCounts" } } }
-                        }
-                    }
-                }
+                "get": dashboard::get_events()
+            },
+            "/events/stream": {
+                "get": dashboard::get_stream()
             },
             "/healthz": {
                 "get": {
@@ -195,6 +187,15 @@ pub fn document(settings: &Settings, auth: bool) -> Value {
 }
 
 fn schemas() -> Value {
+    let mut schemas = own_schemas();
+    if let Value::Object(map) = &mut schemas {
+        map.extend(dashboard::schemas());
+    }
+    schemas
+}
+
+/// The schemas of `POST /events` and the probes.
+fn own_schemas() -> Value {
     let number = |min: f64, max: f64, description: &str| json!({ "type": "number", "minimum": min, "maximum": max, "description": description });
     let name = || json!({ "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN });
     json!({
@@ -300,25 +301,6 @@ fn schemas() -> Value {
             "type": "object",
             "required": ["error"],
             "properties": { "error": { "type": "string" } }
-        },
-        "EventCounts": {
-            "type": "object",
-            "required": ["events_received", "accepted_by_this_replica", "topic", "partitions"],
-            "properties": {
-                "events_received": { "type": "integer", "format": "int64", "description": "Sum of the partitions' high watermarks." },
-                "accepted_by_this_replica": { "type": "integer", "minimum": 0 },
-                "topic": { "type": "string" },
-                "partitions": { "type": "array", "items": {
-                    "type": "object",
-                    "required": ["partition", "low", "high"],
-                    "properties": {
-                        "partition": { "type": "integer" },
-                        "low": { "type": "integer", "format": "int64" },
-                        "high": { "type": "integer", "format": "int64" }
-                    }
-                } },
-                "error": { "type": "string", "description": "Why the broker could not be asked (then 503)." }
-            }
         },
         "Status": {
             "type": "object",

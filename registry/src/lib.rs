@@ -26,4 +26,4 @@ pub use error::{LiveConfigError, RegistryError};
 pub use live::{KEYS, LiveConfig, LiveConsumer, LiveIngest, LiveLog, LiveVehicles};
 pub use member::{Member, MemberInfo};
 pub use paths::{ROLE_CONSUMER, ROLE_INGEST, ROLE_VEHICLE};
-pub use service::{Membership, join};
+pub use service::{Membership, follow, join};

@@ -1,7 +1,8 @@
 //! Joining the registry as a service: read [`RegistryArgs`], register the member, follow the
-//! live configuration, and apply the live log level.
+//! live configuration, and apply the live log level; [`follow`] applies any other live setting.
 
 use fleet_common::logging::LogLevel;
+use tokio::sync::watch;
 
 use crate::agent::{Registration, Registry};
 use crate::args::RegistryArgs;
@@ -61,19 +62,77 @@ pub fn join(
 /// Applies each change of the live `log.level` (the starting value is left to the command
 /// line and `RUST_LOG`).
 fn follow_log_level(registry: &Registry, level: LogLevel) {
-    let mut config = registry.config();
+    let config = registry.config();
+    let current = config.borrow().log.level.clone();
+    follow(
+        config,
+        current,
+        |live| live.log.level.clone(),
+        move |next| match level.set(next) {
+            Ok(()) => tracing::info!(filter = %next, "live log level applied"),
+            Err(e) => tracing::warn!(error = %e, "live log level refused"),
+        },
+    );
+}
+
+/// Follows one setting of the live configuration: calls `apply` with `pick`'s value whenever it
+/// differs from the last one applied, which starts as `current` (the value the member runs
+/// with). A value published before this task first looks is applied too. Ends with `config`.
+pub fn follow<T>(
+    mut config: watch::Receiver<LiveConfig>,
+    mut current: T,
+    pick: impl Fn(&LiveConfig) -> T + Send + 'static,
+    mut apply: impl FnMut(&T) + Send + 'static,
+) where
+    T: PartialEq + Send + 'static,
+{
     tokio::spawn(async move {
-        let mut current = config.borrow_and_update().log.level.clone();
-        while config.changed().await.is_ok() {
-            let next = config.borrow_and_update().log.level.clone();
-            if next == current {
-                continue;
+        loop {
+            let next = pick(&config.borrow_and_update());
+            if next != current {
+                apply(&next);
+                current = next;
             }
-            match level.set(&next) {
-                Ok(()) => tracing::info!(filter = %next, "live log level applied"),
-                Err(e) => tracing::warn!(error = %e, "live log level refused"),
+            if config.changed().await.is_err() {
+                return;
             }
-            current = next;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn follow_applies_each_change_of_the_picked_value_once() {
+        let mut live = LiveConfig::default();
+        let (tx, rx) = watch::channel(live.clone());
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        let seen = applied.clone();
+        follow(
+            rx,
+            0,
+            |live| live.ingest.rate_limit_per_vin,
+            move |rate| seen.lock().unwrap().push(*rate),
+        );
+        // Published before the task looked: applied as well.
+        live.ingest.rate_limit_per_vin = 5;
+        tx.send(live.clone()).unwrap();
+        let settled = || async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            applied.lock().unwrap().clone()
+        };
+        assert_eq!(settled().await, [5]);
+        // Another key changed: nothing to apply.
+        live.log.level = "debug".into();
+        tx.send(live.clone()).unwrap();
+        assert_eq!(settled().await, [5]);
+        live.ingest.rate_limit_per_vin = 0;
+        tx.send(live.clone()).unwrap();
+        assert_eq!(settled().await, [5, 0]);
+    }
 }

@@ -277,6 +277,57 @@ mod tests {
     }
 
     #[test]
+    fn the_session_timeout_defaults_to_6s_and_must_lie_in_4s_to_40s() {
+        let c = load_from_str(MASTER, "x.toml", no_env()).unwrap();
+        assert_eq!(
+            c.zookeeper.session_timeout,
+            std::time::Duration::from_secs(6)
+        );
+        // Absent from the file: the default.
+        let text: String = MASTER
+            .lines()
+            .filter(|l| !l.starts_with("session_timeout"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = load_from_str(&text, "x.toml", no_env()).unwrap();
+        assert_eq!(
+            c.zookeeper.session_timeout,
+            std::time::Duration::from_secs(6)
+        );
+        for (value, seconds) in [("4s", 4), ("40s", 40), ("15s", 15)] {
+            let env = vec![(
+                "FLEET_ZOOKEEPER__SESSION_TIMEOUT".to_owned(),
+                value.to_owned(),
+            )];
+            let c = load_from_str(MASTER, "x.toml", env).unwrap();
+            assert_eq!(c.zookeeper.session_timeout.as_secs(), seconds, "{value}");
+        }
+        for value in ["3999ms", "41s", "0s", "2m"] {
+            let env = vec![(
+                "FLEET_ZOOKEEPER__SESSION_TIMEOUT".to_owned(),
+                value.to_owned(),
+            )];
+            match load_from_str(MASTER, "x.toml", env).unwrap_err() {
+                ConfigError::Invalid { key, message, .. } => {
+                    assert_eq!(key, "zookeeper.session_timeout", "{value}");
+                    assert!(message.contains("4s..40s"), "{value}: {message}");
+                }
+                other => panic!("{value}: unexpected {other}"),
+            }
+        }
+        let text = MASTER.replace("session_timeout = \"6s\"", "session_timeout = \"1m\"");
+        let err = load_from_str(&text, "x.toml", no_env()).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid { line: Some(_), .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("zookeeper.session_timeout"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn duplicate_ports_are_rejected() {
         let env = vec![("FLEET_INGEST__HOST_PORT".to_owned(), "5432".to_owned())];
         let err = load_from_str(MASTER, "x.toml", env)

@@ -444,6 +444,45 @@ async fn invalid_records_take_no_tokens_and_zero_means_off() {
     assert_eq!(json_of(&text)["accepted"], 8);
 }
 
+#[tokio::test]
+async fn a_new_rate_holds_for_the_next_request_and_in_the_document() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let state = rate_limited_state(&broker, 1);
+    let router = app(state.clone());
+    let one = || post_json(&json!([event_json(9)]));
+    let status = |response: axum::response::Response| response.status();
+    assert_eq!(
+        status(router.clone().oneshot(one()).await.unwrap()),
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(router.clone().oneshot(one()).await.unwrap()),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let rate_text = |doc: &Value| {
+        doc["paths"]["/events"]["post"]["description"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(rate_text(&openapi_of(router.clone()).await).contains("1 events/s per VIN now"));
+
+    // Raised live: the same vehicle's bucket refills at the new rate.
+    state.rate_limiter.set_per_second(1_000);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(
+        status(router.clone().oneshot(one()).await.unwrap()),
+        StatusCode::OK
+    );
+    // Off: any number passes.
+    state.rate_limiter.set_per_second(0);
+    let many = json!((0..8).map(|_| event_json(9)).collect::<Vec<_>>());
+    let response = router.clone().oneshot(post_json(&many)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get(header::RETRY_AFTER).is_none());
+    assert!(rate_text(&openapi_of(router).await).contains("off now"));
+}
+
 fn bad_speed(serial: u64) -> Value {
     let mut event = event_json(serial);
     event["speed"] = json!(-1.0);
@@ -593,6 +632,7 @@ async fn openapi_describes_every_route_and_status() {
         paths,
         [
             "/events",
+            "/events/stream",
             "/healthz",
             "/metrics",
             "/openapi.json",
@@ -623,6 +663,7 @@ async fn openapi_describes_every_route_and_status() {
     // Every GET route answers with a status the document lists.
     for path in [
         "/events",
+        "/events/stream",
         "/healthz",
         "/readyz",
         "/metrics",

@@ -3,9 +3,9 @@
 //!
 //! Status: 200 when at least one record was acknowledged and none failed, 429 with `Retry-After`
 //! when none was acknowledged and some were refused because their vehicle is over its rate
-//! (`INGEST_RATE_LIMIT_PER_VIN`), 422 when every record was rejected as invalid, 503 with
-//! `Retry-After` when any produce failed or timed out (a 2xx never covers a record the broker did
-//! not acknowledge). Rate-limited records of a 200 are marked `rate_limited` in the results and
+//! (`INGEST_RATE_LIMIT_PER_VIN` at start, then the live `ingest.rate_limit_per_vin`), 422 when
+//! every record was rejected as invalid, 503 with `Retry-After` when any produce failed or timed
+//! out (a 2xx never covers a record the broker did not acknowledge). Rate-limited records of a 200 are marked `rate_limited` in the results and
 //! the response carries `Retry-After` too. Whole-body problems are 400, 413 or 415.
 //!
 //! With bearer tokens on (`INGEST_TOKENS_FILE`), a request without a valid token is 401 before
@@ -65,7 +65,7 @@ pub enum RecordResult {
         /// The field and the rule it breaks.
         error: String,
     },
-    /// Valid, but its vehicle is over `INGEST_RATE_LIMIT_PER_VIN`; never produced. Sending it
+    /// Valid, but its vehicle is over the per-vehicle rate; never produced. Sending it
     /// again after `retry_after` seconds will help.
     RateLimited {
         /// Position in the body, from 0.
@@ -180,7 +180,7 @@ async fn produce(state: &AppState, records: Vec<Record>) -> Vec<RecordResult> {
                         return RecordResult::RateLimited {
                             index,
                             code: StatusCode::TOO_MANY_REQUESTS.as_u16(),
-                            error: "the vehicle sends more events per second than INGEST_RATE_LIMIT_PER_VIN allows".to_owned(),
+                            error: "the vehicle sends more events per second than the per-vehicle rate limit (ingest.rate_limit_per_vin) allows".to_owned(),
                             retry_after: retry_after_secs(wait),
                         };
                     }
@@ -231,9 +231,7 @@ fn queue(state: &AppState, record: Record) -> Queued {
         Ok(payload) => payload,
         Err(e) => return Queued::Rejected(format!("serializing the event: {e}")),
     };
-    if let Some(limiter) = &state.rate_limiter
-        && let Err(wait) = limiter.check(&event.vin)
-    {
+    if let Err(wait) = state.rate_limiter.check(&event.vin) {
         return Queued::Limited(wait);
     }
     Queued::Pending {

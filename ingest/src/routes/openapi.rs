@@ -9,5 +9,9 @@ use crate::openapi;
 
 /// The handler.
 pub async fn get_openapi(State(state): State<AppState>) -> Json<Value> {
-    Json(openapi::document(&state.settings, state.tokens.is_some()))
+    Json(openapi::document(
+        &state.settings,
+        state.tokens.is_some(),
+        state.rate_limiter.per_second(),
+    ))
 }

@@ -18,7 +18,7 @@ use crate::app::AppState;
 use crate::dashboard::Sent;
 
 /// How soon a browser reconnects after the stream broke.
-const RETRY: Duration = Duration::from_secs(1);
+pub const RETRY: Duration = Duration::from_secs(1);
 
 /// The handler.
 pub async fn get_stream(

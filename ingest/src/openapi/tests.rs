@@ -1,0 +1,259 @@
+//! The dashboard's answers hold to their schemas: every key documented, every required key
+//! there, JSON types and enums as described; the stream's frames as described.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::app::{AppState, app};
+use crate::dashboard::messages::{Bin, Granularity, HistogramMessage, Incoming, WindowMessage};
+use crate::dashboard::state::tests::summary;
+use crate::dashboard::{Dashboard, MapArea};
+use crate::test_support::{FakeBroker, Mode, settings};
+
+/// Where `value` departs from `schema` (with `$ref`s resolved in `doc`), one line each: a key
+/// the schema does not list, a required key missing, a JSON type or enum value not described.
+fn departures(doc: &Value, schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
+    if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
+        let pointer = target.strip_prefix('#').expect("a local $ref");
+        let resolved = doc
+            .pointer(pointer)
+            .unwrap_or_else(|| panic!("dangling {target}"));
+        return departures(doc, resolved, value, path, out);
+    }
+    if value.is_null() {
+        if schema["nullable"] != true {
+            out.push(format!("{path}: null, not nullable"));
+        }
+        return;
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        out.push(format!("{path}: {value} not in {allowed:?}"));
+    }
+    let fits = match schema.get("type").and_then(Value::as_str) {
+        Some("object") => {
+            let Some(map) = value.as_object() else {
+                out.push(format!("{path}: not an object"));
+                return;
+            };
+            for key in schema["required"].as_array().into_iter().flatten() {
+                let key = key.as_str().expect("required names");
+                if !map.contains_key(key) {
+                    out.push(format!("{path}.{key}: required, missing"));
+                }
+            }
+            for (key, item) in map {
+                let described = schema.get("properties").and_then(|p| p.get(key));
+                let extra = schema.get("additionalProperties").filter(|a| a.is_object());
+                match described.or(extra) {
+                    Some(sub) => departures(doc, sub, item, &format!("{path}.{key}"), out),
+                    None => out.push(format!("{path}.{key}: not documented")),
+                }
+            }
+            true
+        }
+        Some("array") => {
+            let Some(items) = value.as_array() else {
+                out.push(format!("{path}: not an array"));
+                return;
+            };
+            for (i, item) in items.iter().enumerate() {
+                departures(doc, &schema["items"], item, &format!("{path}[{i}]"), out);
+            }
+            true
+        }
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        _ => true,
+    };
+    if !fits {
+        out.push(format!("{path}: {value} is not a {}", schema["type"]));
+    }
+}
+
+/// Asserts that `value` holds to the schema `name`.
+fn assert_holds(doc: &Value, name: &str, value: &Value) {
+    let mut out = Vec::new();
+    let schema = &doc["components"]["schemas"][name];
+    assert!(schema.is_object(), "no schema {name}");
+    departures(doc, schema, value, name, &mut out);
+    assert!(out.is_empty(), "{name}:\n{}\n{value:#}", out.join("\n"));
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-11-21T10:00:10Z".parse().unwrap()
+}
+
+/// A dashboard with two vehicles, a per-second and a per-minute window and a histogram.
+fn dashboard() -> Arc<Dashboard> {
+    let dashboard = Arc::new(Dashboard::new(MapArea::default(), 7));
+    let window = |granularity, mean_speed| {
+        Incoming::Window(WindowMessage {
+            granularity,
+            window_start: now(),
+            events: 4,
+            vehicles: 2,
+            mean_speed,
+        })
+    };
+    dashboard.apply([
+        summary("1M8GDM9AXKP042788", "Volvo", "XC40", 3, 2),
+        summary("1M8GDM9AXKP042789", "Ford", "Transit", 5, 9),
+        window(Granularity::Second, Some(2.5)),
+        window(Granularity::Minute, None),
+        Incoming::Histogram(HistogramMessage {
+            sensor: "temperature_c".into(),
+            window_start: now(),
+            bins: vec![
+                Bin {
+                    lower: None,
+                    count: 1,
+                },
+                Bin {
+                    lower: Some(20.0),
+                    count: 3,
+                },
+            ],
+        }),
+    ]);
+    dashboard.set_reader_error(Some("no metadata for telemetry.summary".into()));
+    dashboard
+}
+
+fn router(broker: Arc<FakeBroker>, dashboard: Arc<Dashboard>) -> axum::Router {
+    app(AppState::new(broker, settings()).with_dashboard(dashboard))
+}
+
+async fn body_json(response: axum::response::Response) -> Value {
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
+async fn document(router: axum::Router) -> Value {
+    let request = Request::get("/openapi.json").body(Body::empty()).unwrap();
+    body_json(router.oneshot(request).await.unwrap()).await
+}
+
+#[tokio::test]
+async fn the_events_json_holds_to_its_schema_also_when_the_broker_is_away() {
+    let dashboard = dashboard();
+    let up = FakeBroker::new(Mode::Ack);
+    let doc = document(router(up.clone(), dashboard.clone())).await;
+    let away = Arc::new(FakeBroker {
+        mode: Mode::Ack,
+        ready: false,
+        appended: Mutex::default(),
+    });
+    for (broker, status) in [
+        (up, StatusCode::OK),
+        (away, StatusCode::SERVICE_UNAVAILABLE),
+    ] {
+        let request = Request::get("/events")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::empty())
+            .unwrap();
+        let response = router(broker, dashboard.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status);
+        let schema = &doc["paths"]["/events"]["get"]["responses"][status.as_str()]["content"]["application/json"]
+            ["schema"];
+        assert_eq!(schema["$ref"], "#/components/schemas/EventCounts");
+        let counts = body_json(response).await;
+        assert_eq!(counts["vehicles"].as_array().unwrap().len(), 2, "{counts}");
+        assert_holds(&doc, "EventCounts", &counts);
+    }
+}
+
+#[tokio::test]
+async fn the_stream_sends_described_frames_of_described_updates() {
+    let dashboard = dashboard();
+    let broker = FakeBroker::new(Mode::Ack);
+    let doc = document(router(broker.clone(), dashboard.clone())).await;
+    let stream = &doc["paths"]["/events/stream"]["get"];
+    assert_eq!(stream["parameters"][0]["name"], "Last-Event-ID");
+    assert_eq!(stream["parameters"][0]["in"], "header");
+    let media = &stream["responses"]["200"]["content"]["text/event-stream"];
+    assert_eq!(
+        media["x-event-data"]["$ref"],
+        "#/components/schemas/DashboardUpdate"
+    );
+
+    let request = Request::get("/events/stream").body(Body::empty()).unwrap();
+    let response = router(broker, dashboard.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body().into_data_stream();
+    let frame = body.next().await.unwrap().unwrap();
+    let frame = String::from_utf8(frame.to_vec()).unwrap();
+    let field = |name: &str| {
+        frame
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in {frame}"))
+            .to_owned()
+    };
+    assert_eq!(field("event"), "snapshot");
+    assert_eq!(field("id"), "7");
+    assert_eq!(field("retry"), "1000");
+    let snapshot: Value = serde_json::from_str(&field("data")).unwrap();
+    assert_eq!(snapshot["trails"].as_object().unwrap().len(), 2);
+    assert_holds(&doc, "DashboardUpdate", &snapshot);
+
+    // The next tick reaches the open stream as a delta, described as well.
+    let sent = dashboard.tick(Default::default(), now());
+    let frame = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(frame.contains("event: delta"), "{frame}");
+    assert!(frame.contains(&format!("id: {}", sent.id)), "{frame}");
+    let delta: Value = serde_json::from_str(&sent.data).unwrap();
+    assert_eq!(delta["kind"], "delta");
+    assert_holds(&doc, "DashboardUpdate", &delta);
+}
+
+#[test]
+fn the_schema_check_finds_departures() {
+    let doc = serde_json::json!({ "components": { "schemas": { "S": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["a"],
+        "properties": { "a": { "type": "integer" }, "k": { "type": "string", "enum": ["x"] } }
+    } } } });
+    let mut out = Vec::new();
+    let value = serde_json::json!({ "a": "one", "k": "y", "z": 1 });
+    departures(
+        &doc,
+        &doc["components"]["schemas"]["S"],
+        &value,
+        "S",
+        &mut out,
+    );
+    assert_eq!(out.len(), 3, "{out:?}");
+    let mut out = Vec::new();
+    departures(
+        &doc,
+        &doc["components"]["schemas"]["S"],
+        &serde_json::json!({}),
+        "S",
+        &mut out,
+    );
+    assert_eq!(out, ["S.a: required, missing"]);
+}
