@@ -8,7 +8,9 @@
 //! - the frozen replica woken up (`docker unpause`): it registers again, the two split the
 //!   partitions again, and records produced afterwards are stored once more, exactly: `diag`
 //!   equals the records produced, `consumer_offsets` the topic's end offsets, and the aggregates
-//!   counted every row once (the per-vehicle and per-second totals equal the row count).
+//!   counted every row once (the per-vehicle and per-second totals equal the row count);
+//! - `fleet config set consumer.batch_max_records=5` reaches both running replicas: the records
+//!   produced afterwards are written in batches of at most 5.
 //!
 //! The stack runs under a name and host ports of its own; a guard tears it down also when an
 //! assertion fails (and unpauses the replica first, so that teardown can stop it).
@@ -173,10 +175,32 @@ async fn a_frozen_replica_s_partitions_are_taken_over_and_handed_back() {
     produced += produce_round(&bootstrap, 1).await;
     wait_caught_up(&stack, &bootstrap, &CONSUMERS).await;
     assert_stored_once(&stack, produced).await;
+    let mut before = BTreeMap::new();
     for name in CONSUMERS {
+        let rows = metric(&http, &endpoints[name], "rows_written_total").await;
+        assert!(rows > 0, "{name} stored rows after the split");
+        let batches = metric(&http, &endpoints[name], "batches_total").await;
+        before.insert(name, (rows, batches));
+    }
+
+    eprintln!("== live batch limit: 5 records");
+    stack
+        .fleet_ok(&["config", "set", "consumer.batch_max_records=5"])
+        .await;
+    // The replicas apply it when the registry's watch fires; give that a moment.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    produced += produce_round(&bootstrap, 2).await;
+    wait_caught_up(&stack, &bootstrap, &CONSUMERS).await;
+    assert_stored_once(&stack, produced).await;
+    for name in CONSUMERS {
+        let rows = metric(&http, &endpoints[name], "rows_written_total").await - before[name].0;
+        let batches = metric(&http, &endpoints[name], "batches_total").await - before[name].1;
+        eprintln!("{name}: {rows} rows in {batches} batches under the live limit");
+        assert!(rows > 0, "{name} stored rows under the live limit");
         assert!(
-            metric(&http, &endpoints[name], "rows_written_total").await > 0,
-            "{name} stored rows after the split"
+            batches * 5 >= rows,
+            "{name} wrote {rows} rows in {batches} batches: more than 5 per batch"
         );
+        assert!(metric(&http, &endpoints[name], "last_batch_size").await <= 5);
     }
 }
