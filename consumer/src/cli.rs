@@ -70,7 +70,7 @@ pub struct Cli {
     pub pg_password_file: Option<PathBuf>,
 
     /// Largest number of records in one batch (one PostgreSQL transaction).
-    #[arg(long, env = "CONSUMER_BATCH_MAX_RECORDS", default_value_t = 500,
+    #[arg(long, env = "CONSUMER_BATCH_MAX_RECORDS", default_value_t = 5000,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_max_records: u32,
 
@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(cli.group, "fleet-consumer");
         assert_eq!(cli.pg_port, 5432);
         assert_eq!(cli.pg_database, "av_telemetry");
-        assert_eq!(cli.batch_max_records, 500);
+        assert_eq!(cli.batch_max_records, 5000);
         assert_eq!(cli.batch_max_wait, Duration::from_millis(200));
         assert_eq!(cli.pg_target(), "db:5432/av_telemetry");
         assert_eq!(cli.allowed_lateness, Duration::from_secs(3600));

@@ -1,9 +1,9 @@
 //! PostgreSQL writes: the schema at connect, one transaction per batch (rows with
-//! `ON CONFLICT (event_id) DO NOTHING`, the analytics from the rows really inserted, then the
-//! partitions' next offsets), the stored offsets to resume from, and the one-by-one probe that
-//! finds rows PostgreSQL refuses.
+//! `ON CONFLICT (event_id) DO NOTHING`, which returns the rows it really inserted; then, sent at
+//! once, the analytics of those rows and the partitions' next offsets), the stored offsets to
+//! resume from, and the one-by-one probe that finds rows PostgreSQL refuses.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 use uuid::Uuid;
 
-use crate::analytics::{Aggregates, AnalyticsSettings, Statements};
+use crate::analytics::{Aggregates, AnalyticsSettings, Known, Pruned, Statements};
 use crate::batch::{Batch, Entry};
+use crate::row::DiagRow;
 
 const INSERT_DIAG: &str = r#"
 INSERT INTO diag ("timestamp", vin, make, model, position_x, position_y, position_z, speed,
@@ -164,6 +165,10 @@ impl Drop for Conn {
 pub struct PgSink {
     settings: PgSettings,
     conn: Option<Conn>,
+    /// Rows the aggregate tables are known to hold (forgotten on every new connection).
+    known: Known,
+    /// Where `window_vehicles` was last pruned.
+    pruned: Pruned,
 }
 
 /// The batch's rows as one array per `diag` column, the parameters of the `unnest` insert.
@@ -216,11 +221,6 @@ impl Columns {
             c.kafka_offset.push(r.kafka_offset);
         }
         c
-    }
-
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.event_id.len()
     }
 
     /// True without rows.
@@ -281,6 +281,8 @@ impl PgSink {
         Self {
             settings,
             conn: None,
+            known: Known::default(),
+            pruned: Pruned::default(),
         }
     }
 
@@ -327,6 +329,10 @@ impl PgSink {
         };
         tracing::info!(target_db = %self.settings.target, "connected to PostgreSQL");
         self.conn = Some(conn);
+        // What the aggregate tables held may have changed while no connection was open (a
+        // restored or replaced database): learn it again.
+        self.known = Known::default();
+        self.pruned = Pruned::default();
         Ok(())
     }
 
@@ -366,13 +372,11 @@ impl PgSink {
             tracing::warn!(target_db = %target, error = %describe(&source),
                 "could not apply the schema, but its tables exist; going on");
         }
-        let prepared = async {
-            let insert = client.prepare(INSERT_DIAG).await?;
-            let upsert = client.prepare(UPSERT_OFFSETS).await?;
-            let analytics = Statements::prepare(&client, INSERT_DIAG).await?;
-            Ok::<_, tokio_postgres::Error>((insert, upsert, analytics))
-        }
-        .await;
+        let prepared = futures::try_join!(
+            client.prepare(INSERT_DIAG),
+            client.prepare(UPSERT_OFFSETS),
+            Statements::prepare(&client, INSERT_DIAG),
+        );
         match prepared {
             Ok((insert, upsert, analytics)) => Ok(Conn {
                 client,
@@ -436,29 +440,72 @@ impl PgSink {
     }
 }
 
+/// The entries of `entries` that the insert returned (by Kafka position), in batch order.
+fn inserted_entries<'a>(entries: &'a [Entry], returned: &[(i32, i64)]) -> Vec<&'a DiagRow> {
+    let mut left: HashMap<(i32, i64), usize> = HashMap::with_capacity(returned.len());
+    for position in returned {
+        *left.entry(*position).or_default() += 1;
+    }
+    entries
+        .iter()
+        .filter(|e| {
+            let position = (e.row.kafka_partition, e.row.kafka_offset);
+            match left.get_mut(&position) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    true
+                }
+                _ => false,
+            }
+        })
+        .map(|e| &e.row)
+        .collect()
+}
+
 async fn write_batch(
     conn: &mut Conn,
-    columns: &Columns,
+    batch: &Batch,
     settings: &PgSettings,
-    partitions: &[i32],
-    offsets: &[i64],
+    known: &mut Known,
+    pruned: &mut Pruned,
 ) -> Result<(u64, Aggregates), tokio_postgres::Error> {
+    let columns = Columns::new(batch.entries());
+    let (partitions, offsets): (Vec<i32>, Vec<i64>) =
+        batch.next_offsets().iter().map(|(p, o)| (*p, *o)).unzip();
     let tx = conn.client.transaction().await?;
-    let inserted = if columns.is_empty() {
-        0
+    let returned = if columns.is_empty() {
+        Vec::new()
     } else {
-        tx.execute(&conn.analytics.stage, &columns.params()).await?
+        let mut params: Vec<&(dyn ToSql + Sync)> = columns.params().to_vec();
+        params.push(&settings.analytics.topic);
+        tx.query(&conn.analytics.insert, &params).await?
     };
-    let aggregates = if inserted > 0 {
-        conn.analytics.update(&tx, &settings.analytics).await?
-    } else {
-        Aggregates::default()
-    };
+    let mut positions = Vec::with_capacity(returned.len());
+    let mut watermark: Option<DateTime<Utc>> = None;
+    for row in &returned {
+        positions.push((row.try_get(0)?, row.try_get(1)?));
+        watermark = row.try_get(2)?;
+    }
     let (group, topic) = (&settings.group, &settings.topic);
-    tx.execute(&conn.upsert, &[group, topic, &partitions, &offsets])
-        .await?;
+    let offset_params: [&(dyn ToSql + Sync); 4] = [group, topic, &partitions, &offsets];
+    let offsets_upsert = tx.execute(&conn.upsert, &offset_params);
+    let (aggregates, learnt) = match watermark {
+        Some(watermark) => {
+            let rows = inserted_entries(batch.entries(), &positions);
+            let update =
+                conn.analytics
+                    .update(&tx, &rows, watermark, &settings.analytics, known, *pruned);
+            futures::try_join!(update, offsets_upsert)?.0
+        }
+        // Nothing inserted: nothing to count.
+        None => {
+            offsets_upsert.await?;
+            Default::default()
+        }
+    };
     tx.commit().await?;
-    Ok((inserted, aggregates))
+    learnt.apply(known, pruned);
+    Ok((positions.len() as u64, aggregates))
 }
 
 async fn probe_rows(
@@ -485,20 +532,18 @@ impl Sink for PgSink {
     async fn write(&mut self, batch: &Batch) -> Result<Written, SinkError> {
         const OPERATION: &str = "writing a batch to diag, the aggregates and consumer_offsets";
         self.connect().await?;
-        let columns = Columns::new(batch.entries());
-        let (partitions, offsets): (Vec<i32>, Vec<i64>) =
-            batch.next_offsets().iter().map(|(p, o)| (*p, *o)).unzip();
         let started = Instant::now();
         let conn = self.conn.as_mut().expect("connected above");
         let s = &self.settings;
-        let write = write_batch(conn, &columns, s, &partitions, &offsets);
+        let write = write_batch(conn, batch, s, &mut self.known, &mut self.pruned);
         match tokio::time::timeout(s.timeout, write).await {
             Ok(Ok((inserted, aggregates))) => {
-                tracing::debug!(rows = columns.len(), inserted, elapsed = ?started.elapsed(),
+                let rows = batch.entries().len();
+                tracing::debug!(rows, inserted, elapsed = ?started.elapsed(),
                     late = aggregates.late_dropped, "batch committed");
                 Ok(Written {
                     inserted,
-                    rows: columns.len() as u64,
+                    rows: rows as u64,
                     aggregates,
                 })
             }
@@ -542,7 +587,6 @@ impl Sink for PgSink {
 mod tests {
     use super::*;
     use crate::batch::Record;
-    use crate::row::DiagRow;
     use crate::row::fixtures::event;
 
     fn entry(n: u32) -> Entry {
@@ -561,7 +605,7 @@ mod tests {
     fn columns_keep_row_order() {
         let entries = [entry(1), entry(2), entry(3)];
         let c = Columns::new(&entries);
-        assert_eq!(c.len(), 3);
+        assert!(!c.is_empty() && Columns::default().is_empty());
         assert_eq!(c.seq, vec![1, 2, 3]);
         assert_eq!(c.kafka_offset, vec![101, 102, 103]);
         assert_eq!(c.kafka_partition, vec![1, 1, 1]);
@@ -578,6 +622,18 @@ mod tests {
             .unwrap();
         assert_eq!(columns_in_sql, Columns::default().params().len());
         assert!(INSERT_DIAG.contains("$19::int8[]") && !INSERT_DIAG.contains("$20"));
+    }
+
+    #[test]
+    fn inserted_rows_are_matched_by_kafka_position_once_each() {
+        let mut entries = vec![entry(1), entry(2), entry(3)];
+        // The same record twice in one batch: only as often as it was returned.
+        entries.push(entries[1].clone());
+        let returned = [(1, 103), (1, 102)];
+        let rows = inserted_entries(&entries, &returned);
+        let offsets: Vec<i64> = rows.iter().map(|r| r.kafka_offset).collect();
+        assert_eq!(offsets, vec![102, 103]);
+        assert!(inserted_entries(&entries, &[]).is_empty());
     }
 
     #[test]

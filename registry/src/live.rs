@@ -93,7 +93,7 @@ impl Default for LiveConfig {
                 rate_limit_per_vin: 0,
             },
             consumer: LiveConsumer {
-                batch_max_records: 500,
+                batch_max_records: 5000,
                 batch_max_wait: Duration::from_millis(200),
             },
             log: LiveLog {

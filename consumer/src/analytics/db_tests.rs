@@ -354,3 +354,67 @@ async fn concurrent_replicas_on_the_same_windows_add_up() {
     drop(client);
     db.drop_db().await;
 }
+
+/// `n` events of `vehicles` vehicles reporting once a second in event-time order, as a backlog
+/// from a live fleet looks (event `i` is vehicle `i % vehicles`' event `i / vehicles`).
+fn backlog(n: u64, vehicles: u64, start: DateTime<Utc>) -> Vec<DiagRow> {
+    let mut noise = Noise(97);
+    (0..n)
+        .map(|i| {
+            let (v, seq) = (i % vehicles, i / vehicles);
+            let vin = Vin::parse_legacy(&format!("BACKLOG{v:010}")).unwrap();
+            let mut e = TelemetryEvent::example(
+                Uuid::from_u64_pair(97, i),
+                vin,
+                seq,
+                EventTime(start + TimeDelta::seconds(seq as i64)),
+            );
+            let (make, model) = MAKES[(v % 3) as usize];
+            e.make = make.into();
+            e.model = model.into();
+            e.speed = noise.range(0.0, 40.0);
+            e.sensors = Some(Sensors {
+                temperature_c: noise.range(-70.0, 80.0),
+                humidity_pct: noise.range(0.0, 100.0),
+                pressure_hpa: noise.range(880.0, 1120.0),
+            });
+            DiagRow::from_event(&e, 0, 0).unwrap()
+        })
+        .collect()
+}
+
+/// Writes a 20,000-event backlog of 1,000 vehicles in batches of 500 and of 5,000 (each into a
+/// fresh database) and prints the rows per second; every row must be stored and every
+/// aggregate must match `diag`. A measurement aid (`-- --ignored --nocapture throughput`) as
+/// much as a check of long runs.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CONSUMER_TEST_PG"]
+async fn backlog_batches_are_stored_whole_and_timed() {
+    let rows = backlog(20_000, 1_000, start());
+    for batch_size in [500, 5_000] {
+        let db = TestDb::create(&format!("backlog{batch_size}")).await;
+        let mut sink = db.sink(Duration::from_secs(3600));
+        let started = std::time::Instant::now();
+        let mut inserted = 0;
+        for (i, chunk) in rows.chunks(batch_size).enumerate() {
+            let first_offset = (i * batch_size) as i64;
+            inserted += write(&mut sink, &batch(chunk, 0, first_offset))
+                .await
+                .inserted;
+        }
+        let elapsed = started.elapsed();
+        eprintln!(
+            "sink: {} rows in batches of {batch_size} in {:.2} s: {:.0} rows/s",
+            rows.len(),
+            elapsed.as_secs_f64(),
+            rows.len() as f64 / elapsed.as_secs_f64()
+        );
+        assert_eq!(inserted, rows.len() as u64);
+        let client = connect(&db.config).await;
+        let report = check(&client, &HistogramBins::default()).await.unwrap();
+        assert!(report.is_consistent(), "{:#?}", report.mismatches);
+        assert_eq!(report.diag_rows, rows.len() as i64);
+        drop(client);
+        db.drop_db().await;
+    }
+}

@@ -4,6 +4,7 @@
 mod check;
 #[cfg(test)]
 mod db_tests;
+mod delta;
 mod histograms;
 mod publish;
 mod store;
@@ -11,6 +12,7 @@ mod summary;
 mod windows;
 
 pub use check::check;
+pub use delta::Known;
 pub use histograms::{DEFAULT_HISTOGRAM_BINS, HistogramBins};
 pub use publish::{PublishSettings, Publisher};
-pub use store::{Aggregates, AnalyticsSettings, Statements};
+pub use store::{Aggregates, AnalyticsSettings, Pruned, Statements};

@@ -1,6 +1,8 @@
-//! The analytics part of a batch's transaction: the rows really inserted into `diag` are
-//! staged in a temporary table (`RETURNING` of the insert), and every aggregate is updated
-//! from that table only, so a replayed batch (nothing inserted) changes nothing.
+//! The analytics part of a batch's transaction: the `diag` insert returns the rows it really
+//! inserted (by Kafka position) and raises the event-time watermark; what those rows add to
+//! each aggregate is computed in Rust ([`super::delta`]) and folded in with one upsert per
+//! aggregate, all sent at once (pipelined on the connection). A replayed batch (nothing
+//! inserted) changes nothing.
 
 use std::time::Duration;
 
@@ -8,9 +10,11 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement, Transaction};
 
-use super::histograms::{self, Histogram, HistogramBins, Sensor};
+use super::delta::{self, Known, Probed};
+use super::histograms::{self, Histogram, HistogramBins};
 use super::summary::{self, VehicleSummary};
 use super::windows::{self, Granularity, Lateness, WindowMetric};
+use crate::row::DiagRow;
 
 /// What the analytics need to know.
 #[derive(Debug, Clone)]
@@ -36,106 +40,163 @@ pub struct Aggregates {
     pub late_dropped: u64,
 }
 
-/// The columns staged from `diag`'s `RETURNING` list.
-const STAGED_COLUMNS: &str = "event_id, vin, make, model, ts, seq, position_x, position_y, \
-                              lat, lon, speed, temperature_c, humidity_pct, pressure_hpa";
+/// Where `window_vehicles` was last pruned: windows before this start were deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pruned(pub Option<DateTime<Utc>>);
 
-/// The per-session table of the rows inserted by the current transaction; emptied at commit.
-const CREATE_STAGED: &str = r#"
-CREATE TEMPORARY TABLE IF NOT EXISTS analytics_staged (
-    event_id uuid, vin text, make text, model text, ts timestamptz, seq bigint,
-    position_x float8, position_y float8, lat float8, lon float8, speed float8,
-    temperature_c float8, humidity_pct float8, pressure_hpa float8
-) ON COMMIT DELETE ROWS
-"#;
+impl Pruned {
+    /// The bound to prune `window_vehicles` to for `cutoff`, when it moved into a later minute
+    /// since the last pruning (pruning is garbage collection: once a minute is enough).
+    pub fn due(self, cutoff: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        let bound = cutoff?.checked_sub_signed(windows::PRUNE_MARGIN)?;
+        let minute = Granularity::Minute.window_start(bound);
+        match self.0 {
+            Some(last) if Granularity::Minute.window_start(last) >= minute => None,
+            _ => Some(bound),
+        }
+    }
+}
 
-/// `insert_diag` (an `INSERT INTO diag ... ON CONFLICT DO NOTHING`) made to stage the rows it
-/// really inserts; its row count stays the number inserted.
-pub fn staging_insert(insert_diag: &str) -> String {
-    format!(
-        "WITH inserted AS ({} RETURNING {STAGED_COLUMNS})\n\
-         INSERT INTO analytics_staged ({STAGED_COLUMNS}) SELECT {STAGED_COLUMNS} FROM inserted",
-        insert_diag.trim_end()
-    )
+/// What a batch's analytics did, besides the aggregates: to apply to the sink's memory once
+/// the transaction committed.
+#[derive(Debug, Default)]
+pub struct Learnt {
+    /// Pairs the aggregate tables hold now.
+    pub probed: Probed,
+    /// The bound `window_vehicles` was pruned to, if it was.
+    pub pruned: Option<DateTime<Utc>>,
+}
+
+impl Learnt {
+    /// Applies what the committed batch taught to `known` and `pruned`.
+    pub fn apply(self, known: &mut Known, pruned: &mut Pruned) {
+        if let Some(bound) = self.pruned {
+            known.forget_windows_before(bound);
+            pruned.0 = Some(bound);
+        }
+        known.learn(self.probed);
+    }
 }
 
 /// The analytics statements, prepared on one connection.
 pub struct Statements {
-    /// The `diag` insert that stages what it inserts.
-    pub stage: Statement,
+    /// The `diag` insert that returns what it inserted and raises the watermark (`$20` =
+    /// topic); see [`windows::watermarked_insert`].
+    pub insert: Statement,
     vehicles: Statement,
     make_models: Statement,
-    watermark: Statement,
-    late: Statement,
-    windows: Statement,
     prune: Statement,
+    windows: Statement,
     histograms: Statement,
     select_histograms: Statement,
 }
 
 impl Statements {
-    /// Creates the session's staging table and prepares the statements; `insert_diag` is the
-    /// plain `diag` insert.
+    /// Prepares the statements; `insert_diag` is the plain `diag` insert.
     pub async fn prepare(
         client: &Client,
         insert_diag: &str,
     ) -> Result<Self, tokio_postgres::Error> {
-        client
-            .batch_execute(&format!(
-                "SET client_min_messages = warning; {CREATE_STAGED}; RESET client_min_messages"
-            ))
-            .await?;
+        let insert_sql = windows::watermarked_insert(insert_diag);
+        let (insert, vehicles, make_models, prune, windows, histograms, select_histograms) = futures::try_join!(
+            client.prepare(&insert_sql),
+            client.prepare(summary::UPSERT_VEHICLES),
+            client.prepare(summary::UPSERT_MAKE_MODELS),
+            client.prepare(windows::PRUNE_WINDOW_VEHICLES),
+            client.prepare(windows::UPSERT_WINDOWS),
+            client.prepare(histograms::UPSERT_HISTOGRAMS),
+            client.prepare(histograms::SELECT_HISTOGRAMS),
+        )?;
         Ok(Self {
-            stage: client.prepare(&staging_insert(insert_diag)).await?,
-            vehicles: client.prepare(summary::UPSERT_VEHICLES).await?,
-            make_models: client.prepare(summary::UPSERT_MAKE_MODELS).await?,
-            watermark: client.prepare(windows::ADVANCE_WATERMARK).await?,
-            late: client.prepare(windows::COUNT_LATE).await?,
-            windows: client.prepare(windows::UPSERT_WINDOWS).await?,
-            prune: client.prepare(windows::PRUNE_WINDOW_VEHICLES).await?,
-            histograms: client.prepare(histograms::UPSERT_HISTOGRAMS).await?,
-            select_histograms: client.prepare(histograms::SELECT_HISTOGRAMS).await?,
+            insert,
+            vehicles,
+            make_models,
+            prune,
+            windows,
+            histograms,
+            select_histograms,
         })
     }
 
-    /// Folds the rows staged by [`stage`](Self::stage) in `tx` into every aggregate and
-    /// returns the changed ones. Call only when rows were inserted.
+    /// Folds `rows` (the rows the batch really inserted) into every aggregate, with the
+    /// topic's `watermark` as the insert raised it, and returns the changed aggregates.
+    /// `known` and `pruned` are the sink's memory; what to add to it comes back with the
+    /// aggregates, to apply after the commit.
     pub async fn update(
         &self,
         tx: &Transaction<'_>,
+        rows: &[&DiagRow],
+        watermark: DateTime<Utc>,
         settings: &AnalyticsSettings,
-    ) -> Result<Aggregates, tokio_postgres::Error> {
-        let vehicles = tx
-            .query(&self.vehicles, &[])
-            .await?
+        known: &Known,
+        pruned: Pruned,
+    ) -> Result<(Aggregates, Learnt), tokio_postgres::Error> {
+        let cutoff = Lateness(settings.allowed_lateness).cutoff(watermark);
+        let (delta, probed) = delta::compute(rows, cutoff, &settings.bins, known);
+        let prune_to = pruned.due(cutoff);
+        let (v, m, w, h) = (
+            &delta.vehicles,
+            &delta.make_models,
+            &delta.windows,
+            &delta.histograms,
+        );
+        let vehicle_params: [&(dyn ToSql + Sync); 12] = [
+            &v.vin,
+            &v.make,
+            &v.model,
+            &v.first_seen,
+            &v.last_seen,
+            &v.last_seq,
+            &v.events,
+            &v.position_x,
+            &v.position_y,
+            &v.lat,
+            &v.lon,
+            &v.speed,
+        ];
+        let make_model_params: [&(dyn ToSql + Sync); 6] = [
+            &m.pair_make,
+            &m.pair_model,
+            &m.pair_vin,
+            &m.make,
+            &m.model,
+            &m.events,
+        ];
+        let window_params: [&(dyn ToSql + Sync); 7] = [
+            &w.granularity,
+            &w.window_start,
+            &w.events,
+            &w.speed_sum,
+            &w.vehicle_granularity,
+            &w.vehicle_window_start,
+            &w.vehicle_vin,
+        ];
+        let histogram_params: [&(dyn ToSql + Sync); 4] =
+            [&h.sensor, &h.window_start, &h.bin_lower, &h.count];
+        let touched_params: [&(dyn ToSql + Sync); 2] = [&h.touched_sensor, &h.touched_window_start];
+        // Sent in this order at once (each request goes out when its future is first
+        // polled); the histograms are read back after their upsert.
+        let prune = async {
+            match prune_to {
+                Some(_) => tx.execute(&self.prune, &[&cutoff]).await,
+                None => Ok(0),
+            }
+        };
+        let (vehicle_rows, _, _, window_rows, _, histogram_rows) = futures::try_join!(
+            tx.query(&self.vehicles, &vehicle_params),
+            tx.execute(&self.make_models, &make_model_params),
+            prune,
+            tx.query(&self.windows, &window_params),
+            tx.execute(&self.histograms, &histogram_params),
+            tx.query(&self.select_histograms, &touched_params),
+        )?;
+
+        let vehicles = vehicle_rows
             .iter()
             .map(VehicleSummary::from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        tx.execute(&self.make_models, &[]).await?;
-
-        let watermark: Option<DateTime<Utc>> = tx
-            .query_opt(&self.watermark, &[&settings.topic])
-            .await?
-            .map(|row| row.try_get(0))
-            .transpose()?;
-        let Some(watermark) = watermark else {
-            // Nothing staged.
-            return Ok(Aggregates {
-                vehicles,
-                ..Aggregates::default()
-            });
-        };
-        let cutoff = Lateness(settings.allowed_lateness).cutoff(watermark);
-        let late: i64 = match cutoff {
-            Some(_) => {
-                tx.execute(&self.prune, &[&cutoff]).await?;
-                tx.query_one(&self.late, &[&cutoff]).await?.try_get(0)?
-            }
-            None => 0,
-        };
-
         let mut windows = Vec::new();
-        for row in tx.query(&self.windows, &[&cutoff]).await? {
+        for row in &window_rows {
             let name: String = row.try_get("granularity")?;
             let Some(granularity) = Granularity::from_name(&name) else {
                 continue;
@@ -148,26 +209,25 @@ impl Statements {
                 speed_sum: row.try_get("speed_sum")?,
             });
         }
-
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&cutoff];
-        let bins: Vec<_> = Sensor::ALL.iter().map(|s| settings.bins.of(*s)).collect();
-        for b in &bins {
-            params.extend([&b.lower as &(dyn ToSql + Sync), &b.upper, &b.width]);
-        }
-        tx.execute(&self.histograms, &params).await?;
-        let rows = tx.query(&self.select_histograms, &[&cutoff]).await?;
         let histograms = histograms::group_bins(
-            rows.iter()
+            histogram_rows
+                .iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
                 .collect::<Result<Vec<_>, tokio_postgres::Error>>()?,
         );
-
-        Ok(Aggregates {
+        let aggregates = Aggregates {
             vehicles,
             windows,
             histograms,
-            late_dropped: u64::try_from(late).unwrap_or(0),
-        })
+            late_dropped: delta.late,
+        };
+        Ok((
+            aggregates,
+            Learnt {
+                probed,
+                pruned: prune_to,
+            },
+        ))
     }
 }
 
@@ -175,16 +235,21 @@ impl Statements {
 mod tests {
     use super::*;
 
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
     #[test]
-    fn staging_keeps_the_insert_and_returns_every_staged_column() {
-        let sql =
-            staging_insert("INSERT INTO diag (a) VALUES (1) ON CONFLICT (event_id) DO NOTHING\n");
-        assert!(sql.starts_with(
-            "WITH inserted AS (INSERT INTO diag (a) VALUES (1) ON CONFLICT (event_id) DO NOTHING RETURNING event_id,"
-        ));
-        assert!(sql.contains("INSERT INTO analytics_staged (event_id, vin,"));
-        for column in STAGED_COLUMNS.split(", ") {
-            assert!(CREATE_STAGED.contains(&format!(" {column} ")), "{column}");
-        }
+    fn pruning_is_due_once_per_minute_of_cutoff() {
+        let never = Pruned::default();
+        assert_eq!(never.due(None), None, "no cutoff, nothing out of reach");
+        let cutoff = t("2026-11-21T10:05:30Z");
+        assert_eq!(never.due(Some(cutoff)), Some(t("2026-11-21T10:03:30Z")));
+        let done = Pruned(Some(t("2026-11-21T10:03:30Z")));
+        assert_eq!(done.due(Some(t("2026-11-21T10:05:59Z"))), None);
+        assert_eq!(
+            done.due(Some(t("2026-11-21T10:06:00Z"))),
+            Some(t("2026-11-21T10:04:00Z"))
+        );
     }
 }

@@ -62,22 +62,18 @@ impl VehicleSummary {
     }
 }
 
-/// Folds the staged events into `vehicle_summary`: first seen is the least event time, the
-/// latest event is the one with the greatest `(ts, seq)` whether it is new or already stored,
-/// so the outcome does not depend on the order events arrive in. Returns the updated rows.
+/// Folds the new events of each vehicle (`$1..$12`: one element per VIN, see
+/// `VehicleColumns`) into `vehicle_summary`: first seen is the least event time, the latest
+/// event is the one with the greatest `(ts, seq)` whether it is new or already stored, so the
+/// outcome does not depend on the order events arrive in. Returns the updated rows.
 pub(crate) const UPSERT_VEHICLES: &str = r#"
-WITH latest AS (
-    SELECT DISTINCT ON (vin) vin, make, model, ts, seq, position_x, position_y, lat, lon, speed
-      FROM analytics_staged ORDER BY vin, ts DESC, seq DESC
-), span AS (
-    SELECT vin, min(ts) AS first_seen, count(*) AS events FROM analytics_staged GROUP BY vin
-)
 INSERT INTO vehicle_summary AS v (vin, make, model, first_seen, last_seen, last_seq, events,
                                   position_x, position_y, lat, lon, speed, updated_at)
-SELECT l.vin, l.make, l.model, s.first_seen, l.ts, l.seq, s.events,
-       l.position_x, l.position_y, l.lat, l.lon, l.speed, now()
-  FROM latest l JOIN span s USING (vin)
- ORDER BY l.vin
+SELECT u.*, now()
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+              $6::int8[], $7::int8[], $8::float8[], $9::float8[], $10::float8[],
+              $11::float8[], $12::float8[]) AS u
+ ORDER BY 1
 ON CONFLICT (vin) DO UPDATE SET
     first_seen = LEAST(v.first_seen, EXCLUDED.first_seen),
     events = v.events + EXCLUDED.events,
@@ -95,27 +91,22 @@ RETURNING vin, make, model, first_seen, last_seen, last_seq, events,
           position_x, position_y, lat, lon, speed
 "#;
 
-/// Folds the staged events into `make_model_counts`, per make and model and per make alone
-/// (model `''`); a vehicle counts once per row (`make_model_vehicles` remembers the ones
-/// counted).
+/// Folds the new events per make and model (`$4..$6`; model `''` holds the make's total) into
+/// `make_model_counts`; a vehicle counts once per row: the `(make, model, vin)` pairs
+/// `$1..$3` that `make_model_vehicles` did not hold yet are added to the vehicles.
 pub(crate) const UPSERT_MAKE_MODELS: &str = r#"
-WITH pairs AS (
-    SELECT make, model, vin FROM analytics_staged
-    UNION ALL
-    SELECT make, '', vin FROM analytics_staged
-), new_vehicles AS (
+WITH new_vehicles AS (
     INSERT INTO make_model_vehicles (make, model, vin)
-    SELECT DISTINCT make, model, vin FROM pairs ORDER BY 1, 2, 3
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1, 2, 3
     ON CONFLICT DO NOTHING
     RETURNING make, model
 ), fresh AS (
     SELECT make, model, count(*) AS n FROM new_vehicles GROUP BY 1, 2
-), batch AS (
-    SELECT make, model, count(*) AS events FROM pairs GROUP BY 1, 2
 )
 INSERT INTO make_model_counts AS c (make, model, events, vehicles)
 SELECT b.make, b.model, b.events, COALESCE(f.n, 0)
-  FROM batch b LEFT JOIN fresh f USING (make, model)
+  FROM unnest($4::text[], $5::text[], $6::int8[]) AS b(make, model, events)
+  LEFT JOIN fresh f USING (make, model)
  ORDER BY 1, 2
 ON CONFLICT (make, model) DO UPDATE
    SET events = c.events + EXCLUDED.events, vehicles = c.vehicles + EXCLUDED.vehicles
@@ -127,7 +118,6 @@ mod tests {
 
     #[test]
     fn latest_event_is_chosen_by_event_time_then_seq() {
-        assert!(UPSERT_VEHICLES.contains("ORDER BY vin, ts DESC, seq DESC"));
         assert!(
             UPSERT_VEHICLES
                 .contains("(EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq)")

@@ -90,17 +90,21 @@ impl WindowMetric {
     }
 }
 
-/// Raises the topic's watermark to the greatest event time staged (`$1` = topic) and returns
-/// it.
-pub(crate) const ADVANCE_WATERMARK: &str = r#"
-INSERT INTO window_watermark AS m (topic, max_ts)
-SELECT $1, max(ts) FROM analytics_staged HAVING count(*) > 0
-ON CONFLICT (topic) DO UPDATE SET max_ts = GREATEST(m.max_ts, EXCLUDED.max_ts)
-RETURNING max_ts
-"#;
-
-/// Staged events older than the cutoff `$1` (none when it is NULL).
-pub(crate) const COUNT_LATE: &str = "SELECT count(*) FROM analytics_staged WHERE ts < $1";
+/// `insert_diag` (an `INSERT INTO diag ... ON CONFLICT DO NOTHING`) made to return the Kafka
+/// position of every row it really inserts, with the topic's watermark (`$20`) raised to the
+/// greatest event time among them and returned on every row (nothing when nothing was
+/// inserted).
+pub(crate) fn watermarked_insert(insert_diag: &str) -> String {
+    format!(
+        "WITH inserted AS ({} RETURNING kafka_partition, kafka_offset, ts), watermark AS (\n\
+         INSERT INTO window_watermark AS m (topic, max_ts)\n\
+         SELECT $20, max(ts) FROM inserted HAVING count(*) > 0\n\
+         ON CONFLICT (topic) DO UPDATE SET max_ts = GREATEST(m.max_ts, EXCLUDED.max_ts)\n\
+         RETURNING max_ts)\n\
+         SELECT kafka_partition, kafka_offset, (SELECT max_ts FROM watermark) FROM inserted",
+        insert_diag.trim_end()
+    )
+}
 
 /// Forgets which vehicles were counted in windows that no event can reach any more: those
 /// that ended over a minute before the cutoff `$1`. (Raising the allowed lateness later lets
@@ -110,28 +114,27 @@ DELETE FROM window_vehicles
  WHERE granularity IN ('second', 'minute') AND window_start < $1::timestamptz - interval '2 minutes'
 "#;
 
-/// Adds the staged events at or after the cutoff `$1` (all when NULL) to their second and minute windows;
-/// a vehicle counts once per window (`window_vehicles` remembers the ones counted). Returns the
-/// updated rows.
+/// How far before the cutoff [`PRUNE_WINDOW_VEHICLES`] forgets windows.
+pub(crate) const PRUNE_MARGIN: TimeDelta = TimeDelta::minutes(2);
+
+/// Adds the new events per window (`$1..$4`: granularity, start, events, speed sum; only
+/// events at or after the cutoff) to `window_metrics`; a vehicle counts once per window: the
+/// `(granularity, window_start, vin)` triples `$5..$7` that `window_vehicles` did not hold yet
+/// are added to the vehicles. Returns the updated rows.
 pub(crate) const UPSERT_WINDOWS: &str = r#"
-WITH src AS (
-    SELECT g.granularity, date_trunc(g.granularity, s.ts, 'UTC') AS window_start, s.vin, s.speed
-      FROM analytics_staged s CROSS JOIN (VALUES ('second'), ('minute')) AS g(granularity)
-     WHERE $1::timestamptz IS NULL OR s.ts >= $1
-), new_vehicles AS (
+WITH new_vehicles AS (
     INSERT INTO window_vehicles (granularity, window_start, vin)
-    SELECT DISTINCT granularity, window_start, vin FROM src ORDER BY 1, 2, 3
+    SELECT * FROM unnest($5::text[], $6::timestamptz[], $7::text[]) ORDER BY 1, 2, 3
     ON CONFLICT DO NOTHING
     RETURNING granularity, window_start
 ), fresh AS (
     SELECT granularity, window_start, count(*) AS n FROM new_vehicles GROUP BY 1, 2
-), batch AS (
-    SELECT granularity, window_start, count(*) AS events, sum(speed) AS speed_sum
-      FROM src GROUP BY 1, 2
 )
 INSERT INTO window_metrics AS m (granularity, window_start, events, vehicles, speed_sum)
 SELECT b.granularity, b.window_start, b.events, COALESCE(f.n, 0), b.speed_sum
-  FROM batch b LEFT JOIN fresh f USING (granularity, window_start)
+  FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::float8[])
+       AS b(granularity, window_start, events, speed_sum)
+  LEFT JOIN fresh f USING (granularity, window_start)
  ORDER BY 1, 2
 ON CONFLICT (granularity, window_start) DO UPDATE
    SET events = m.events + EXCLUDED.events,
@@ -172,8 +175,10 @@ mod tests {
     fn names_match_date_trunc_and_the_sql() {
         for g in Granularity::ALL {
             assert_eq!(Granularity::from_name(g.as_str()), Some(g));
-            assert!(UPSERT_WINDOWS.contains(&format!("('{}')", g.as_str())));
+            assert!(PRUNE_WINDOW_VEHICLES.contains(&format!("'{}'", g.as_str())));
         }
+        assert!(PRUNE_WINDOW_VEHICLES.contains("interval '2 minutes'"));
+        assert_eq!(PRUNE_MARGIN, TimeDelta::minutes(2));
         assert_eq!(Granularity::from_name("hour"), None);
         assert_eq!(serde_json::to_value(Granularity::Minute).unwrap(), "minute");
     }
