@@ -67,6 +67,9 @@ pub trait Broker: Send + Sync + 'static {
     /// Records queued or in flight that the broker has not acknowledged yet.
     fn queue_depth(&self) -> u64;
 
+    /// How many times the producer was replaced after a fatal error (0: never).
+    fn producer_replacements(&self) -> u64;
+
     /// Succeeds when a metadata request for the topic answers in time and lists partitions.
     fn check_ready(&self) -> BoxFuture<'static, Result<(), BrokerError>>;
 }

@@ -7,12 +7,23 @@
 //!   acknowledgement, acknowledged records only.
 //! - `ingest_producer_queue_depth`: records the producer holds that the broker has not yet
 //!   acknowledged, read when scraped.
+//! - `ingest_producer_replacements_total`: producers replaced after a fatal error (a broker
+//!   restart on Tansu can cause one), read when scraped.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// What the producer reports when scraped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducerReadings {
+    /// Records queued or in flight, not yet acknowledged.
+    pub queue_depth: u64,
+    /// Producers replaced after a fatal error so far.
+    pub replacements: u64,
+}
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -90,8 +101,8 @@ impl Metrics {
         self.latency.observe(latency);
     }
 
-    /// The exposition, with `queue_depth` as the producer's current queue depth.
-    pub fn render(&self, queue_depth: u64) -> String {
+    /// The exposition, with the producer's readings taken at scrape time.
+    pub fn render(&self, producer: ProducerReadings) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP ingest_http_requests_total HTTP responses by method, route and status code.\n\
@@ -134,7 +145,16 @@ impl Metrics {
             "# HELP ingest_producer_queue_depth Records queued in the producer and not yet acknowledged.\n\
              # TYPE ingest_producer_queue_depth gauge\n",
         );
-        let _ = writeln!(out, "ingest_producer_queue_depth {queue_depth}");
+        let _ = writeln!(out, "ingest_producer_queue_depth {}", producer.queue_depth);
+        out.push_str(
+            "# HELP ingest_producer_replacements_total Producers replaced after a fatal error.\n\
+             # TYPE ingest_producer_replacements_total counter\n",
+        );
+        let _ = writeln!(
+            out,
+            "ingest_producer_replacements_total {}",
+            producer.replacements
+        );
         out
     }
 }
@@ -193,7 +213,10 @@ mod tests {
         for ms in [1, 3, 3, 40, 60_000] {
             metrics.observe_produce_latency(Duration::from_millis(ms));
         }
-        let text = metrics.render(7);
+        let text = metrics.render(ProducerReadings {
+            queue_depth: 7,
+            replacements: 2,
+        });
         for line in [
             "ingest_produce_latency_seconds_bucket{le=\"0.001\"} 1",
             "ingest_produce_latency_seconds_bucket{le=\"0.0025\"} 1",
@@ -204,6 +227,7 @@ mod tests {
             "ingest_produce_latency_seconds_sum 60.047",
             "ingest_produce_latency_seconds_count 5",
             "ingest_producer_queue_depth 7",
+            "ingest_producer_replacements_total 2",
             "ingest_records_total{outcome=\"accepted\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
@@ -217,7 +241,7 @@ mod tests {
         metrics.count_request("POST", Some("/events"), 200);
         metrics.count_request("BREW", None, 404);
         metrics.count_request("GET", Some("/a\"b"), 200);
-        let text = metrics.render(0);
+        let text = metrics.render(ProducerReadings::default());
         for line in [
             "ingest_http_requests_total{method=\"POST\",path=\"/events\",code=\"200\"} 2",
             "ingest_http_requests_total{method=\"OTHER\",path=\"unmatched\",code=\"404\"} 1",

@@ -149,7 +149,7 @@ pub fn document(settings: &Settings, auth: bool, rate_limit_per_vin: u32) -> Val
             "/metrics": {
                 "get": {
                     "operationId": "metrics",
-                    "summary": "Prometheus text exposition: ingest_http_requests_total{method,path,code}, ingest_records_total{outcome}, ingest_produce_latency_seconds (histogram), ingest_producer_queue_depth.",
+                    "summary": "Prometheus text exposition: ingest_http_requests_total{method,path,code}, ingest_records_total{outcome}, ingest_produce_latency_seconds (histogram), ingest_producer_queue_depth, ingest_producer_replacements_total.",
                     "responses": { "200": {
                         "description": "The metrics.",
                         "content": { "text/plain; version=0.0.4": { "schema": { "type": "string" } } }

@@ -158,6 +158,10 @@ impl Broker for KafkaBroker {
         u64::try_from(self.producer.current().in_flight_count()).unwrap_or(0)
     }
 
+    fn producer_replacements(&self) -> u64 {
+        self.producer.replacements()
+    }
+
     fn check_ready(&self) -> BoxFuture<'static, Result<(), BrokerError>> {
         // A producer with a fatal error is replaced here too, so an idle ingest recovers
         // as soon as its readiness is probed.

@@ -112,6 +112,10 @@ impl Broker for FakeBroker {
         3
     }
 
+    fn producer_replacements(&self) -> u64 {
+        1
+    }
+
     fn check_ready(&self) -> BoxFuture<'static, Result<(), BrokerError>> {
         let result = if self.ready {
             Ok(())

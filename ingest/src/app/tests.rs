@@ -362,6 +362,7 @@ async fn metrics_count_requests_records_and_latency() {
         r#"ingest_produce_latency_seconds_bucket{le="+Inf"} 2"#,
         "ingest_produce_latency_seconds_count 2",
         "ingest_producer_queue_depth 3",
+        "ingest_producer_replacements_total 1",
         "# TYPE ingest_produce_latency_seconds histogram",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");

@@ -7,11 +7,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
-use crate::metrics::CONTENT_TYPE;
+use crate::metrics::{CONTENT_TYPE, ProducerReadings};
 
 /// The handler.
 pub async fn get_metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(state.broker.queue_depth());
+    let text = state.metrics.render(ProducerReadings {
+        queue_depth: state.broker.queue_depth(),
+        replacements: state.broker.producer_replacements(),
+    });
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }
 
