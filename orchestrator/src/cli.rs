@@ -66,6 +66,11 @@ pub enum Command {
         /// check digit), for compatibility tests.
         #[arg(long)]
         legacy_form: bool,
+        /// Vehicles report only this long (e.g. `60s`); the command then waits until they
+        /// delivered every event and prints the totals. The containers keep serving their
+        /// books (`GET /stats`) for `fleet verify` until `fleet teardown --fleet-only`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
     },
     /// Remove every container, network and volume of the stack.
     Teardown {
@@ -79,13 +84,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check the pipeline end to end: probes through ingest into Kafka and diag, no seq gap
-    /// per vehicle, POST-to-row latency. Exit 1 if a check fails.
+    /// Check the pipeline end to end: probes through ingest into Kafka and diag, every
+    /// acknowledged vehicle event stored with no seq gap per vehicle, POST-to-row latency.
+    /// Exit 1 if a check fails.
     Verify {
         /// Probe events to send.
         #[arg(long, default_value_t = 20)]
         probes: u32,
-        /// How long rows may take to appear.
+        /// How long the rows (the probes' and every acknowledged vehicle event's) may take to
+        /// appear in diag: with a consumer backlog, the time it may take to drain (e.g. `30m`).
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
@@ -124,4 +131,72 @@ pub enum ConfigAction {
         #[arg(required = true, value_name = "KEY=VALUE")]
         assignments: Vec<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn launch_fleet_takes_an_optional_duration() {
+        let cli = Cli::try_parse_from(["fleet", "launch-fleet", "--num-vehicles", "10"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::LaunchFleet {
+                num_vehicles: 10,
+                duration: None,
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from([
+            "fleet",
+            "launch-fleet",
+            "--num-vehicles",
+            "10000",
+            "--per-container",
+            "2500",
+            "--duration",
+            "60s",
+        ])
+        .unwrap();
+        let Command::LaunchFleet {
+            per_container,
+            duration,
+            legacy_form,
+            ..
+        } = cli.command
+        else {
+            panic!("launch-fleet");
+        };
+        assert_eq!(per_container, Some(2500));
+        assert_eq!(duration, Some(Duration::from_secs(60)));
+        assert!(!legacy_form);
+        assert!(
+            Cli::try_parse_from([
+                "fleet",
+                "launch-fleet",
+                "--num-vehicles",
+                "1",
+                "--duration",
+                "x"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn verify_waits_60s_by_default_and_takes_a_longer_timeout() {
+        let cli = Cli::try_parse_from(["fleet", "verify"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Verify { probes: 20, timeout } if timeout == Duration::from_secs(60)
+        ));
+        let cli = Cli::try_parse_from(["fleet", "verify", "--timeout", "30m"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Verify { timeout, .. } if timeout == Duration::from_secs(1_800)
+        ));
+    }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use fleet_orchestrator::cli::{Cli, Command, ConfigAction};
+use fleet_orchestrator::commands::launch_fleet::FleetOptions;
 use fleet_orchestrator::commands::{self, Ctx};
 
 /// A check did not hold (e.g. a service is not ready).
@@ -42,9 +43,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             num_vehicles,
             per_container,
             legacy_form,
+            duration,
         } => {
-            commands::launch_fleet::run_with(&ctx, num_vehicles, per_container, legacy_form)
-                .await?;
+            let options = FleetOptions {
+                legacy_form,
+                duration,
+            };
+            commands::launch_fleet::run_with(&ctx, num_vehicles, per_container, options).await?;
         }
         Command::Teardown { fleet_only } => {
             commands::teardown::run(&ctx, fleet_only).await?;

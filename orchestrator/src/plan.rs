@@ -740,6 +740,7 @@ pub fn fleet_plan(
     num_vehicles: u32,
     per_container: u32,
     legacy_form: bool,
+    duration: Option<Duration>,
 ) -> Vec<ContainerSpec> {
     let b = Builder {
         config,
@@ -796,6 +797,12 @@ pub fn fleet_plan(
                     format!("0.0.0.0:{VEHICLE_PORT}"),
                 ),
             ]);
+            if let Some(duration) = duration {
+                spec.env.insert(
+                    "VEHICLE_DURATION".to_owned(),
+                    humantime::format_duration(duration).to_string(),
+                );
+            }
             registry_env(config, &mut spec, VEHICLE_PORT);
             spec
         })
@@ -976,7 +983,7 @@ mod tests {
         );
         assert_eq!(waves.last().unwrap(), &vec![Service::IngestBalancer]);
         // Vehicles reach the replicas through the shared name.
-        let fleet = fleet_plan(&c, &images().runtime, 1, 1, false);
+        let fleet = fleet_plan(&c, &images().runtime, 1, 1, false, None);
         assert_eq!(
             fleet[0].env["VEHICLE_INGEST_URL"],
             "http://fleet-ingest:8080/events"
@@ -1066,7 +1073,7 @@ mod tests {
             .filter(|s| matches!(s.service, Service::Ingest | Service::Consumer))
             .map(|s| &s.spec)
             .collect();
-        let vehicles = fleet_plan(&c, &images().runtime, 4, 2, false);
+        let vehicles = fleet_plan(&c, &images().runtime, 4, 2, false, None);
         specs.extend(&vehicles);
         assert_eq!(specs.len(), 4);
         for spec in specs {
@@ -1090,7 +1097,7 @@ mod tests {
     #[test]
     fn fleet_plan_splits_vehicles_over_containers() {
         let c = config();
-        let specs = fleet_plan(&c, &images().runtime, 10, 4, false);
+        let specs = fleet_plan(&c, &images().runtime, 10, 4, false, None);
         assert_eq!(specs.len(), 3);
         let counts: Vec<&str> = specs
             .iter()
@@ -1105,6 +1112,26 @@ mod tests {
         assert!(specs.iter().all(|s| s.service == VEHICLE_SERVICE));
         assert_eq!(specs[2].name, "fleet-vehicle-2");
         assert_eq!(specs[0].env["VEHICLE_LEGACY_FORM"], "false");
+        assert!(
+            specs
+                .iter()
+                .all(|s| !s.env.contains_key("VEHICLE_DURATION")),
+            "without a duration the vehicles report until stopped"
+        );
+    }
+
+    #[test]
+    fn fleet_plan_passes_the_duration_to_every_container() {
+        let specs = fleet_plan(
+            &config(),
+            &images().runtime,
+            5,
+            2,
+            false,
+            Some(Duration::from_secs(90)),
+        );
+        assert_eq!(specs.len(), 3);
+        assert!(specs.iter().all(|s| s.env["VEHICLE_DURATION"] == "1m 30s"));
     }
 
     #[test]
@@ -1114,7 +1141,7 @@ mod tests {
         c.vehicles.fault_spike_rate = 0.01;
         c.vehicles.fault_stuck_rate = 0.002;
         c.vehicles.fault_stuck_duration = std::time::Duration::from_secs(45);
-        let spec = &fleet_plan(&c, &images().runtime, 1, 1, true)[0];
+        let spec = &fleet_plan(&c, &images().runtime, 1, 1, true, None)[0];
         assert_eq!(spec.env["VEHICLE_REPORT_JITTER"], "0.2");
         assert_eq!(spec.env["VEHICLE_FAULT_SPIKE_RATE"], "0.01");
         assert_eq!(spec.env["VEHICLE_FAULT_STUCK_RATE"], "0.002");

@@ -7,10 +7,25 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::stats::{StatsReport, VehicleStats};
+use crate::stats::{PhaseCell, StatsReport, VehicleStats};
 
-/// The counters of every vehicle of this process, by index.
-pub type Fleet = Arc<[Arc<VehicleStats>]>;
+/// The counters of every vehicle of this process, by index, and the process's phase.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    /// Every vehicle's counters, by index.
+    pub vehicles: Arc<[Arc<VehicleStats>]>,
+    /// Whether the vehicles still generate events.
+    pub phase: Arc<PhaseCell>,
+    /// When the vehicles started (before their first event).
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Fleet {
+    /// The counters and phase now.
+    pub fn report(&self) -> StatsReport {
+        StatsReport::of(&self.vehicles, self.started_at, self.phase.get())
+    }
+}
 
 /// The router.
 pub fn app(fleet: Fleet) -> Router {
@@ -21,7 +36,7 @@ pub fn app(fleet: Fleet) -> Router {
 }
 
 async fn stats(State(fleet): State<Fleet>) -> Json<StatsReport> {
-    Json(StatsReport::of(&fleet))
+    Json(fleet.report())
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -41,13 +56,19 @@ mod tests {
     #[tokio::test]
     async fn stats_lists_vehicles_and_totals() {
         let catalogue = parse_catalogue(DEFAULT_CATALOGUE).unwrap();
-        let fleet: Fleet = (0..2)
-            .map(|i| Arc::new(VehicleStats::new(&Identity::of(&catalogue, 1, i))))
-            .collect();
-        VehicleStats::add(&fleet[0].generated, 3);
-        fleet[0].acknowledged_seq(0);
-        fleet[0].acknowledged_seq(1);
-        VehicleStats::add(&fleet[1].generated, 1);
+        let fleet = Fleet {
+            vehicles: (0..2)
+                .map(|i| Arc::new(VehicleStats::new(&Identity::of(&catalogue, 1, i))))
+                .collect(),
+            phase: Arc::default(),
+            started_at: chrono::Utc::now(),
+        };
+        let v = &fleet.vehicles;
+        VehicleStats::add(&v[0].generated, 3);
+        v[0].acknowledged_seq(0);
+        v[0].acknowledged_seq(1);
+        VehicleStats::add(&v[1].generated, 1);
+        fleet.phase.set(crate::stats::Phase::Delivering);
 
         let response = app(fleet.clone())
             .oneshot(Request::get("/stats").body(Body::empty()).unwrap())
@@ -58,7 +79,16 @@ mod tests {
             .await
             .unwrap();
         let stats: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(stats["vehicles"][0]["vin"], fleet[0].vin.as_str());
+        assert_eq!(stats["phase"], "delivering");
+        assert_eq!(
+            stats["started_at"]
+                .as_str()
+                .unwrap()
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap(),
+            fleet.started_at
+        );
+        assert_eq!(stats["vehicles"][0]["vin"], fleet.vehicles[0].vin.as_str());
         assert_eq!(stats["vehicles"][0]["last_acked_seq"], 1);
         assert_eq!(
             stats["vehicles"][1]["last_acked_seq"],

@@ -77,6 +77,11 @@ pub struct Cli {
     #[arg(long, env = "VEHICLE_OUTBOX_CAPACITY", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub outbox_capacity: u64,
 
+    /// Report only this long (e.g. `60s`), then deliver what is pending and keep serving
+    /// `GET /stats` with final counters until stopped. Unset: report until stopped.
+    #[arg(long, env = "VEHICLE_DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
     /// Makes and models to draw from, a JSON array of `{"make", "wmi", "models"}`.
     #[arg(long, env = "VEHICLE_CATALOGUE", default_value = DEFAULT_CATALOGUE, value_parser = parse_catalogue)]
     pub catalogue: Catalogue,
@@ -163,6 +168,14 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration.is_zero() {
+        return Err("must be longer than 0".into());
+    }
+    Ok(duration)
+}
+
 fn parse_jitter(text: &str) -> Result<f64, String> {
     parse_in_range(text, 0.0, 0.5)
 }
@@ -208,6 +221,27 @@ mod tests {
         assert_eq!((cli.fault_spike_rate, cli.fault_stuck_rate), (0.0, 0.0));
         assert!(!cli.legacy_form);
         assert_eq!(cli.batch_max, 500);
+        assert_eq!(cli.duration, None, "report until stopped");
+    }
+
+    #[test]
+    fn a_duration_parses_and_zero_is_refused() {
+        let cli = Cli::try_parse_from([
+            "vehicle",
+            "--ingest-url",
+            "http://i:8080/events",
+            "--duration",
+            "1m 30s",
+        ])
+        .unwrap();
+        assert_eq!(cli.duration, Some(Duration::from_secs(90)));
+        for bad in ["0s", "soon"] {
+            assert!(
+                Cli::try_parse_from(["vehicle", "--ingest-url", "http://i", "--duration", bad])
+                    .is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -72,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         max_in_flight: usize::try_from(cli.max_in_flight).context("VEHICLE_MAX_IN_FLIGHT")?,
         outbox_capacity: usize::try_from(cli.outbox_capacity).context("VEHICLE_OUTBOX_CAPACITY")?,
         flush_timeout: FLUSH_TIMEOUT,
+        duration: cli.duration,
     };
     // Start from the command line; the registry, when there is one, feeds them live.
     let (timing_tx, timing) = tokio::sync::watch::channel(Timing {
@@ -108,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         ingest = %cli.ingest_url,
         legacy_form = cli.legacy_form,
         listen = %cli.listen,
+        duration = ?cli.duration,
         "vehicles started"
     );
 
@@ -126,14 +128,7 @@ async fn main() -> anyhow::Result<()> {
             "events never acknowledged (outbox overflow or still pending at shutdown)"
         );
     }
-    tracing::info!(
-        generated = totals.generated,
-        acknowledged = totals.acknowledged,
-        retried = totals.retried,
-        rejected = totals.rejected,
-        dropped = totals.dropped,
-        "vehicles stopped"
-    );
+    totals.log("vehicles stopped");
     Ok(())
 }
 
@@ -154,7 +149,12 @@ fn join_registry(
     let membership = fleet_registry::Membership {
         role: fleet_registry::ROLE_VEHICLE,
         port: cli.listen.port(),
-        runs: simulation.stats().iter().map(|v| v.vin.clone()).collect(),
+        runs: simulation
+            .stats()
+            .vehicles
+            .iter()
+            .map(|v| v.vin.clone())
+            .collect(),
         initial,
         watch_roles: &[fleet_registry::ROLE_INGEST],
     };

@@ -9,6 +9,11 @@
 //! or kept at the front of its outbox and sent again as the same bytes (same `event_id`). Failed
 //! requests make their ingest entry back off (see [`crate::endpoints`]); on stop, pending events
 //! are flushed for at most `flush_timeout` and what is left is counted as dropped.
+//!
+//! With a `duration`, the vehicles report only during that time after the start; then the task
+//! delivers what is pending (retrying as long as needed, nothing is given up for the duration)
+//! and, once every event has its fate, idles with the counters final until stopped, so that
+//! `GET /stats` can still be compared with what was stored.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -35,7 +40,7 @@ use crate::identity::Identity;
 use crate::outbox::Outbox;
 use crate::seeding::{Stream, rng};
 use crate::simulator::{Simulator, World};
-use crate::stats::{StatsReport, Totals, VehicleStats};
+use crate::stats::{Phase, PhaseCell, Totals, VehicleStats};
 use crate::timing::Timing;
 
 /// How often the task looks for due reports.
@@ -69,6 +74,8 @@ pub struct Settings {
     pub outbox_capacity: usize,
     /// How long pending events may still be sent after the stop signal.
     pub flush_timeout: Duration,
+    /// Report only this long after the start, then deliver and idle (`None`: until stopped).
+    pub duration: Option<Duration>,
 }
 
 /// An event as it goes on the wire, encoded once.
@@ -165,7 +172,11 @@ impl Simulation {
             batch_max: settings.wire.max_batch(settings.batch_max),
             settings,
             vehicles,
-            stats: stats.into(),
+            stats: Fleet {
+                vehicles: stats.into(),
+                phase: Arc::new(PhaseCell::default()),
+                started_at: Utc::now(),
+            },
             timing,
             endpoints: Endpoints::new(ingest_urls),
             client,
@@ -182,7 +193,7 @@ impl Simulation {
     }
 
     /// Runs until `stop` resolves, then flushes for at most `flush_timeout`; returns the
-    /// totals.
+    /// totals. With a `duration`, reports stop when it is over (see the module docs).
     pub async fn run(mut self, stop: impl Future<Output = ()>) -> Totals {
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -190,11 +201,26 @@ impl Simulation {
             FuturesUnordered::new();
         let mut stop = std::pin::pin!(stop);
         let mut deadline: Option<Instant> = None;
+        let end = self.settings.duration.map(|d| Instant::now() + d);
+        let mut generating = true;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    if deadline.is_none() {
-                        self.report_due(Instant::now());
+                    if deadline.is_none() && generating {
+                        let now = Instant::now();
+                        match end {
+                            // Reports due before the end still happen, none after it.
+                            Some(end) if now >= end => {
+                                self.report_due(end);
+                                generating = false;
+                                self.stats.phase.set(Phase::Delivering);
+                                tracing::info!(
+                                    pending = self.pending(),
+                                    "duration over: no more events, delivering the pending ones"
+                                );
+                            }
+                            _ => self.report_due(now),
+                        }
                     }
                 }
                 Some((request, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
@@ -206,24 +232,33 @@ impl Simulation {
                 }
             }
             let now = Instant::now();
-            self.dispatch(now, deadline.is_some(), &mut in_flight);
+            self.dispatch(now, deadline.is_some() || !generating, &mut in_flight);
+            // A vehicle with events and none in flight is always ready.
+            let idle = in_flight.is_empty() && self.ready.is_empty();
             if let Some(deadline) = deadline {
-                // A vehicle with events and none in flight is always ready.
-                if (in_flight.is_empty() && self.ready.is_empty()) || now >= deadline {
+                if idle || now >= deadline {
                     break;
                 }
+            } else if !generating && idle {
+                self.stats.phase.set(Phase::Done);
+                self.stats
+                    .report()
+                    .totals
+                    .log("every event delivered; serving /stats until stopped");
+                stop.as_mut().await;
+                break;
             }
         }
         // Whatever is still pending (in flight included) is given up.
         drop(in_flight);
-        for (vehicle, stats) in self.vehicles.iter_mut().zip(self.stats.iter()) {
+        for (vehicle, stats) in self.vehicles.iter_mut().zip(self.stats.vehicles.iter()) {
             let left = vehicle.outbox.drain().count();
             if left > 0 {
                 VehicleStats::add(&stats.dropped, left);
             }
             stats.pending.store(0, std::sync::atomic::Ordering::Relaxed);
         }
-        StatsReport::of(&self.stats).totals
+        self.stats.report().totals
     }
 
     /// Events waiting in all outboxes.
@@ -241,7 +276,7 @@ impl Simulation {
             }
             self.due.pop();
             let vehicle = &mut self.vehicles[position];
-            let stats = &self.stats[position];
+            let stats = &self.stats.vehicles[position];
             if let Some(step) = vehicle.step {
                 vehicle.sim.advance(step.as_secs_f64());
             }
@@ -379,7 +414,7 @@ impl Simulation {
             let mine = fates.get(offset..offset + n).unwrap_or_default();
             offset += n;
             let vehicle = &mut self.vehicles[position];
-            let stats = &self.stats[position];
+            let stats = &self.stats.vehicles[position];
             let resend = |i: usize| mine.get(i).is_none_or(|f| *f == Fate::Retry);
             let done = vehicle.outbox.finish_batch(|i, _| resend(i));
             VehicleStats::add(&stats.retried, n - done.len());

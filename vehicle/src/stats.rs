@@ -1,9 +1,9 @@
 //! Counters per vehicle, updated by its task and read by `GET /stats`.
 //!
 //! For every vehicle, `generated = acknowledged + rejected + dropped + pending` once its batch
-//! in flight is answered.
+//! in flight is answered. The process's [`Phase`] tells whether the counters can still move.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -131,9 +131,60 @@ pub struct Totals {
     pub pending: u64,
 }
 
+impl Totals {
+    /// Logs the sums (except `pending`) with `message`.
+    pub fn log(&self, message: &str) {
+        tracing::info!(
+            generated = self.generated,
+            acknowledged = self.acknowledged,
+            retried = self.retried,
+            rejected = self.rejected,
+            dropped = self.dropped,
+            "{message}"
+        );
+    }
+}
+
+/// Where the process is in its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The vehicles report (until stopped, or until the run's duration is over).
+    Generating,
+    /// The duration is over: no new event, the pending ones are still being delivered.
+    Delivering,
+    /// The duration is over and every event has its fate: the counters no longer move.
+    Done,
+}
+
+/// The phase, written by the simulation task and read by `GET /stats`.
+#[derive(Debug, Default)]
+pub struct PhaseCell(AtomicU8);
+
+impl PhaseCell {
+    /// Moves to `phase`.
+    pub fn set(&self, phase: Phase) {
+        self.0.store(phase as u8, Ordering::Release);
+    }
+
+    /// The phase now.
+    pub fn get(&self) -> Phase {
+        match self.0.load(Ordering::Acquire) {
+            0 => Phase::Generating,
+            1 => Phase::Delivering,
+            _ => Phase::Done,
+        }
+    }
+}
+
 /// The body of `GET /stats`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatsReport {
+    /// When the vehicles started: every event of this process has a `ts` at or after it (rows
+    /// of earlier runs with the same VINs have earlier ones).
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Where the process is in its run.
+    pub phase: Phase,
     /// Every vehicle of this process, by index.
     pub vehicles: Vec<VehicleReport>,
     /// Sums.
@@ -141,8 +192,12 @@ pub struct StatsReport {
 }
 
 impl StatsReport {
-    /// The report over `vehicles`.
-    pub fn of(vehicles: &[std::sync::Arc<VehicleStats>]) -> Self {
+    /// The report over `vehicles`, started at `started_at`, in `phase`.
+    pub fn of(
+        vehicles: &[std::sync::Arc<VehicleStats>],
+        started_at: chrono::DateTime<chrono::Utc>,
+        phase: Phase,
+    ) -> Self {
         let vehicles: Vec<VehicleReport> = vehicles.iter().map(|v| v.snapshot()).collect();
         let mut totals = Totals::default();
         for v in &vehicles {
@@ -153,6 +208,30 @@ impl StatsReport {
             totals.rejected += v.rejected;
             totals.pending += v.pending;
         }
-        Self { vehicles, totals }
+        Self {
+            started_at,
+            phase,
+            vehicles,
+            totals,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_phase_cell_starts_generating_and_keeps_what_is_set() {
+        let cell = PhaseCell::default();
+        assert_eq!(cell.get(), Phase::Generating);
+        for phase in [Phase::Delivering, Phase::Done, Phase::Generating] {
+            cell.set(phase);
+            assert_eq!(cell.get(), phase);
+        }
+        assert_eq!(
+            serde_json::to_value(Phase::Delivering).unwrap(),
+            serde_json::json!("delivering")
+        );
     }
 }

@@ -1,35 +1,119 @@
 //! `fleet launch-fleet --num-vehicles N`: converges the vehicle containers to exactly the ones
 //! N vehicles need (K per container), removes the rest, and waits until every vehicle's first
-//! events are acknowledged by ingest.
+//! events are acknowledged by ingest. With `--duration D` the vehicles report for D only; the
+//! command then waits until every container has delivered its last event and prints the
+//! totals, while the containers keep serving `GET /stats` for `fleet verify`.
+//!
+//! [`read_books`] is the one reader of the vehicle containers' `GET /stats`.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::Deserialize;
 
 use super::Ctx;
 use crate::docker::{ContainerInfo, Docker};
 use crate::engine;
 use crate::plan::{self, Service, VEHICLE_PORT, VEHICLE_SERVICE};
 
-/// Containers converged at once.
+/// Containers converged or read at once.
 const PARALLEL: usize = 8;
+/// How often the containers' books are read while waiting.
+const POLL: Duration = Duration::from_millis(500);
 
-/// Runs the command with vehicles posting the current JSON format.
-pub async fn run(ctx: &Ctx, num_vehicles: u32, per_container: Option<u32>) -> anyhow::Result<()> {
-    run_with(ctx, num_vehicles, per_container, false).await
+/// How the vehicles of a launch run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FleetOptions {
+    /// Post the old client's form-encoded events.
+    pub legacy_form: bool,
+    /// Report only this long, then deliver and keep the books (`None`: until stopped).
+    pub duration: Option<Duration>,
 }
 
-/// Runs the command; with `legacy_form` the vehicles post the old client's form-encoded events.
+/// Sums of a container's (or a fleet's) counters, as in the vehicle's `GET /stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Totals {
+    /// Events created.
+    pub generated: u64,
+    /// Events ingest acknowledged.
+    pub acknowledged: u64,
+    /// Events sent again after a failed attempt.
+    pub retried: u64,
+    /// Events given up (outbox full, or still pending at shutdown).
+    pub dropped: u64,
+    /// Events ingest refused as invalid.
+    pub rejected: u64,
+    /// Events waiting to be acknowledged.
+    pub pending: u64,
+}
+
+impl Totals {
+    /// Adds `other` to these sums.
+    pub fn add(&mut self, other: &Totals) {
+        self.generated += other.generated;
+        self.acknowledged += other.acknowledged;
+        self.retried += other.retried;
+        self.dropped += other.dropped;
+        self.rejected += other.rejected;
+        self.pending += other.pending;
+    }
+
+    /// Events whose fate is known (acknowledged, rejected or dropped): grows while delivery
+    /// makes progress.
+    fn settled(&self) -> u64 {
+        self.acknowledged + self.rejected + self.dropped
+    }
+}
+
+/// Where a vehicle container is in its run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Reporting (a vehicle without `phase` in its answer reports until stopped).
+    #[default]
+    Generating,
+    /// Its duration is over; pending events are being delivered.
+    Delivering,
+    /// Its duration is over and every event has its fate: the books are final.
+    Done,
+}
+
+/// One vehicle container's `GET /stats`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Books {
+    /// When its vehicles started: their events have a `ts` at or after it (absent from older
+    /// vehicles).
+    #[serde(default)]
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Where the container is in its run.
+    #[serde(default)]
+    pub phase: Phase,
+    /// Every vehicle's counters.
+    pub vehicles: Vec<crate::probes::VehicleStats>,
+    /// Their sums.
+    pub totals: Totals,
+}
+
+/// Runs the command with vehicles posting the current JSON format until stopped.
+pub async fn run(ctx: &Ctx, num_vehicles: u32, per_container: Option<u32>) -> anyhow::Result<()> {
+    run_with(ctx, num_vehicles, per_container, FleetOptions::default()).await
+}
+
+/// Runs the command with `options`.
 pub async fn run_with(
     ctx: &Ctx,
     num_vehicles: u32,
     per_container: Option<u32>,
-    legacy_form: bool,
+    options: FleetOptions,
 ) -> anyhow::Result<()> {
     let per_container = per_container.unwrap_or(ctx.config.vehicles.per_container);
     if per_container == 0 {
         bail!("--per-container must be at least 1");
+    }
+    if let Some(duration) = options.duration {
+        check_duration(duration, ctx.config.vehicles.report_interval)?;
     }
     let docker = ctx.docker().await?;
     let stack = ctx.stack();
@@ -51,7 +135,8 @@ pub async fn run_with(
         &runtime,
         num_vehicles,
         per_container,
-        legacy_form,
+        options.legacy_form,
+        options.duration,
     );
 
     let existing = docker
@@ -92,27 +177,87 @@ pub async fn run_with(
             return Err(e);
         }
     }
+    let Some(duration) = options.duration else {
+        println!(
+            "fleet of {num_vehicles} vehicle(s) running in {} container(s)",
+            specs.len()
+        );
+        println!("events: {}", ctx.events_url());
+        return Ok(());
+    };
+
+    let step = ctx.progress.step(format!(
+        "vehicles   report for {}, then deliver",
+        humantime::format_duration(duration)
+    ));
+    let totals = match wait_done(ctx, &docker, &names).await {
+        Ok(totals) => {
+            step.finish("every event delivered");
+            totals
+        }
+        Err(e) => {
+            step.fail(&e.to_string());
+            return Err(e);
+        }
+    };
     println!(
-        "fleet of {num_vehicles} vehicle(s) running in {} container(s)",
-        specs.len()
+        "fleet of {num_vehicles} vehicle(s) in {} container(s) reported for {}: {}",
+        specs.len(),
+        humantime::format_duration(duration),
+        describe(&totals)
     );
+    println!("the vehicles keep their books (GET /stats) until `fleet teardown --fleet-only`");
     println!("events: {}", ctx.events_url());
     Ok(())
 }
 
-/// Waits until every vehicle of every container has at least one acknowledged event.
-async fn wait_acknowledged(ctx: &Ctx, docker: &Docker, names: &[String]) -> anyhow::Result<()> {
+/// A run must be long enough for every vehicle to report at least once (the first report of a
+/// vehicle falls somewhere in the first interval).
+fn check_duration(duration: Duration, report_interval: Duration) -> anyhow::Result<()> {
+    if duration < report_interval {
+        bail!(
+            "--duration {} is shorter than vehicles.report_interval ({}): some vehicles would \
+             never report",
+            humantime::format_duration(duration),
+            humantime::format_duration(report_interval)
+        );
+    }
+    Ok(())
+}
+
+/// The totals as one line.
+pub fn describe(t: &Totals) -> String {
+    format!(
+        "generated {}, acknowledged {}, retried {}, rejected {}, dropped {}, pending {}",
+        t.generated, t.acknowledged, t.retried, t.rejected, t.dropped, t.pending
+    )
+}
+
+/// The books of the named vehicle containers, read in parallel: each name with its books, or
+/// why they could not be read (gone, not running, no published port, no answer).
+pub async fn read_books(
+    ctx: &Ctx,
+    docker: &Docker,
+    names: &[String],
+) -> Vec<(String, anyhow::Result<Books>)> {
     let host = engine::connect_host(&ctx.config.stack.bind_address);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .build()?;
-    let started = Instant::now();
-    let mut pending: Vec<String> = names.to_vec();
-    let mut last_error = String::new();
-    while !pending.is_empty() {
-        let mut still = Vec::new();
-        for name in pending {
-            let ready = async {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            let why = format!("HTTP client: {e}");
+            return names
+                .iter()
+                .map(|n| (n.clone(), Err(anyhow::anyhow!(why.clone()))))
+                .collect();
+        }
+    };
+    let read = |name: String| {
+        let client = client.clone();
+        async move {
+            let books = async {
                 let info = docker
                     .find_container(&name, ctx.stack())
                     .await?
@@ -124,15 +269,66 @@ async fn wait_acknowledged(ctx: &Ctx, docker: &Docker, names: &[String]) -> anyh
                     .ports
                     .get(&VEHICLE_PORT)
                     .context("stats port not published")?;
-                let vehicles =
-                    crate::probes::vehicle_stats(&client, std::net::SocketAddr::new(host, *port))
-                        .await?;
-                Ok(!vehicles.is_empty() && vehicles.iter().all(|v| v.acknowledged > 0))
+                let url = format!("http://{}/stats", SocketAddr::new(host, *port));
+                let books: Books = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .with_context(|| format!("GET {url}"))?
+                    .json()
+                    .await
+                    .with_context(|| format!("read GET {url}"))?;
+                Ok(books)
             }
             .await;
-            match ready {
-                Ok(true) => {}
-                Ok(false) => still.push(name),
+            (name, books)
+        }
+    };
+    stream::iter(names.iter().cloned().map(read))
+        .buffered(PARALLEL)
+        .collect()
+        .await
+}
+
+/// The names of the stack's running vehicle containers.
+pub async fn running_vehicle_containers(ctx: &Ctx, docker: &Docker) -> anyhow::Result<Vec<String>> {
+    Ok(docker
+        .list_stack_containers(ctx.stack(), Some(VEHICLE_SERVICE))
+        .await?
+        .into_iter()
+        .filter(|c| c.is_running())
+        .map(|c| c.name)
+        .collect())
+}
+
+/// The sums over the books of every running vehicle container of the stack, and whether every
+/// one of them is [`Phase::Done`].
+pub async fn fleet_totals(ctx: &Ctx) -> anyhow::Result<(Totals, bool)> {
+    let docker = ctx.docker().await?;
+    let names = running_vehicle_containers(ctx, &docker).await?;
+    let mut totals = Totals::default();
+    let mut done = !names.is_empty();
+    for (name, books) in read_books(ctx, &docker, &names).await {
+        let books = books.with_context(|| format!("stats of {name}"))?;
+        totals.add(&books.totals);
+        done &= books.phase == Phase::Done;
+    }
+    Ok((totals, done))
+}
+
+/// Waits until every vehicle of every container has at least one acknowledged event.
+async fn wait_acknowledged(ctx: &Ctx, docker: &Docker, names: &[String]) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut pending: Vec<String> = names.to_vec();
+    let mut last_error = String::new();
+    loop {
+        let mut still = Vec::new();
+        for (name, books) in read_books(ctx, docker, &pending).await {
+            match books {
+                Ok(b)
+                    if !b.vehicles.is_empty() && b.vehicles.iter().all(|v| v.acknowledged > 0) => {}
+                Ok(_) => still.push(name),
                 Err(e) => {
                     last_error = format!("{name}: {e:#}");
                     still.push(name);
@@ -141,7 +337,7 @@ async fn wait_acknowledged(ctx: &Ctx, docker: &Docker, names: &[String]) -> anyh
         }
         pending = still;
         if pending.is_empty() {
-            break;
+            return Ok(());
         }
         if started.elapsed() > ctx.config.vehicles.start_timeout {
             let logs = docker
@@ -156,7 +352,101 @@ async fn wait_acknowledged(ctx: &Ctx, docker: &Docker, names: &[String]) -> anyh
                 pending[0]
             );
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(POLL).await;
     }
-    Ok(())
+}
+
+/// Waits until every container is [`Phase::Done`]; returns the fleet's totals. Fails when a
+/// container cannot be read, or when delivery makes no progress for `vehicles.start_timeout`
+/// once the vehicles stopped reporting.
+async fn wait_done(ctx: &Ctx, docker: &Docker, names: &[String]) -> anyhow::Result<Totals> {
+    let stall_limit = ctx.config.vehicles.start_timeout;
+    let mut progress = (0, Instant::now());
+    loop {
+        let mut totals = Totals::default();
+        let mut generating = false;
+        let mut done = true;
+        for (name, books) in read_books(ctx, docker, names).await {
+            let books = books.with_context(|| format!("stats of {name}"))?;
+            totals.add(&books.totals);
+            generating |= books.phase == Phase::Generating;
+            done &= books.phase == Phase::Done;
+        }
+        if done {
+            return Ok(totals);
+        }
+        if generating || totals.settled() > progress.0 {
+            progress = (totals.settled(), Instant::now());
+        } else if progress.1.elapsed() > stall_limit {
+            bail!(
+                "the vehicles stopped reporting but delivered nothing for {} ({})",
+                humantime::format_duration(stall_limit),
+                describe(&totals)
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn books_parse_with_and_without_a_phase() {
+        let body = r#"{"started_at":"2026-11-21T18:00:00.5Z","phase":"done","vehicles":[{"vin":"YV1AAAAAA00000001","make":"Volvo",
+            "model":"XC40","generated":3,"acknowledged":3,"retried":1,"dropped":0,"rejected":0,
+            "pending":0,"last_acked_seq":2}],"totals":{"generated":3,"acknowledged":3,
+            "retried":1,"dropped":0,"rejected":0,"pending":0}}"#;
+        let books: Books = serde_json::from_str(body).unwrap();
+        assert_eq!(books.phase, Phase::Done);
+        assert_eq!(
+            books.started_at.unwrap().to_rfc3339(),
+            "2026-11-21T18:00:00.500+00:00"
+        );
+        assert_eq!(books.vehicles[0].last_acked_seq, Some(2));
+        assert_eq!(books.totals.retried, 1);
+        let old = body.replace(
+            r#""started_at":"2026-11-21T18:00:00.5Z","phase":"done","#,
+            "",
+        );
+        let books: Books = serde_json::from_str(&old).unwrap();
+        assert_eq!(
+            books.phase,
+            Phase::Generating,
+            "older vehicles report until stopped"
+        );
+        assert_eq!(books.started_at, None);
+    }
+
+    #[test]
+    fn totals_add_up_and_count_settled_events() {
+        let one = Totals {
+            generated: 10,
+            acknowledged: 6,
+            retried: 2,
+            dropped: 1,
+            rejected: 1,
+            pending: 2,
+        };
+        let mut sum = Totals::default();
+        sum.add(&one);
+        sum.add(&one);
+        assert_eq!(sum.generated, 20);
+        assert_eq!(sum.settled(), 16);
+        assert_eq!(sum.settled() + sum.pending, sum.generated);
+        assert_eq!(
+            describe(&one),
+            "generated 10, acknowledged 6, retried 2, rejected 1, dropped 1, pending 2"
+        );
+    }
+
+    #[test]
+    fn a_run_shorter_than_the_report_interval_is_refused() {
+        let second = Duration::from_secs(1);
+        assert!(check_duration(Duration::from_secs(60), second).is_ok());
+        assert!(check_duration(second, second).is_ok());
+        let err = check_duration(Duration::from_millis(500), second).unwrap_err();
+        assert!(err.to_string().contains("--duration 500ms"), "{err}");
+    }
 }

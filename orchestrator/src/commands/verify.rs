@@ -1,8 +1,10 @@
 //! `fleet verify`: the end-to-end assertions as a command. Sends probe events through ingest,
 //! checks that the broker holds each at the partition and offset ingest reported, that each
 //! reaches `diag`, and that for every running vehicle the stored `seq`s have no gap up to the
-//! last one ingest acknowledged (for `--legacy-form` vehicles, whose `seq` ingest assigns: that
-//! it stored at least as many rows as were acknowledged). Reports POST-to-row latency. Exit 0 only if everything holds.
+//! last one ingest acknowledged and at least as many rows are stored as were acknowledged (for
+//! `--legacy-form` vehicles, whose `seq` ingest assigns, only the latter), in one statement
+//! over arrays for the whole fleet. Waits up to `--timeout` for the rows, so it also waits for
+//! a consumer backlog to drain. Reports POST-to-row latency. Exit 0 only if everything holds.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,9 +18,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::Ctx;
+use super::launch_fleet;
 use crate::docker::Docker;
 use crate::engine;
-use crate::plan::{VEHICLE_PORT, VEHICLE_SERVICE};
 
 /// World manufacturer identifier of probe VINs, so probes never mix with simulated vehicles.
 const PROBE_WMI: &str = "9FL";
@@ -52,8 +54,10 @@ struct Sent {
     offset: i64,
 }
 
-/// Runs the command; Ok(false) when a check failed.
+/// Runs the command; Ok(false) when a check failed. The probes' rows and the vehicles' rows
+/// may take `timeout` in all to appear; the registry check has `timeout` of its own.
 pub async fn run(ctx: &Ctx, probes: u32, timeout: Duration) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + timeout;
     let docker = ctx.docker().await?;
     let status = super::status::collect(ctx).await?;
     let mut checks = vec![Check {
@@ -155,7 +159,6 @@ pub async fn run(ctx: &Ctx, probes: u32, timeout: Duration) -> anyhow::Result<bo
 
     // 3. Each probe reaches diag; latency from POST to row.
     let ids: Vec<Uuid> = sent.iter().map(|s| s.event_id).collect();
-    let started = Instant::now();
     let rows = loop {
         let rows = pg
             .query(
@@ -164,7 +167,7 @@ pub async fn run(ctx: &Ctx, probes: u32, timeout: Duration) -> anyhow::Result<bo
             )
             .await
             .context("look up probe rows")?;
-        if rows.len() == ids.len() || started.elapsed() > timeout {
+        if rows.len() == ids.len() || Instant::now() >= deadline {
             break rows;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -192,7 +195,7 @@ pub async fn run(ctx: &Ctx, probes: u32, timeout: Duration) -> anyhow::Result<bo
     });
 
     // 4. Every vehicle: no seq gap up to its last acknowledged event.
-    checks.push(vehicle_gaps(ctx, &docker, &pg, host, timeout).await?);
+    checks.push(vehicle_gaps(ctx, &docker, &pg, deadline).await?);
 
     // 5. The registry lists every launched vehicle as live.
     let registered = super::members::vehicles_registered(ctx, &docker, timeout).await;
@@ -239,103 +242,167 @@ fn read_back(bootstrap: &str, topic: &str, expected: &[(i32, i64, Uuid)]) -> Res
     Ok(())
 }
 
+/// The vehicles' acknowledged events, as the arrays of [`STORED_SQL`]: per vehicle its VIN,
+/// its highest acknowledged `seq` (`None` for `--legacy-form` vehicles, whose `seq` ingest
+/// assigns), how many events ingest acknowledged, and since when its process runs (rows with
+/// an earlier `ts` belong to an earlier run with the same VINs and are not counted). Vehicles
+/// with nothing acknowledged have nothing to check and are left out.
+#[derive(Debug, Default, PartialEq)]
+struct Expected {
+    vins: Vec<String>,
+    last_seqs: Vec<Option<i64>>,
+    acknowledged: Vec<i64>,
+    since: Vec<Option<DateTime<Utc>>>,
+}
+
+impl Expected {
+    /// From `(vehicle, its process's start)` pairs.
+    fn of<'a>(
+        vehicles: impl IntoIterator<Item = (&'a crate::probes::VehicleStats, Option<DateTime<Utc>>)>,
+    ) -> Self {
+        let mut expected = Self::default();
+        for (v, since) in vehicles.into_iter().filter(|(v, _)| v.acknowledged > 0) {
+            expected.vins.push(v.vin.clone());
+            expected.last_seqs.push(v.last_acked_seq);
+            expected
+                .acknowledged
+                .push(i64::try_from(v.acknowledged).unwrap_or(i64::MAX));
+            expected.since.push(since);
+        }
+        expected
+    }
+
+    /// Vehicles whose `seq` fleet knows (the gap check applies to them).
+    fn sequenced(&self) -> usize {
+        self.last_seqs.iter().filter(|s| s.is_some()).count()
+    }
+
+    fn total_acknowledged(&self) -> i64 {
+        self.acknowledged.iter().sum()
+    }
+}
+
+/// One statement over the arrays of [`Expected`] (`$1` VINs, `$2` last acknowledged seqs,
+/// `$3` acknowledged counts, `$4` starts) that compares every vehicle with its rows of this run
+/// in `diag` (`ts` at or after its start): a vehicle
+/// fails when fewer distinct `seq`s in `0..=last` are stored than `last + 1` (a gap), or when
+/// it has fewer rows than ingest acknowledged. Answers one row: failing vehicles, rows stored
+/// for these vehicles, and the first 5 failures described.
+const STORED_SQL: &str = "
+WITH expected AS (
+    SELECT vin::bpchar AS vin, last_seq, acked, coalesce(since, '-infinity') AS since
+      FROM unnest($1::text[], $2::int8[], $3::int8[], $4::timestamptz[])
+           AS t(vin, last_seq, acked, since)
+), stored AS (
+    SELECT d.vin, count(*) AS rows,
+           count(DISTINCT d.seq) FILTER (WHERE d.seq BETWEEN 0 AND e.last_seq) AS below
+      FROM diag d JOIN expected e ON d.vin = e.vin AND d.ts >= e.since
+     GROUP BY d.vin
+), compared AS (
+    SELECT e.vin, e.last_seq, e.acked,
+           coalesce(s.rows, 0) AS rows, coalesce(s.below, 0) AS below,
+           (e.last_seq IS NOT NULL AND coalesce(s.below, 0) <> e.last_seq + 1)
+               OR coalesce(s.rows, 0) < e.acked AS failed
+      FROM expected e LEFT JOIN stored s ON s.vin = e.vin
+)
+SELECT count(*) FILTER (WHERE failed),
+       coalesce(sum(rows), 0)::int8,
+       coalesce((array_agg(
+           format('%s: %s rows for %s acknowledged, %s', rtrim(vin), rows, acked,
+                  CASE WHEN last_seq IS NULL THEN 'seq assigned by ingest'
+                       ELSE format('%s of seq 0..=%s', below, last_seq) END)
+           ORDER BY vin) FILTER (WHERE failed))[1:5], '{}')
+  FROM compared";
+
+/// What [`STORED_SQL`] answered.
+#[derive(Debug, PartialEq)]
+struct Stored {
+    failing: i64,
+    rows: i64,
+    first_failures: Vec<String>,
+}
+
+/// Every acknowledged event of every running vehicle is in `diag`: waits until [`STORED_SQL`]
+/// finds no failing vehicle or `deadline` passes (rows trail acknowledgements by the consumer's
+/// backlog).
 async fn vehicle_gaps(
     ctx: &Ctx,
     docker: &Docker,
     pg: &tokio_postgres::Client,
-    host: std::net::IpAddr,
-    timeout: Duration,
+    deadline: Instant,
 ) -> anyhow::Result<Check> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
-    let mut acked: Vec<(String, i64)> = Vec::new();
-    let mut unsequenced: Vec<(String, i64)> = Vec::new();
-    for container in docker
-        .list_stack_containers(ctx.stack(), Some(VEHICLE_SERVICE))
-        .await?
-    {
-        let Some(port) = container
-            .ports
-            .get(&VEHICLE_PORT)
-            .filter(|_| container.is_running())
-        else {
-            continue;
-        };
-        let vehicles = crate::probes::vehicle_stats(&http, SocketAddr::new(host, *port))
-            .await
-            .with_context(|| format!("stats of {}", container.name))?;
-        for v in vehicles {
-            match v.last_acked_seq {
-                Some(last) => acked.push((v.vin, last)),
-                // `--legacy-form` vehicles: ingest assigns seq, so only counts can be compared.
-                None if v.acknowledged > 0 => {
-                    unsequenced.push((v.vin, i64::try_from(v.acknowledged).unwrap_or(i64::MAX)))
-                }
-                None => {}
-            }
-        }
+    let names = launch_fleet::running_vehicle_containers(ctx, docker).await?;
+    let mut containers = Vec::new();
+    for (name, books) in launch_fleet::read_books(ctx, docker, &names).await {
+        containers.push(books.with_context(|| format!("stats of {name}"))?);
     }
-    let vins: Vec<&str> = acked.iter().map(|(v, _)| v.as_str()).collect();
-    let legacy_vins: Vec<&str> = unsequenced.iter().map(|(v, _)| v.as_str()).collect();
+    let expected = Expected::of(
+        containers
+            .iter()
+            .flat_map(|b| b.vehicles.iter().map(|v| (v, b.started_at))),
+    );
     let started = Instant::now();
     loop {
-        // Rows may trail the acknowledgement by a batch: wait for them within the timeout.
-        let rows = pg
-            .query(
-                "SELECT vin::text, count(DISTINCT seq) FILTER (WHERE seq <= t.last), min(seq)
-                   FROM diag JOIN unnest($1::text[], $2::int8[]) AS t(v, last) ON diag.vin = t.v
-                  GROUP BY vin",
-                &[&vins, &acked.iter().map(|(_, s)| *s).collect::<Vec<i64>>()],
+        let row = pg
+            .query_one(
+                STORED_SQL,
+                &[
+                    &expected.vins,
+                    &expected.last_seqs,
+                    &expected.acknowledged,
+                    &expected.since,
+                ],
             )
             .await
-            .context("count stored seqs per vehicle")?;
-        let mut gaps = Vec::new();
-        for (vin, last) in &acked {
-            let row = rows.iter().find(|r| r.get::<_, String>(0) == *vin);
-            let stored: i64 = row.map(|r| r.get(1)).unwrap_or(0);
-            if stored != last + 1 {
-                gaps.push(format!("{vin}: {stored} of seq 0..={last} stored"));
-            }
+            .context("compare the vehicles' acknowledged events with diag")?;
+        let stored = Stored {
+            failing: row.get(0),
+            rows: row.get(1),
+            first_failures: row.get(2),
+        };
+        tracing::debug!(?stored, "acknowledged events in diag");
+        if stored.failing == 0 || Instant::now() >= deadline {
+            return Ok(stored_check(&expected, &stored, started.elapsed()));
         }
-        if !unsequenced.is_empty() {
-            let rows = pg
-                .query(
-                    "SELECT vin::text, count(*) FROM diag WHERE vin = ANY($1::text[]) GROUP BY vin",
-                    &[&legacy_vins],
-                )
-                .await
-                .context("count stored rows per legacy vehicle")?;
-            for (vin, acknowledged) in &unsequenced {
-                let row = rows.iter().find(|r| r.get::<_, String>(0) == *vin);
-                let stored: i64 = row.map(|r| r.get(1)).unwrap_or(0);
-                if stored < *acknowledged {
-                    gaps.push(format!(
-                        "{vin}: {stored} rows stored, {acknowledged} acknowledged"
-                    ));
-                }
-            }
-        }
-        if gaps.is_empty() || started.elapsed() > timeout {
-            return Ok(Check {
-                name: if unsequenced.is_empty() {
-                    format!(
-                        "no seq gap below the last acknowledged event ({} vehicles)",
-                        acked.len()
-                    )
-                } else {
-                    format!(
-                        "no seq gap below the last acknowledged event ({} vehicles), \
-                         rows >= acknowledged ({} legacy-form vehicles)",
-                        acked.len(),
-                        unsequenced.len()
-                    )
-                },
-                passed: gaps.is_empty(),
-                detail: gaps.into_iter().take(5).collect::<Vec<_>>().join("; "),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(STORED_POLL).await;
+    }
+}
+
+/// How often [`STORED_SQL`] runs while rows are missing.
+const STORED_POLL: Duration = Duration::from_secs(1);
+
+/// The check's verdict on what [`STORED_SQL`] answered after `waited`.
+fn stored_check(expected: &Expected, stored: &Stored, waited: Duration) -> Check {
+    let vehicles = expected.vins.len();
+    let legacy = vehicles - expected.sequenced();
+    let mut name = format!(
+        "every acknowledged event stored, no seq gap below the last acknowledged one \
+         ({} vehicles",
+        expected.sequenced()
+    );
+    if legacy > 0 {
+        name.push_str(&format!(
+            "; {legacy} legacy-form vehicles: rows >= acknowledged"
+        ));
+    }
+    name.push(')');
+    let mut detail = format!(
+        "{} acknowledged, {} rows of these vehicles' runs in diag, after {:.1} s",
+        expected.total_acknowledged(),
+        stored.rows,
+        waited.as_secs_f64()
+    );
+    if stored.failing > 0 {
+        detail.push_str(&format!(
+            "; {} vehicles short: {}",
+            stored.failing,
+            stored.first_failures.join("; ")
+        ));
+    }
+    Check {
+        name,
+        passed: stored.failing == 0,
+        detail,
     }
 }
 
@@ -376,6 +443,87 @@ fn report(checks: &[Check]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vehicle(vin: &str, acknowledged: u64, last: Option<i64>) -> crate::probes::VehicleStats {
+        serde_json::from_value(serde_json::json!({
+            "vin": vin, "acknowledged": acknowledged, "last_acked_seq": last
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_arrays_hold_every_vehicle_with_an_acknowledged_event() {
+        let start: DateTime<Utc> = "2026-11-21T18:00:00Z".parse().unwrap();
+        let vehicles = [
+            vehicle("YV1A", 60, Some(59)),
+            vehicle("YV1B", 0, None),
+            vehicle("LEG1", 7, None),
+        ];
+        let expected = Expected::of(vehicles.iter().map(|v| (v, Some(start))));
+        assert_eq!(
+            expected,
+            Expected {
+                vins: vec!["YV1A".into(), "LEG1".into()],
+                last_seqs: vec![Some(59), None],
+                acknowledged: vec![60, 7],
+                since: vec![Some(start); 2],
+            }
+        );
+        assert_eq!(expected.sequenced(), 1);
+        assert_eq!(expected.total_acknowledged(), 67);
+        // One statement with three array parameters, whatever the fleet's size.
+        for p in [
+            "$1::text[]",
+            "$2::int8[]",
+            "$3::int8[]",
+            "$4::timestamptz[]",
+        ] {
+            assert_eq!(STORED_SQL.matches(p).count(), 1, "{p}");
+        }
+        assert!(!STORED_SQL.contains("$5"));
+    }
+
+    #[test]
+    fn the_stored_check_passes_only_without_failing_vehicles() {
+        let vehicles = [vehicle("YV1A", 60, Some(59)), vehicle("LEG1", 7, None)];
+        let expected = Expected::of(vehicles.iter().map(|v| (v, None)));
+        let ok = stored_check(
+            &expected,
+            &Stored {
+                failing: 0,
+                rows: 67,
+                first_failures: vec![],
+            },
+            Duration::from_millis(2_500),
+        );
+        assert!(ok.passed);
+        assert!(
+            ok.name.contains("(1 vehicles; 1 legacy-form"),
+            "{}",
+            ok.name
+        );
+        assert_eq!(
+            ok.detail,
+            "67 acknowledged, 67 rows of these vehicles' runs in diag, after 2.5 s"
+        );
+        let short = stored_check(
+            &expected,
+            &Stored {
+                failing: 1,
+                rows: 66,
+                first_failures: vec!["YV1A: 59 rows for 60 acknowledged, 59 of seq 0..=59".into()],
+            },
+            Duration::from_secs(60),
+        );
+        assert!(!short.passed);
+        assert!(
+            short
+                .detail
+                .ends_with("1 vehicles short: YV1A: 59 rows for 60 acknowledged, 59 of seq 0..=59"),
+            "{}",
+            short.detail
+        );
+    }
 
     #[test]
     fn percentiles_pick_ranks() {

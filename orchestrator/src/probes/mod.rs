@@ -11,7 +11,7 @@ mod zookeeper;
 pub use http::http_ok;
 pub use kafka::{create_topics, kafka_metadata, partition_ranges, partition_watermarks};
 pub use postgres::{apply_schema, connect as postgres_connect};
-pub use vehicle::{VehicleStats, vehicle_stats};
+pub use vehicle::VehicleStats;
 pub use zookeeper::zookeeper_ruok;
 
 /// A probe that did not pass (yet): what it saw.

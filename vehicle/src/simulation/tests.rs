@@ -1,5 +1,6 @@
 //! Vehicles against a fake ingest on a local port: coalesced batches, order, retries with the
-//! same events, per-record failures, failover to another entry, the legacy form, flush.
+//! same events, per-record failures, failover to another entry, the legacy form, flush, and a
+//! run of fixed duration.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +23,7 @@ use crate::client::Wire;
 use crate::faults::FaultRates;
 use crate::geo::Origin;
 use crate::simulator::World;
-use crate::stats::{StatsReport, Totals};
+use crate::stats::{Phase, StatsReport, Totals};
 use crate::timing::Timing;
 
 /// What the fake ingest saw and how it answers.
@@ -118,6 +119,7 @@ fn settings(count: u64, wire: Wire, flush_timeout: Duration) -> Settings {
         max_in_flight: 2,
         outbox_capacity: 1_000,
         flush_timeout,
+        duration: None,
     }
 }
 
@@ -136,7 +138,7 @@ async fn drive(settings: Settings, urls: Vec<String>, run_for: Duration) -> (Sta
         .await
         .expect("the vehicles stop within the flush timeout")
         .unwrap();
-    (StatsReport::of(&stats), totals)
+    (stats.report(), totals)
 }
 
 /// Events of `seen` by VIN, in the order they were sent successfully.
@@ -336,4 +338,79 @@ async fn shutdown_gives_up_after_the_flush_timeout() {
     assert_eq!(totals.acknowledged, 0);
     assert_eq!(totals.dropped, totals.generated, "{totals:?}");
     assert!(totals.generated > 0);
+}
+
+#[tokio::test]
+async fn after_the_duration_everything_is_delivered_and_the_books_stay_readable() {
+    let fake = Arc::new(Fake {
+        fail_first: 2,
+        ..Fake::default()
+    });
+    let url = serve(fake.clone()).await;
+    let mut settings = settings(10, Wire::Json, Duration::from_secs(3));
+    settings.duration = Some(Duration::from_millis(400));
+    let (_timing_tx, timing) = watch::channel(Timing {
+        interval: Duration::from_millis(20),
+        jitter: 0.05,
+    });
+    let (_urls_tx, urls) = watch::channel(vec![url]);
+    let simulation = Simulation::new(settings, timing, urls).unwrap();
+    let stats = simulation.stats();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(simulation.run(async {
+        let _ = stop_rx.await;
+    }));
+    assert_eq!(stats.phase.get(), Phase::Generating);
+
+    let started = tokio::time::Instant::now();
+    while stats.phase.get() != Phase::Done {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "delivered within 5 s: {:?}",
+            stats.report().totals
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    let done = stats.report();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "the process keeps serving its books");
+    assert_eq!(stats.report(), done, "no event after the duration");
+
+    let t = &done.totals;
+    assert_eq!(t.acknowledged, t.generated, "{t:?}");
+    assert_eq!((t.pending, t.dropped, t.rejected), (0, 0, 0));
+    assert!(t.retried > 0, "the 503s were retried: {t:?}");
+    for v in &done.vehicles {
+        // About 400 ms / 20 ms reports, the first one within the first interval.
+        assert!(
+            (10..=22).contains(&v.generated),
+            "{}: {} events",
+            v.vin,
+            v.generated
+        );
+        assert_eq!(v.last_acked_seq, Some(v.generated - 1));
+    }
+    {
+        let seen = fake.seen.lock().unwrap();
+        let delivered = delivered_by_vin(&seen);
+        assert_eq!(
+            delivered.values().map(Vec::len).sum::<usize>() as u64,
+            t.acknowledged
+        );
+        assert!(
+            delivered
+                .values()
+                .flatten()
+                .all(|e| e.ts.0 >= done.started_at),
+            "every event is stamped at or after the start the books show"
+        );
+    }
+
+    stop_tx.send(()).unwrap();
+    let totals = tokio::time::timeout(Duration::from_secs(1), task)
+        .await
+        .expect("stops at once: nothing to flush")
+        .unwrap();
+    assert_eq!(&totals, t);
 }
