@@ -17,7 +17,7 @@ pub struct Health {
 /// A consistent copy of the flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Snapshot {
-    /// The consumer subscribed to its topic.
+    /// The Kafka consumer exists (created at start, dropped at shutdown).
     pub subscribed: bool,
     /// The last metadata request to the broker succeeded and listed the topic.
     pub broker_ok: bool,
@@ -30,10 +30,10 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Ready when PostgreSQL answers and the consumer is subscribed and either holds partitions
-    /// or at least reaches the broker (a replica beyond the partition count holds none).
+    /// Ready when the consumer exists and both PostgreSQL and the broker answer (a replica
+    /// that holds no partitions, e.g. while others own them all, is ready too: it stands by).
     pub fn is_ready(&self) -> bool {
-        self.postgres_ok && self.subscribed && (self.assigned > 0 || self.broker_ok)
+        self.postgres_ok && self.subscribed && self.broker_ok
     }
 
     /// Why the consumer is not ready, in words; `None` when ready.
@@ -43,9 +43,10 @@ impl Snapshot {
             reasons.push("PostgreSQL unreachable");
         }
         if !self.subscribed {
-            reasons.push("not subscribed yet");
-        } else if self.assigned == 0 && !self.broker_ok {
-            reasons.push("no partitions and the broker does not answer");
+            reasons.push("Kafka consumer not created yet");
+        }
+        if !self.broker_ok {
+            reasons.push("the broker does not answer");
         }
         (!reasons.is_empty()).then(|| reasons.join("; "))
     }
@@ -104,7 +105,7 @@ mod tests {
     }
 
     #[test]
-    fn ready_needs_postgres_and_the_group() {
+    fn ready_needs_postgres_and_the_consumer() {
         assert!(ready().is_ready());
         assert_eq!(ready().not_ready_reason(), None);
         let s = Snapshot {
@@ -123,26 +124,21 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_replica_is_ready_while_the_broker_answers() {
+    fn ready_needs_the_broker_with_or_without_partitions() {
         let idle = Snapshot {
             assigned: 0,
             ..ready()
         };
-        assert!(idle.is_ready());
-        let cut_off = Snapshot {
-            broker_ok: false,
-            ..idle
-        };
-        assert!(!cut_off.is_ready());
-        assert!(cut_off.not_ready_reason().unwrap().contains("broker"));
-        assert!(
-            Snapshot {
+        assert!(idle.is_ready(), "a standby replica is ready");
+        for assigned in [0, 3] {
+            let cut_off = Snapshot {
                 broker_ok: false,
+                assigned,
                 ..ready()
-            }
-            .is_ready(),
-            "holding partitions is enough"
-        );
+            };
+            assert!(!cut_off.is_ready());
+            assert!(cut_off.not_ready_reason().unwrap().contains("broker"));
+        }
     }
 
     #[test]

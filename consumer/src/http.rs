@@ -1,4 +1,4 @@
-//! The HTTP endpoints: `/healthz` (the process runs), `/readyz` (group joined and PostgreSQL
+//! The HTTP endpoints: `/healthz` (the process runs), `/readyz` (the broker and PostgreSQL
 //! reachable) and `/metrics` (Prometheus text).
 
 use std::sync::Arc;

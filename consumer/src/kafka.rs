@@ -19,6 +19,9 @@ use tokio::sync::watch;
 use crate::batch::Record;
 use crate::health::Health;
 
+/// Consecutive failed broker probes after which the broker counts as unreachable.
+pub const BROKER_FAILURES_FOR_OUTAGE: u32 = 2;
+
 /// The consumer type of this service.
 pub type FleetConsumer = StreamConsumer<FleetContext>;
 
@@ -197,7 +200,8 @@ pub fn record(message: &BorrowedMessage<'_>) -> Record {
 }
 
 /// Asks the broker for the topic's metadata every `every` until `stop` changes, records
-/// whether it answered, and publishes the topic's partition count to `partitions` (kept when
+/// whether it answers (unreachable after [`BROKER_FAILURES_FOR_OUTAGE`] failures in a row;
+/// reachable again at the first answer), and publishes the topic's partition count to `partitions` (kept when
 /// the broker does not answer). Holds the consumer only weakly, so it never delays its close.
 pub async fn probe_broker(
     consumer: Weak<FleetConsumer>,
@@ -207,6 +211,7 @@ pub async fn probe_broker(
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut failures = BROKER_FAILURES_FOR_OUTAGE;
     loop {
         let Some(strong) = consumer.upgrade() else {
             return;
@@ -227,7 +232,9 @@ pub async fn probe_broker(
             count
         });
         let count = probe.await.unwrap_or(None);
-        let ok = count.is_some();
+        failures = if count.is_some() { 0 } else { failures + 1 };
+        // One slow answer on a loaded machine is not an outage: two failed probes in a row are.
+        let ok = failures < BROKER_FAILURES_FOR_OUTAGE;
         if let Some(count) = count {
             partitions.send_if_modified(|known| {
                 let changed = *known != Some(count);
