@@ -6,6 +6,7 @@
 //! - [`schema`]: the PostgreSQL schema of the `av_telemetry` database.
 //! - [`logging`]: the one `tracing` setup that every binary uses.
 //! - [`shutdown`]: the SIGTERM / ctrl-c signal every service stops on.
+//! - [`totals`]: the sums of a vehicle container's delivery books (`GET /stats`).
 //! - `producer` (feature `kafka`): the idempotent Kafka producer that is replaced when the
 //!   broker loses its state.
 
@@ -16,7 +17,9 @@ pub mod logging;
 pub mod producer;
 pub mod schema;
 pub mod shutdown;
+pub mod totals;
 pub mod vin;
 
 pub use event::{EventTime, Position, Sensors, TelemetryEvent, ValidationError};
+pub use totals::Totals;
 pub use vin::Vin;

@@ -114,36 +114,8 @@ pub struct VehicleReport {
     pub last_acked_seq: Option<u64>,
 }
 
-/// Sums over all vehicles.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Totals {
-    /// Events created.
-    pub generated: u64,
-    /// Events acknowledged.
-    pub acknowledged: u64,
-    /// Events sent again after a failed attempt.
-    pub retried: u64,
-    /// Events given up.
-    pub dropped: u64,
-    /// Events refused as invalid.
-    pub rejected: u64,
-    /// Events waiting.
-    pub pending: u64,
-}
-
-impl Totals {
-    /// Logs the sums (except `pending`) with `message`.
-    pub fn log(&self, message: &str) {
-        tracing::info!(
-            generated = self.generated,
-            acknowledged = self.acknowledged,
-            retried = self.retried,
-            rejected = self.rejected,
-            dropped = self.dropped,
-            "{message}"
-        );
-    }
-}
+/// Sums over all vehicles (the wire format shared with `fleet`).
+pub use fleet_common::Totals;
 
 /// Where the process is in its run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
