@@ -77,12 +77,14 @@ impl VehicleStats {
             vin: self.vin.clone(),
             make: self.make.clone(),
             model: self.model.clone(),
-            generated: get(&self.generated),
-            acknowledged: get(&self.acknowledged),
-            retried: get(&self.retried),
-            dropped: get(&self.dropped),
-            rejected: get(&self.rejected),
-            pending: get(&self.pending),
+            books: Totals {
+                generated: get(&self.generated),
+                acknowledged: get(&self.acknowledged),
+                retried: get(&self.retried),
+                dropped: get(&self.dropped),
+                rejected: get(&self.rejected),
+                pending: get(&self.pending),
+            },
             last_acked_seq: u64::try_from(last).ok(),
         }
     }
@@ -97,18 +99,9 @@ pub struct VehicleReport {
     pub make: String,
     /// Model.
     pub model: String,
-    /// Events created.
-    pub generated: u64,
-    /// Events acknowledged.
-    pub acknowledged: u64,
-    /// Events sent again after a failed attempt.
-    pub retried: u64,
-    /// Events given up.
-    pub dropped: u64,
-    /// Events refused as invalid.
-    pub rejected: u64,
-    /// Events waiting.
-    pub pending: u64,
+    /// The vehicle's books (`generated`, `acknowledged`, ... inline in the JSON).
+    #[serde(flatten)]
+    pub books: Totals,
     /// Highest acknowledged `seq`, `null` before the first acknowledgement and in
     /// `--legacy-form` mode (where ingest assigns `seq`).
     pub last_acked_seq: Option<u64>,
@@ -173,12 +166,7 @@ impl StatsReport {
         let vehicles: Vec<VehicleReport> = vehicles.iter().map(|v| v.snapshot()).collect();
         let mut totals = Totals::default();
         for v in &vehicles {
-            totals.generated += v.generated;
-            totals.acknowledged += v.acknowledged;
-            totals.retried += v.retried;
-            totals.dropped += v.dropped;
-            totals.rejected += v.rejected;
-            totals.pending += v.pending;
+            totals.add(&v.books);
         }
         Self {
             started_at,

@@ -212,7 +212,7 @@ async fn vehicles_share_batches_and_retries_resend_the_same_events_in_order() {
             .iter()
             .find(|v| v.vin == vin.as_str())
             .unwrap();
-        assert_eq!(stats.acknowledged, seqs.len() as u64);
+        assert_eq!(stats.books.acknowledged, seqs.len() as u64);
         assert_eq!(stats.last_acked_seq, Some(seqs.len() as u64 - 1));
     }
     assert_eq!(
@@ -260,7 +260,7 @@ async fn failed_records_are_retried_and_rejected_ones_counted_once() {
     let expected_rejected: u64 = report
         .vehicles
         .iter()
-        .map(|v| v.generated.div_ceil(5))
+        .map(|v| v.books.generated.div_ceil(5))
         .sum();
     assert_eq!(totals.rejected, expected_rejected);
     assert_eq!(totals.acknowledged + totals.rejected, totals.generated);
@@ -315,7 +315,7 @@ async fn legacy_mode_posts_one_form_per_event_with_old_vins() {
         assert!(report.vehicles.iter().any(|v| &v.vin == vin));
     }
     for vehicle in &report.vehicles {
-        assert!(vehicle.acknowledged > 0);
+        assert!(vehicle.books.acknowledged > 0);
         assert_eq!(vehicle.last_acked_seq, None, "ingest assigns seq");
     }
 }
@@ -384,12 +384,12 @@ async fn after_the_duration_everything_is_delivered_and_the_books_stay_readable(
     for v in &done.vehicles {
         // About 400 ms / 20 ms reports, the first one within the first interval.
         assert!(
-            (10..=22).contains(&v.generated),
+            (10..=22).contains(&v.books.generated),
             "{}: {} events",
             v.vin,
-            v.generated
+            v.books.generated
         );
-        assert_eq!(v.last_acked_seq, Some(v.generated - 1));
+        assert_eq!(v.last_acked_seq, Some(v.books.generated - 1));
     }
     {
         let seen = fake.seen.lock().unwrap();
