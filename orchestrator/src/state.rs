@@ -1,5 +1,5 @@
-//! Per-stack state on the host: the generated PostgreSQL password, kept in a 0600 file in a
-//! 0700 directory and never logged.
+//! Per-stack state on the host: generated secrets (the PostgreSQL password, the broker
+//! storage's password, ...), each kept in a 0600 file in a 0700 directory and never logged.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -10,6 +10,8 @@ use rand::distr::Alphanumeric;
 
 /// Name of the password file in the state directory.
 pub const PASSWORD_FILE: &str = "postgres-password";
+/// Name of the broker storage's password file in the state directory.
+pub const BROKER_STORAGE_PASSWORD_FILE: &str = "broker-storage-password";
 
 /// A state file problem.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +29,13 @@ fn err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateErr
 
 /// The stack's PostgreSQL password: read from `state_dir`, or generated and stored (0600).
 pub fn postgres_password(state_dir: &Path) -> Result<String, StateError> {
-    let path = state_dir.join(PASSWORD_FILE);
+    secret(state_dir, PASSWORD_FILE)
+}
+
+/// The secret in `state_dir/file`: read, or generated (32 letters and digits, safe in a URL)
+/// and stored with mode 0600 in a 0700 directory.
+pub fn secret(state_dir: &Path, file: &str) -> Result<String, StateError> {
+    let path = state_dir.join(file);
     if path.exists() {
         let meta = std::fs::metadata(&path).map_err(err("inspect", &path))?;
         if meta.permissions().mode() & 0o077 != 0 {
