@@ -1,8 +1,10 @@
 //! `balancer`: accepts TCP connections on one address and hands each to the next of several
 //! backends in turn (round robin), skipping a backend that refuses the connection. It sits in
 //! front of the ingest replicas on the published host port; it reads nothing of the bytes, so
-//! HTTP keep-alive connections stay on the replica they were opened to.
+//! HTTP keep-alive connections stay on the replica they were opened to. It survives failing
+//! accepts and sheds load beyond a connection cap (see [`limits`]).
 
+mod limits;
 mod pool;
 mod proxy;
 
@@ -30,6 +32,15 @@ struct Cli {
     /// Longest wait for one backend to accept before the next is tried.
     #[arg(long, env = "BALANCER_CONNECT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
+    /// Connections proxied at once; more are closed at once (each takes two descriptors).
+    #[arg(long, env = "BALANCER_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+    /// A connection with no byte either way for this long is closed.
+    #[arg(long, env = "BALANCER_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// TCP keepalive on both sides: silence before the first probe, and between probes.
+    #[arg(long, env = "BALANCER_KEEPALIVE", default_value = "30s", value_parser = humantime::parse_duration)]
+    keepalive: Duration,
     /// More logs (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -42,10 +53,15 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("listen on {}", cli.listen))?;
-    tracing::info!(listen = %cli.listen, backends = ?cli.backends, "balancing");
+    let limits = limits::Limits {
+        max_connections: cli.max_connections.max(1),
+        idle_timeout: cli.idle_timeout,
+        keepalive: cli.keepalive,
+    };
+    tracing::info!(listen = %cli.listen, backends = ?cli.backends, ?limits, "balancing");
     let pool = pool::Pool::new(cli.backends, cli.connect_timeout);
     tokio::select! {
-        result = proxy::serve(listener, pool) => result.context("accept connections"),
+        () = proxy::serve(listener, pool, limits) => Ok(()),
         () = fleet_common::shutdown::signal() => Ok(()),
     }
 }
