@@ -246,3 +246,157 @@ async fn fleet_never_touches_what_it_does_not_own() {
         1
     );
 }
+
+/// The id of every container of `stack`, by name, and whether it runs.
+async fn containers(docker: &Docker, stack: &str) -> BTreeMap<String, (String, bool)> {
+    docker
+        .list_stack_containers(stack, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.name.clone(), (c.id.clone(), c.is_running())))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_relaunch_keeps_what_ran_before() {
+    let images = images().await;
+    let stack = TestStack::new("safe-relaunch", &[]);
+    stack.fleet_ok(&["launch-infra"]).await;
+    let docker = Docker::connect().await.unwrap();
+    let before = containers(&docker, &stack.name).await;
+    assert!(before.values().all(|(_, running)| *running), "{before:?}");
+
+    // The same stack with a changed ZooKeeper that cannot start: the launch replaces ZooKeeper
+    // and stops what depends on it, then fails.
+    let mut changed = stack.env.clone();
+    changed.insert(
+        "FLEET_ZOOKEEPER__UPSTREAM__IMAGE".into(),
+        images["runtime"].clone(),
+    );
+    changed.insert(
+        "FLEET_ZOOKEEPER__UPSTREAM__COMMAND".into(),
+        r#"["sh", "-c", "echo injected-failure-marker; exit 3"]"#.into(),
+    );
+    let output = fleet(&changed, &["launch-infra"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("injected-failure-marker"), "{stderr}");
+    assert!(stderr.contains("restored 1"), "{stderr}");
+
+    // Every container that ran before the failed launch is there again, the same container
+    // (same id), running; nothing of the failed launch is left.
+    let after = containers(&docker, &stack.name).await;
+    assert_eq!(
+        after, before,
+        "the containers before and after the failed launch"
+    );
+
+    // And the stack is whole: a launch with the original configuration changes nothing.
+    let again = stack.fleet_ok(&["launch-infra"]).await;
+    assert!(again.contains("is ready"), "{again}");
+    assert_eq!(containers(&docker, &stack.name).await, before);
+}
+
+/// Starts `fleet launch-infra` of `stack` with a ZooKeeper that never gets ready (it sleeps),
+/// and waits until that container exists: the launch then waits on its probe.
+async fn hanging_launch(stack: &TestStack, docker: &Docker) -> tokio::process::Child {
+    let images = images().await;
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+        .args(["--progress", "plain", "--config"])
+        .arg(support::config_file())
+        .arg("launch-infra")
+        .envs(&stack.env)
+        .env("FLEET_ZOOKEEPER__UPSTREAM__IMAGE", &images["runtime"])
+        .env("FLEET_ZOOKEEPER__UPSTREAM__COMMAND", r#"["sleep", "600"]"#)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("fleet starts");
+    let zookeeper = format!("{}-zookeeper", stack.name);
+    let started = std::time::Instant::now();
+    while docker
+        .find_container(&zookeeper, &stack.name)
+        .await
+        .unwrap()
+        .is_none_or(|c| !c.is_running())
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the launch did not start ZooKeeper"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    child
+}
+
+/// Sends `signal` (e.g. `-INT`) to `child` and returns its exit code and stderr.
+async fn signal(child: tokio::process::Child, signal: &str) -> (Option<i32>, String) {
+    let pid = child.id().expect("running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        child.wait_with_output(),
+    )
+    .await
+    .expect("fleet ends after the signal")
+    .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_on_a_busy_stack_names_the_holder_and_exits_2() {
+    let stack = TestStack::new("safe-lock", &[]);
+    let docker = Docker::connect().await.unwrap();
+    let first = hanging_launch(&stack, &docker).await;
+    let holder = first.id().unwrap();
+    for args in [&["launch-infra"][..], &["teardown"][..]] {
+        let output = stack.fleet(args).await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("is busy"), "{stderr}");
+        assert!(stderr.contains(&format!("pid {holder}")), "{stderr}");
+        assert!(stderr.contains("`fleet launch-infra`"), "{stderr}");
+        assert!(stderr.contains("since "), "{stderr}");
+    }
+    // The second runs changed nothing: the first still waits on its ZooKeeper.
+    assert!(
+        docker
+            .find_container(&format!("{}-zookeeper", stack.name), &stack.name)
+            .await
+            .unwrap()
+            .is_some_and(|c| c.is_running())
+    );
+    signal(first, "-TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_during_a_launch_rolls_it_back() {
+    let stack = TestStack::new("safe-sigint", &[]);
+    let docker = Docker::connect().await.unwrap();
+    let launch = hanging_launch(&stack, &docker).await;
+    assert!(
+        !docker
+            .list_stack_containers(&stack.name, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (code, stderr) = signal(launch, "-INT").await;
+    assert_eq!(
+        code,
+        Some(130),
+        "exit code of a process ended by SIGINT: {stderr}"
+    );
+    assert!(stderr.contains("SIGINT"), "{stderr}");
+    assert!(stderr.contains("rollback"), "{stderr}");
+    assert_nothing_left(&docker, &stack.name).await;
+}

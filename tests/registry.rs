@@ -40,9 +40,81 @@ fn session_timeout(stack: &TestStack) -> Duration {
 
 async fn admin(stack: &TestStack) -> Admin {
     let address = format!("127.0.0.1:{}", stack.env["FLEET_ZOOKEEPER__HOST_PORT"]);
-    Admin::connect(&address, &stack.name, Duration::from_secs(20))
+    // Reading needs no identity: anyone may read the registry.
+    Admin::connect(&address, &stack.name, None, Duration::from_secs(20))
         .await
         .expect("reach ZooKeeper from the host")
+}
+
+/// A ZooKeeper client from the host without the stack's identity (what any process on the
+/// host can do): it reads the members and the configuration, and is refused (`NoAuth`) when
+/// it plants a fake ingest member (which would redirect the vehicles), overwrites the
+/// configuration, opens or locks the stack's folder (`setAcl`), or creates a node anywhere.
+async fn registry_is_read_only_without_the_stacks_identity(stack: &TestStack) {
+    use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
+    let address = format!("127.0.0.1:{}", stack.env["FLEET_ZOOKEEPER__HOST_PORT"]);
+    let stranger = Client::connect(&address).await.expect("connect without credentials");
+    let root = format!("/fleet/{}", stack.name);
+    let config = format!("{root}/config");
+    let (data, _) = stranger.get_data(&config).await.expect("anyone reads the config");
+    assert!(!data.is_empty());
+    let ingest = format!("{root}/members/ingest");
+    let members = stranger.list_children(&ingest).await.expect("anyone lists members");
+    assert!(!members.is_empty());
+    let open = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+    let fake = br#"{"address":"http://attacker:8080","runs":[]}"#;
+    let refused = [
+        (
+            "a fake ingest member",
+            stranger
+                .create(&format!("{ingest}/fake"), fake, &open)
+                .await
+                .map(drop),
+        ),
+        (
+            "a node in the stack's folder",
+            stranger
+                .create(&format!("{root}/planted"), b"x", &open)
+                .await
+                .map(drop),
+        ),
+        (
+            "a node at the root",
+            stranger.create("/planted", b"x", &open).await.map(drop),
+        ),
+        (
+            "setData on the config",
+            stranger.set_data(&config, b"{}", None).await.map(drop),
+        ),
+        (
+            "setAcl on the stack's folder",
+            stranger
+                .set_acl(&root, &Acls::creator_all(), None)
+                .await
+                .map(drop),
+        ),
+        (
+            "setAcl on the config",
+            stranger
+                .set_acl(&config, &Acls::anyone_all(), None)
+                .await
+                .map(drop),
+        ),
+        (
+            "deleting an ingest member",
+            stranger
+                .delete(&format!("{ingest}/{}", members[0]), None)
+                .await,
+        ),
+    ];
+    for (what, result) in refused {
+        assert!(
+            matches!(result, Err(ZkError::NoAuth)),
+            "{what} without the stack's identity: {result:?}"
+        );
+    }
+    let (after, _) = stranger.get_data(&config).await.unwrap();
+    assert_eq!(after, data, "the config is unchanged");
 }
 
 /// Polls `role`'s members until `done` holds or `limit` passes; returns the last list.
@@ -189,6 +261,9 @@ async fn registry_members_live_config_and_zookeeper_outage() {
     let status = stack.fleet_ok(&["status"]).await;
     assert!(status.contains("registry"), "{status}");
     assert!(!status.contains("DIFFERENCE"), "{status}");
+
+    // Anyone else on the host reads the registry and changes nothing in it.
+    registry_is_read_only_without_the_stacks_identity(&stack).await;
 
     // Live configuration: written by launch-infra, changed while the fleet runs.
     let config = stack.fleet_ok(&["config", "get"]).await;

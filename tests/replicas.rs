@@ -294,6 +294,7 @@ async fn two_ingest_and_two_consumer_replicas_serve_the_stack() {
     let zk = Admin::connect(
         &format!("127.0.0.1:{}", stack.env["FLEET_ZOOKEEPER__HOST_PORT"]),
         &stack.name,
+        None,
         Duration::from_secs(20),
     )
     .await

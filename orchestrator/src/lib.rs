@@ -10,6 +10,7 @@
 //! - [`commands`]: one module per subcommand.
 
 pub mod cli;
+pub mod closed_stdout;
 pub mod commands;
 pub mod docker;
 pub mod engine;
@@ -18,4 +19,5 @@ pub mod output;
 pub mod paths;
 pub mod plan;
 pub mod probes;
+pub mod stack_lock;
 pub mod state;

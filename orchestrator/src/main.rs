@@ -7,6 +7,8 @@ use clap::Parser;
 use fleet_orchestrator::cli::{Cli, Command, ConfigAction};
 use fleet_orchestrator::commands::launch_fleet::FleetOptions;
 use fleet_orchestrator::commands::{self, Ctx};
+use fleet_orchestrator::engine::Interrupted;
+use fleet_orchestrator::{closed_stdout, stack_lock};
 
 /// A check did not hold (e.g. a service is not ready).
 const EXIT_ASSERTION: u8 = 1;
@@ -15,6 +17,7 @@ const EXIT_ERROR: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    closed_stdout::exit_quietly_when_closed();
     let cli = Cli::parse();
     fleet_common::logging::init(cli.verbose);
     match run(cli).await {
@@ -22,13 +25,31 @@ async fn main() -> ExitCode {
         Ok(false) => ExitCode::from(EXIT_ASSERTION),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_ERROR)
+            match e.downcast_ref::<Interrupted>() {
+                Some(Interrupted(signal)) => ExitCode::from(signal.exit_code()),
+                None => ExitCode::from(EXIT_ERROR),
+            }
         }
+    }
+}
+
+/// The subcommand's name when it changes the stack (and so must run alone on it).
+fn changes_the_stack(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Up { .. } => Some("up"),
+        Command::LaunchInfra { .. } => Some("launch-infra"),
+        Command::LaunchFleet { .. } => Some("launch-fleet"),
+        Command::Teardown { .. } => Some("teardown"),
+        _ => None,
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     let ctx = Ctx::load(&cli.config, cli.progress)?;
+    // Held until the command ends: one run at a time changes a stack.
+    let _lock = changes_the_stack(&cli.command)
+        .map(|name| stack_lock::acquire(&ctx.paths.cache, ctx.stack(), name))
+        .transpose()?;
     match cli.command {
         Command::Up {
             num_vehicles,

@@ -10,6 +10,10 @@ use fleet_common::config::{Config, ImageOverride};
 use crate::docker::{ContainerSpec, Hardening, PortMap, SecretFile};
 use crate::images::{ImageSet, Resolved};
 
+mod registry_auth;
+
+pub use registry_auth::{ZOOKEEPER_AUTH_PATH, protect_member, protect_registry};
+
 /// Where the PostgreSQL password is handed to containers.
 pub const PASSWORD_PATH: &str = "/run/secrets/postgres-password";
 /// Port of the broker inside the stack network.
@@ -813,7 +817,7 @@ pub fn fleet_plan(
 mod tests {
     use super::*;
 
-    fn config() -> Config {
+    pub(super) fn config() -> Config {
         fleet_common::config::load_from_str(
             include_str!("../../config.master.toml"),
             "config.master.toml",
@@ -822,14 +826,14 @@ mod tests {
         .unwrap()
     }
 
-    fn secrets(password: &str) -> Secrets {
+    pub(super) fn secrets(password: &str) -> Secrets {
         Secrets {
             postgres_password: password.into(),
             ingest_tokens: None,
         }
     }
 
-    fn images() -> ImageSet {
+    pub(super) fn images() -> ImageSet {
         let r = |n: &str| Resolved {
             reference: format!("fleet/{n}:1"),
             id: format!("sha256:{n}"),

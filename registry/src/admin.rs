@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
+use zookeeper_client::{Client, CreateMode, Error as ZkError};
 
+use crate::auth::{self, Credentials};
 use crate::error::RegistryError;
 use crate::live::LiveConfig;
 use crate::member::Member;
@@ -19,14 +20,17 @@ const ADMIN_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Admin {
     client: Client,
     stack: String,
+    credentials: Option<Credentials>,
 }
 
 impl Admin {
     /// Connects to ZooKeeper at `connect` (e.g. `127.0.0.1:2181`), trying again until
-    /// `timeout` passes (ZooKeeper may be starting).
+    /// `timeout` passes (ZooKeeper may be starting). With `credentials` the session
+    /// authenticates as the stack's digest identity, which every write needs.
     pub async fn connect(
         connect: &str,
         stack: &str,
+        credentials: Option<Credentials>,
         timeout: Duration,
     ) -> Result<Self, RegistryError> {
         paths::check_segment("stack", stack)?;
@@ -36,8 +40,7 @@ impl Admin {
         };
         let attempts = async {
             loop {
-                let attempt = Client::connector()
-                    .with_session_timeout(ADMIN_SESSION_TIMEOUT)
+                let attempt = auth::connector(ADMIN_SESSION_TIMEOUT, credentials.as_ref())
                     .with_fail_eagerly()
                     .connect(connect)
                     .await;
@@ -56,7 +59,51 @@ impl Admin {
         Ok(Self {
             client,
             stack: stack.to_owned(),
+            credentials,
         })
+    }
+
+    /// Gives the registry's nodes the protected ACL (the stack's identity: all; anyone: read):
+    /// the root `/`, `/fleet`, and every node under `/fleet/<stack>` that is not ephemeral,
+    /// creating the stack's folders where missing. Done by every `launch-infra`, so that nodes
+    /// created before the registry was protected (open to anyone) are protected too. Needs
+    /// credentials; a node somebody else locked is an error naming it.
+    pub async fn protect(&self) -> Result<(), RegistryError> {
+        let Some(credentials) = &self.credentials else {
+            return Err(RegistryError::Credentials {
+                origin: "the admin session".to_owned(),
+                reason: "are missing: protecting the registry needs them",
+            });
+        };
+        let acls = auth::acls(Some(credentials));
+        nodes::ensure_dir(&self.client, &paths::members_root(&self.stack), acls).await?;
+        let root = paths::stack_root(&self.stack);
+        let below = format!("{root}/");
+        let mut pending = vec!["/".to_owned(), paths::ROOT.to_owned(), root.clone()];
+        while let Some(path) = pending.pop() {
+            let stat = match self.client.check_stat(&path).await {
+                Ok(Some(stat)) => stat,
+                Ok(None) => continue,
+                Err(e) => return Err(RegistryError::zk("stat node", &path)(e)),
+            };
+            if stat.ephemeral_owner != 0 {
+                continue;
+            }
+            match self.client.set_acl(&path, auth::protected(), None).await {
+                Ok(_) | Err(ZkError::NoNode) => {}
+                Err(e) => return Err(RegistryError::zk("protect node", &path)(e)),
+            }
+            // `/` and `/fleet` only themselves; the stack's folder with everything below.
+            if path == root || path.starts_with(&below) {
+                let children = match self.client.list_children(&path).await {
+                    Ok(children) => children,
+                    Err(ZkError::NoNode) => Vec::new(),
+                    Err(e) => return Err(RegistryError::zk("list children", &path)(e)),
+                };
+                pending.extend(children.into_iter().map(|c| format!("{path}/{c}")));
+            }
+        }
+        Ok(())
     }
 
     /// The stack this session works on.
@@ -143,9 +190,10 @@ impl Admin {
         })?;
         let path = paths::config_path(&self.stack);
         let data = live.to_json();
+        let acls = auth::acls(self.credentials.as_ref());
         let create = || async {
-            nodes::ensure_dir(&self.client, &paths::stack_root(&self.stack)).await?;
-            let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
+            nodes::ensure_dir(&self.client, &paths::stack_root(&self.stack), acls).await?;
+            let options = CreateMode::Persistent.with_acls(acls);
             self.client
                 .create(&path, &data, &options)
                 .await

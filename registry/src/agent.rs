@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use zookeeper_client::{Client, Error as ZkError, SessionState};
 
+use crate::auth::Credentials;
 use crate::error::RegistryError;
 use crate::live::LiveConfig;
 use crate::member::{Member, MemberInfo};
@@ -32,6 +33,8 @@ pub struct RegistryOptions {
     pub stack: String,
     /// Session timeout: a member that stops answering disappears after about this long.
     pub session_timeout: Duration,
+    /// The stack's digest identity; without it the member's nodes are open to anyone.
+    pub credentials: Option<Credentials>,
 }
 
 /// A member to register.
@@ -195,9 +198,11 @@ async fn run(shared: Shared, mut stopped: watch::Receiver<bool>) {
     let connect = shared.options.connect.clone();
     let mut retry = Retry::new();
     loop {
-        let attempt = Client::connector()
-            .with_session_timeout(shared.options.session_timeout)
-            .connect(&connect);
+        let attempt = crate::auth::connector(
+            shared.options.session_timeout,
+            shared.options.credentials.as_ref(),
+        )
+        .connect(&connect);
         let client = tokio::select! {
             attempt = attempt => attempt,
             _ = stopped.wait_for(|s| *s) => return,
@@ -255,6 +260,7 @@ async fn serve_session(
             client.clone(),
             paths::member_path(&stack, &r.role, &r.id),
             r.info,
+            shared.options.credentials.clone(),
             shared.status.clone(),
         ));
     }
@@ -347,13 +353,15 @@ async fn keep_registered(
     client: Client,
     path: String,
     info: MemberInfo,
+    credentials: Option<Credentials>,
     status: watch::Sender<SessionStatus>,
 ) {
     each_round("registering", || {
         let (client, path, info, status) =
             (client.clone(), path.clone(), info.clone(), status.clone());
+        let credentials = credentials.clone();
         async move {
-            nodes::register(&client, &path, &info).await?;
+            nodes::register(&client, &path, &info, credentials.as_ref()).await?;
             status.send_modify(|s| s.registered = true);
             tracing::info!(node = %path, "registry: member registered");
             let (_, watcher) = client

@@ -1,11 +1,14 @@
 //! How a service is pointed at the registry: environment variables set by `fleet`'s plan (or
 //! flags, for a service that flattens [`RegistryArgs`] into its command line).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 
 use crate::agent::RegistryOptions;
+use crate::auth::Credentials;
+use crate::error::RegistryError;
 
 /// The registry settings of a service. Without `ZOOKEEPER_CONNECT` the service runs without
 /// a registry, on its own settings.
@@ -27,6 +30,10 @@ pub struct RegistryArgs {
     /// Where this member is reached inside the stack network, e.g. `http://fleet-ingest:8080`.
     #[arg(long, env = "REGISTRY_ADDRESS")]
     pub registry_address: Option<String>,
+    /// A file holding the stack's ZooKeeper digest identity as `user:password` (a secret
+    /// file, e.g. `/run/secrets/zookeeper-auth`); without it the member's nodes are open.
+    #[arg(long, env = "ZOOKEEPER_AUTH_FILE")]
+    pub zookeeper_auth_file: Option<PathBuf>,
 }
 
 impl RegistryArgs {
@@ -35,14 +42,26 @@ impl RegistryArgs {
         Self::try_parse_from(["registry"])
     }
 
-    /// The options to start a registry with, `None` when no ZooKeeper is configured.
-    pub fn options(&self) -> Option<RegistryOptions> {
-        let connect = self.zookeeper_connect.as_deref()?.trim();
-        (!connect.is_empty()).then(|| RegistryOptions {
+    /// The options to start a registry with, `None` when no ZooKeeper is configured; an
+    /// error when the credentials file cannot be read or parsed.
+    pub fn options(&self) -> Result<Option<RegistryOptions>, RegistryError> {
+        let Some(connect) = self.zookeeper_connect.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if connect.is_empty() {
+            return Ok(None);
+        }
+        let credentials = self
+            .zookeeper_auth_file
+            .as_deref()
+            .map(Credentials::from_file)
+            .transpose()?;
+        Ok(Some(RegistryOptions {
             connect: connect.to_owned(),
             stack: self.registry_stack.clone(),
             session_timeout: self.zookeeper_session_timeout,
-        })
+            credentials,
+        }))
     }
 
     /// The member id: the configured one, else `HOSTNAME`, else `default`.
@@ -67,7 +86,7 @@ mod tests {
     #[test]
     fn without_a_connect_string_there_is_no_registry() {
         let args = RegistryArgs::try_parse_from(["registry"]).unwrap();
-        assert!(args.options().is_none());
+        assert!(args.options().unwrap().is_none());
         assert_eq!(args.zookeeper_session_timeout, Duration::from_secs(6));
         let args = RegistryArgs::try_parse_from([
             "registry",
@@ -81,10 +100,34 @@ mod tests {
             "s-vehicle-1",
         ])
         .unwrap();
-        let options = args.options().unwrap();
+        let options = args.options().unwrap().unwrap();
+        assert!(options.credentials.is_none());
         assert_eq!(options.connect, "s-zookeeper:2181");
         assert_eq!(options.stack, "s");
         assert_eq!(options.session_timeout, Duration::from_secs(4));
         assert_eq!(args.member_id("x"), "s-vehicle-1");
+    }
+
+    #[test]
+    fn credentials_come_from_the_auth_file() {
+        let path = std::env::temp_dir().join(format!("registry-auth-{}", std::process::id()));
+        std::fs::write(&path, "fleet:pw\n").unwrap();
+        let file = path.display().to_string();
+        let args = RegistryArgs::try_parse_from([
+            "registry",
+            "--zookeeper-connect",
+            "s-zookeeper:2181",
+            "--zookeeper-auth-file",
+            &file,
+        ])
+        .unwrap();
+        let options = args.options().unwrap().unwrap();
+        assert_eq!(options.credentials, Some(Credentials::fleet("pw")));
+        std::fs::write(&path, "no colon").unwrap();
+        let err = args.options().unwrap_err().to_string();
+        assert!(err.contains(&file), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        let err = args.options().unwrap_err().to_string();
+        assert!(err.contains("read ZooKeeper credentials file"), "{err}");
     }
 }

@@ -67,6 +67,23 @@ pub enum RegistryError {
         #[source]
         source: zookeeper_client::Error,
     },
+    /// Registry credentials that do not parse.
+    #[error("ZooKeeper credentials in {origin} {reason}")]
+    Credentials {
+        /// Where they came from (a file).
+        origin: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A credentials file that cannot be read.
+    #[error("read ZooKeeper credentials file {path}: {source}")]
+    CredentialsFile {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A stored live configuration that is not accepted.
     #[error("the live configuration at {path}: {source}")]
     LiveConfig {

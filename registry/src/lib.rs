@@ -6,12 +6,16 @@
 //! - Live configuration ([`LiveConfig`]): one typed JSON document that members follow through
 //!   [`Registry::config`] and `fleet config set` edits through [`Admin`].
 //!
+//! - Access ([`Credentials`]): `fleet` and the members authenticate with the stack's digest
+//!   identity; the nodes they create can be read by anyone and changed only by it.
+//!
 //! Built on the `zookeeper-client` crate; ZooKeeper being away never blocks a member: it keeps
 //! its last known state and registers again when a session is back.
 
 mod admin;
 mod agent;
 mod args;
+mod auth;
 mod error;
 mod live;
 mod member;
@@ -22,6 +26,7 @@ mod service;
 pub use admin::Admin;
 pub use agent::{Registration, Registry, RegistryOptions, SessionStatus, forward};
 pub use args::RegistryArgs;
+pub use auth::{Credentials, DIGEST_USER};
 pub use error::{LiveConfigError, RegistryError};
 pub use live::{KEYS, LiveConfig, LiveConsumer, LiveIngest, LiveLog, LiveVehicles};
 pub use member::{Member, MemberInfo};

@@ -2,14 +2,20 @@
 
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
 
+use crate::auth::{self, Credentials};
+
 use crate::error::RegistryError;
 use crate::live::LiveConfig;
 use crate::member::{Member, MemberInfo};
 use crate::paths;
 
-/// Creates `path` and its parents as persistent nodes where missing.
-pub(crate) async fn ensure_dir(client: &Client, path: &str) -> Result<(), RegistryError> {
-    let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
+/// Creates `path` and its parents as persistent nodes where missing, with `acls`.
+pub(crate) async fn ensure_dir(
+    client: &Client,
+    path: &str,
+    acls: Acls<'_>,
+) -> Result<(), RegistryError> {
+    let options = CreateMode::Persistent.with_acls(acls);
     client
         .mkdir(path, &options)
         .await
@@ -18,16 +24,18 @@ pub(crate) async fn ensure_dir(client: &Client, path: &str) -> Result<(), Regist
 
 /// Creates the ephemeral node `path` holding `info`, owned by this session. A node left by
 /// another session (a previous run of the same member whose session has not expired yet) is
-/// replaced.
+/// replaced. With `credentials` (the session authenticated as them) the nodes are protected.
 pub(crate) async fn register(
     client: &Client,
     path: &str,
     info: &MemberInfo,
+    credentials: Option<&Credentials>,
 ) -> Result<(), RegistryError> {
+    let acls = auth::acls(credentials);
     if let Some((parent, _)) = path.rsplit_once('/') {
-        ensure_dir(client, parent).await?;
+        ensure_dir(client, parent, acls).await?;
     }
-    let options = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+    let options = CreateMode::Ephemeral.with_acls(acls);
     let data = info.to_json();
     loop {
         match client.create(path, &data, &options).await {

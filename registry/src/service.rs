@@ -32,7 +32,7 @@ pub fn join(
     membership: Membership<'_>,
     log_level: Option<LogLevel>,
 ) -> Result<Option<Registry>, RegistryError> {
-    let Some(options) = args.options() else {
+    let Some(options) = args.options()? else {
         tracing::info!("no ZOOKEEPER_CONNECT: running without the registry");
         return Ok(None);
     };

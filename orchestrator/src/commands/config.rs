@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use fleet_registry::{Admin, LiveConfig};
+use fleet_registry::{Admin, Credentials, LiveConfig};
 
 use super::Ctx;
 use crate::engine;
@@ -13,11 +13,19 @@ use crate::engine;
 /// How long reaching ZooKeeper from the host may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A registry session on the stack's ZooKeeper through its published port.
+/// The stack's ZooKeeper identity, `None` before its first launch (reading needs none).
+pub fn credentials(ctx: &Ctx) -> anyhow::Result<Option<Credentials>> {
+    let password =
+        crate::state::existing_secret(&ctx.paths.state, crate::state::ZOOKEEPER_PASSWORD_FILE)?;
+    Ok(password.as_deref().map(Credentials::fleet))
+}
+
+/// A registry session on the stack's ZooKeeper through its published port, authenticated as
+/// the stack's identity (which every write needs) once it has one.
 pub async fn admin(ctx: &Ctx) -> anyhow::Result<Admin> {
     let host = engine::connect_host(&ctx.config.stack.bind_address);
     let address = std::net::SocketAddr::new(host, ctx.config.zookeeper.host_port).to_string();
-    Admin::connect(&address, ctx.stack(), CONNECT_TIMEOUT)
+    Admin::connect(&address, ctx.stack(), credentials(ctx)?, CONNECT_TIMEOUT)
         .await
         .with_context(|| format!("reach the registry of stack {}", ctx.stack()))
 }
@@ -28,14 +36,19 @@ pub fn initial(ctx: &Ctx) -> LiveConfig {
 }
 
 /// Writes the live configuration from `config.master.toml` (done by `launch-infra`; a launch
-/// resets what `fleet config set` changed).
+/// resets what `fleet config set` changed), and protects the registry: only the stack's
+/// identity may change it, anyone may read it.
 pub async fn write_initial(ctx: &Ctx) -> anyhow::Result<LiveConfig> {
     let live = initial(ctx);
-    admin(ctx)
-        .await?
+    let admin = admin(ctx).await?;
+    admin
         .write_config(&live)
         .await
         .context("write the live configuration")?;
+    admin
+        .protect()
+        .await
+        .context("protect the registry (ZooKeeper ACLs)")?;
     Ok(live)
 }
 

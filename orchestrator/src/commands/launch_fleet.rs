@@ -98,7 +98,7 @@ pub async fn run_with(
         crate::images::runtime_image(&docker, &ctx.config, &ctx.paths, &ctx.progress, &base)
             .await
             .context("prepare the runtime image")?;
-    let specs = plan::fleet_plan(
+    let mut specs = plan::fleet_plan(
         &ctx.config,
         &runtime,
         num_vehicles,
@@ -106,6 +106,23 @@ pub async fn run_with(
         options.legacy_form,
         options.duration,
     );
+    // The vehicles register in the protected registry as the stack's identity.
+    let credentials = super::config::credentials(ctx)?.with_context(|| {
+        format!(
+            "stack {stack} has no registry identity ({}) yet: run `fleet launch-infra` first",
+            ctx.paths
+                .state
+                .join(crate::state::ZOOKEEPER_PASSWORD_FILE)
+                .display()
+        )
+    })?;
+    for spec in &mut specs {
+        if let Some(volume) = plan::protect_member(spec, &credentials.to_bytes()) {
+            docker
+                .ensure_volume(&volume, stack, VEHICLE_SERVICE)
+                .await?;
+        }
+    }
 
     let existing = docker
         .list_stack_containers(stack, Some(VEHICLE_SERVICE))
@@ -129,10 +146,17 @@ pub async fn run_with(
         "vehicles   {num_vehicles} in {} container(s)",
         specs.len()
     ));
-    let applied: Vec<_> = stream::iter(specs.iter().map(|spec| engine::converge(&docker, spec)))
-        .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await?;
+    // A replaced vehicle container is not brought back: the new fleet size is what was asked.
+    let journal = engine::Journal::new(stack);
+    let applied: Vec<_> = stream::iter(
+        specs
+            .iter()
+            .map(|spec| engine::converge(&docker, spec, &journal)),
+    )
+    .buffer_unordered(PARALLEL)
+    .try_collect()
+    .await?;
+    journal.commit(&docker).await?;
     let created = applied.iter().filter(|a| a.action.created_it()).count();
     step.update(&format!(
         "{created} created; waiting for first acknowledged events"

@@ -1,12 +1,13 @@
 //! `fleet launch-infra`: images, network, volumes, then the services in dependency waves (each
-//! wave in parallel), each converged and probed. A failed launch removes what it created.
+//! wave in parallel), each converged and probed. A failed or interrupted launch puts back what it changed.
 
 use anyhow::Context as _;
 use futures::future::join_all;
 
 use super::Ctx;
 use crate::docker::Docker;
-use crate::engine::{self, Action, ReadyError};
+use crate::engine::interrupt::Signals;
+use crate::engine::{self, Action, Change, Interrupted, Journal, ReadyError};
 use crate::images::{self, ImageSet};
 use crate::plan::{self, InfraPlan, Service};
 
@@ -19,15 +20,12 @@ pub struct Launched {
     pub images: ImageSet,
 }
 
-#[derive(Default)]
-struct Created {
-    containers: Vec<String>,
-    volumes: Vec<String>,
-    network: Option<String>,
-}
-
 /// Runs the command: brings the infrastructure to its plan and prints the events URL.
+///
+/// A failure, or SIGINT/SIGTERM, rolls back what this run changed (see [`Journal`]): it
+/// removes what it created, brings back what it replaced and starts again what it stopped.
 pub async fn run(ctx: &Ctx, keep_on_failure: bool) -> anyhow::Result<Launched> {
+    let mut signals = Signals::listen().context("listen for SIGINT and SIGTERM")?;
     let docker = ctx.docker().await?;
     // Preflight, before anything is built or created: names and ports do not depend on images.
     let names_only = plan::infra_plan(
@@ -40,42 +38,67 @@ pub async fn run(ctx: &Ctx, keep_on_failure: bool) -> anyhow::Result<Launched> {
     engine::check_ports(&docker, &specs)
         .await
         .context("preflight failed; nothing was created")?;
-    let password = crate::state::postgres_password(&ctx.paths.state)?;
-    let images = images::ensure_images(&docker, &ctx.config, &ctx.paths, &ctx.progress)
-        .await
-        .context("prepare images")?;
-    let secrets = plan::Secrets {
-        postgres_password: password.clone(),
-        ingest_tokens: read_tokens(ctx)?,
+    let journal = Journal::new(ctx.stack());
+    let outcome = tokio::select! {
+        outcome = launch(ctx, &docker, &journal) => outcome,
+        signal = signals.recv() => {
+            ctx.progress.line(format!("{}: stopping the launch", signal.name()));
+            Err(Interrupted(signal).into())
+        }
     };
-    let plan = plan::infra_plan(&ctx.config, &images, &secrets);
-    let mut created = Created::default();
-    match apply(ctx, &docker, &plan, &password, &mut created).await {
-        Ok(services) => {
-            let step = ctx
-                .progress
-                .step("live configuration -> ZooKeeper".to_owned());
-            match super::config::write_initial(ctx).await {
-                Ok(_) => step.finish("written from the config file"),
-                Err(e) => {
-                    step.fail(&format!("{e:#}"));
-                    return Err(e);
-                }
-            }
+    match outcome {
+        Ok(launched) => {
+            journal
+                .commit(&docker)
+                .await
+                .context("remove the containers this launch replaced")?;
             println!("stack {} is ready", ctx.stack());
             println!("events: {}", ctx.events_url());
-            Ok(Launched { services, images })
+            Ok(launched)
         }
         Err(e) => {
             if keep_on_failure {
                 ctx.progress
-                    .line("keeping what this launch created (--keep-on-failure)");
+                    .line("keeping what this launch changed (--keep-on-failure)");
             } else {
-                rollback(ctx, &docker, &created).await;
+                rollback(ctx, &docker, &journal).await;
             }
             Err(e)
         }
     }
+}
+
+/// Everything after the preflight: images, secrets, the plan applied, the live configuration.
+async fn launch(ctx: &Ctx, docker: &Docker, journal: &Journal) -> anyhow::Result<Launched> {
+    let password = crate::state::postgres_password(&ctx.paths.state)?;
+    let images = images::ensure_images(docker, &ctx.config, &ctx.paths, &ctx.progress)
+        .await
+        .context("prepare images")?;
+    let secrets = plan::Secrets {
+        postgres_password: password.clone(),
+        postgres_admin_password: crate::state::postgres_admin_password(&ctx.paths.state)?,
+        ingest_tokens: read_tokens(ctx)?,
+    };
+    let mut plan = plan::infra_plan(&ctx.config, &images, &secrets);
+    plan::protect_registry(&mut plan, &registry_credentials(ctx)?.to_bytes());
+    let services = apply(ctx, docker, &plan, &password, journal).await?;
+    let step = ctx
+        .progress
+        .step("live configuration -> ZooKeeper".to_owned());
+    match super::config::write_initial(ctx).await {
+        Ok(_) => step.finish("written from the config file"),
+        Err(e) => {
+            step.fail(&format!("{e:#}"));
+            return Err(e);
+        }
+    }
+    Ok(Launched { services, images })
+}
+
+/// The stack's ZooKeeper identity: read from the state directory, or generated there.
+pub fn registry_credentials(ctx: &Ctx) -> anyhow::Result<fleet_registry::Credentials> {
+    let password = crate::state::secret(&ctx.paths.state, crate::state::ZOOKEEPER_PASSWORD_FILE)?;
+    Ok(fleet_registry::Credentials::fleet(&password))
 }
 
 /// The content of `ingest.tokens_file` (relative to the config file), when set.
@@ -95,18 +118,18 @@ async fn apply(
     docker: &Docker,
     plan: &InfraPlan,
     password: &str,
-    created: &mut Created,
+    journal: &Journal,
 ) -> anyhow::Result<Vec<(Service, Action, String)>> {
     let stack = ctx.stack();
     if docker.ensure_network(&plan.network, stack).await? {
-        created.network = Some(plan.network.clone());
+        journal.record(Change::Network(plan.network.clone()));
     }
     for (volume, service) in &plan.volumes {
         if docker.ensure_volume(volume, stack, service).await? {
-            created.volumes.push(volume.clone());
+            journal.record(Change::Volume(volume.clone()));
         }
     }
-    stop_dependents_of_changes(ctx, docker, plan).await?;
+    stop_dependents_of_changes(ctx, docker, plan, journal).await?;
     let host = engine::connect_host(&ctx.config.stack.bind_address);
     let mut report = Vec::new();
     for wave in plan::waves(&plan.services) {
@@ -116,7 +139,7 @@ async fn apply(
             let step = ctx
                 .progress
                 .step(format!("{:<11}", service_plan.instance()));
-            let applied = match engine::converge(docker, &service_plan.spec).await {
+            let applied = match engine::converge(docker, &service_plan.spec, journal).await {
                 Ok(applied) => applied,
                 Err(e) => {
                     step.fail(&e.to_string());
@@ -146,11 +169,6 @@ async fn apply(
         .await;
         let mut failure: Option<anyhow::Error> = None;
         for (service_plan, result, action) in results {
-            if let Some(action) = action
-                && action.created_it()
-            {
-                created.containers.push(service_plan.spec.name.clone());
-            }
             match result {
                 Ok(outcome) => {
                     report.push((service_plan.service, action.expect("converged"), outcome))
@@ -180,6 +198,7 @@ async fn stop_dependents_of_changes(
     ctx: &Ctx,
     docker: &Docker,
     plan: &InfraPlan,
+    journal: &Journal,
 ) -> anyhow::Result<()> {
     let mut changing = Vec::new();
     for s in &plan.services {
@@ -199,6 +218,7 @@ async fn stop_dependents_of_changes(
             let name = &info.name;
             ctx.progress
                 .line(format!("stopping {name} while what it depends on changes"));
+            journal.record(Change::Stopped { name: name.clone() });
             docker.stop(name).await?;
         }
     }
@@ -225,34 +245,23 @@ async fn remove_surplus_replicas(
     Ok(())
 }
 
-async fn rollback(ctx: &Ctx, docker: &Docker, created: &Created) {
-    if created.containers.is_empty() && created.volumes.is_empty() && created.network.is_none() {
+/// Undoes what the journal holds, saying what it did.
+async fn rollback(ctx: &Ctx, docker: &Docker, journal: &Journal) {
+    if journal.changes().is_empty() {
         return;
     }
     let step = ctx.progress.step("rollback");
-    for name in &created.containers {
-        if let Err(e) = docker.remove_container(name).await {
-            ctx.progress.line(format!("rollback: {e}"));
-        }
+    let undone = journal.rollback(docker).await;
+    for error in &undone.errors {
+        ctx.progress.line(format!("rollback: {error}"));
     }
-    for volume in &created.volumes {
-        if let Err(e) = docker.remove_volume(volume).await {
-            ctx.progress.line(format!("rollback: {e}"));
-        }
+    let summary = format!(
+        "removed {} container(s), volume(s) or network(s) this launch created, restored {} it replaced, put back {} it started or stopped",
+        undone.removed, undone.restored, undone.reverted
+    );
+    if undone.errors.is_empty() {
+        step.finish(&summary);
+    } else {
+        step.fail(&summary);
     }
-    if let Some(network) = &created.network
-        && let Err(e) = docker.remove_network(network).await
-    {
-        ctx.progress.line(format!("rollback: {e}"));
-    }
-    step.finish(&format!(
-        "removed {} container(s), {} volume(s){} created by this launch",
-        created.containers.len(),
-        created.volumes.len(),
-        if created.network.is_some() {
-            " and the network"
-        } else {
-            ""
-        }
-    ));
 }

@@ -1,5 +1,7 @@
 //! `fleet teardown`: removes every container, network and volume carrying this stack's label,
-//! and nothing else. `--fleet-only` removes only the vehicle containers.
+//! and nothing else; of the stack's state directory only the files fleet created (and the
+//! folder, when fleet created it and nothing else is in it). `--fleet-only` removes only the
+//! vehicle containers.
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -41,7 +43,15 @@ pub async fn run(ctx: &Ctx, fleet_only: bool) -> anyhow::Result<Removed> {
             docker.remove_volume(&volume).await?;
             removed.volumes += 1;
         }
-        crate::state::remove(&ctx.paths.state)?;
+        let state = &ctx.paths.state;
+        let cleared = crate::state::remove(state)?;
+        if state.exists() && !cleared.dir_removed {
+            ctx.progress.line(format!(
+                "kept {}: fleet removed only the {} file(s) it created there",
+                state.display(),
+                cleared.files.len()
+            ));
+        }
     }
     step.finish("done");
     println!(

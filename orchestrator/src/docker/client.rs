@@ -118,6 +118,16 @@ impl Docker {
         Ok(Self { inner })
     }
 
+    /// The engine's data folder (`DockerRootDir`), where images and volumes take space.
+    pub async fn root_dir(&self) -> Result<Option<String>, DockerError> {
+        let info = self
+            .inner
+            .info()
+            .await
+            .map_err(api("read the engine's info", "docker"))?;
+        Ok(info.docker_root_dir)
+    }
+
     /// The id of an image, or `None` if the engine does not have it.
     pub async fn image_id(&self, reference: &str) -> Result<Option<String>, DockerError> {
         match self.inner.inspect_image(reference).await {
@@ -514,6 +524,26 @@ impl Docker {
                 status_code: 409, ..
             }) => Ok(()),
             Err(e) => Err(api("remove container", name)(e)),
+        }
+    }
+
+    /// Renames the container `id_or_name` to `new_name`.
+    pub async fn rename(&self, id_or_name: &str, new_name: &str) -> Result<(), DockerError> {
+        let options = bollard::query_parameters::RenameContainerOptionsBuilder::default()
+            .name(new_name)
+            .build();
+        self.inner
+            .rename_container(id_or_name, options)
+            .await
+            .map_err(api("rename container", id_or_name))
+    }
+
+    /// The current name (without `/`) of the container with id `id`, `None` when it is gone.
+    pub async fn name_of(&self, id: &str) -> Result<Option<String>, DockerError> {
+        match self.inner.inspect_container(id, None).await {
+            Ok(details) => Ok(details.name.map(|n| n.trim_start_matches('/').to_owned())),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(api("inspect container", id)(e)),
         }
     }
 
