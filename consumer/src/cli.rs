@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use fleet_common::config::BatchMaxRecords;
+
 use crate::analytics::{DEFAULT_HISTOGRAM_BINS, HistogramBins};
 
 /// Reads the `telemetry` topic in batches and stores them in PostgreSQL, one transaction per
@@ -69,10 +71,10 @@ pub struct Cli {
     #[arg(long, env = "PG_PASSWORD_FILE")]
     pub pg_password_file: Option<PathBuf>,
 
-    /// Largest number of records in one batch (one PostgreSQL transaction).
-    #[arg(long, env = "CONSUMER_BATCH_MAX_RECORDS", default_value_t = 5000,
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub batch_max_records: u32,
+    /// Largest number of records in one batch (one PostgreSQL transaction), 1 to 100,000.
+    #[arg(long, env = "CONSUMER_BATCH_MAX_RECORDS", default_value_t = BatchMaxRecords::DEFAULT,
+          value_parser = clap::value_parser!(BatchMaxRecords))]
+    pub batch_max_records: BatchMaxRecords,
 
     /// Longest time a batch stays open after its first record, e.g. `200ms`.
     #[arg(long, env = "CONSUMER_BATCH_MAX_WAIT", default_value = "200ms",
@@ -249,7 +251,7 @@ mod tests {
         assert_eq!(cli.group, "fleet-consumer");
         assert_eq!(cli.pg_port, 5432);
         assert_eq!(cli.pg_database, "av_telemetry");
-        assert_eq!(cli.batch_max_records, 5000);
+        assert_eq!(cli.batch_max_records.get(), 5000);
         assert_eq!(cli.batch_max_wait, Duration::from_millis(200));
         assert_eq!(cli.pg_target(), "db:5432/av_telemetry");
         assert_eq!(cli.allowed_lateness, Duration::from_secs(3600));
@@ -292,6 +294,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("wind=0:1:1"), "{err}");
+    }
+
+    #[test]
+    fn batch_max_records_above_the_limit_is_refused_with_the_shared_message() {
+        assert_eq!(
+            parse(&["--batch-max-records", "100000"]).batch_max_records,
+            BatchMaxRecords::new(100_000).unwrap()
+        );
+        let base = [
+            "consumer",
+            "--kafka-brokers",
+            "b",
+            "--pg-host",
+            "h",
+            "--pg-user",
+            "u",
+        ];
+        let err = Cli::try_parse_from(base.iter().chain(&["--batch-max-records", "200000"]))
+            .unwrap_err()
+            .to_string();
+        let expected = BatchMaxRecords::new(200_000).unwrap_err().to_string();
+        assert!(
+            err.contains("--batch-max-records") && err.contains(&expected),
+            "{err}"
+        );
     }
 
     #[test]

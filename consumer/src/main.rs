@@ -85,7 +85,7 @@ async fn run(cli: Cli, log_level: fleet_common::logging::LogLevel) -> anyhow::Re
         fleet_registry::RegistryArgs::from_env().context("reading the registry settings")?;
     let runs = vec![cli.kafka_topic.clone(), format!("group {}", cli.group)];
     let limits = pipeline::BatchLimits {
-        max_records: cli.batch_max_records as usize,
+        max_records: cli.batch_max_records.as_usize(),
         max_wait: cli.batch_max_wait,
     };
     let mut initial = fleet_registry::LiveConfig::default();
@@ -203,7 +203,7 @@ fn follow_limits(
     let (tx, rx) = watch::channel(start);
     if let Some(registry) = registry {
         fleet_registry::forward(registry.config(), tx, |live| pipeline::BatchLimits {
-            max_records: (live.consumer.batch_max_records as usize).max(1),
+            max_records: live.consumer.batch_max_records.as_usize(),
             max_wait: live.consumer.batch_max_wait,
         });
     }

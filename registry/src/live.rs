@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fleet_common::config::Config;
+use fleet_common::config::{BatchMaxRecords, Config};
 use serde::{Deserialize, Serialize};
 
 use crate::error::LiveConfigError;
@@ -46,8 +46,8 @@ pub struct LiveIngest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LiveConsumer {
-    /// Most records in one batch (one transaction).
-    pub batch_max_records: u32,
+    /// Most records in one batch (one transaction); checked while reading.
+    pub batch_max_records: BatchMaxRecords,
     /// Longest wait for a batch to fill.
     #[serde(with = "humantime_serde")]
     pub batch_max_wait: Duration,
@@ -76,8 +76,6 @@ const REPORT_INTERVAL: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(3_600));
 /// The batch wait's bounds.
 const BATCH_WAIT: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(60));
-/// Most records in one batch.
-const MAX_BATCH_RECORDS: u32 = 100_000;
 /// Largest jitter share.
 const MAX_JITTER: f64 = 0.5;
 
@@ -93,7 +91,7 @@ impl Default for LiveConfig {
                 rate_limit_per_vin: 0,
             },
             consumer: LiveConsumer {
-                batch_max_records: 5000,
+                batch_max_records: BatchMaxRecords::DEFAULT,
                 batch_max_wait: Duration::from_millis(200),
             },
             log: LiveLog {
@@ -109,8 +107,7 @@ impl LiveConfig {
         let mut live = Self::default();
         live.vehicles.report_interval = config.vehicles.report_interval;
         live.ingest.rate_limit_per_vin = config.ingest.rate_limit_per_vin;
-        live.consumer.batch_max_records =
-            u32::try_from(config.consumer.batch_max_records).unwrap_or(u32::MAX);
+        live.consumer.batch_max_records = config.consumer.batch_max_records;
         live.consumer.batch_max_wait = config.consumer.batch_max_wait;
         live
     }
@@ -189,7 +186,9 @@ impl LiveConfig {
                     .map_err(|e| bad(format!("not a number: {e}")))?
             }
             "ingest.rate_limit_per_vin" => self.ingest.rate_limit_per_vin = number(value)?,
-            "consumer.batch_max_records" => self.consumer.batch_max_records = number(value)?,
+            "consumer.batch_max_records" => {
+                self.consumer.batch_max_records = value.parse().map_err(|e| bad(format!("{e}")))?
+            }
             "consumer.batch_max_wait" => self.consumer.batch_max_wait = duration(value)?,
             "log.level" => self.log.level = value.trim().to_owned(),
             _ => {
@@ -236,9 +235,6 @@ impl LiveConfig {
             }
             "vehicles.jitter" => (!(0.0..=MAX_JITTER).contains(&self.vehicles.jitter))
                 .then(|| format!("must lie in [0, {MAX_JITTER}]")),
-            "consumer.batch_max_records" => (self.consumer.batch_max_records == 0
-                || self.consumer.batch_max_records > MAX_BATCH_RECORDS)
-                .then(|| format!("must lie in [1, {MAX_BATCH_RECORDS}]")),
             "consumer.batch_max_wait" => {
                 let d = self.consumer.batch_max_wait;
                 (d < BATCH_WAIT.0 || d > BATCH_WAIT.1)
@@ -330,11 +326,21 @@ mod tests {
             ("vehicles.jitter=0.9", &["vehicles.jitter", "0.5"]),
             (
                 "consumer.batch_max_records=0",
-                &["consumer.batch_max_records", "[1, 100000]"],
+                &[
+                    "consumer.batch_max_records",
+                    "0 records is outside [1, 100000]",
+                ],
             ),
             (
                 "consumer.batch_max_records=-3",
                 &["consumer.batch_max_records", "whole number"],
+            ),
+            (
+                "consumer.batch_max_records=200000",
+                &[
+                    "consumer.batch_max_records",
+                    "200000 records is outside [1, 100000]",
+                ],
             ),
             (
                 "ingest.rate_limit_per_vin=lots",
@@ -376,6 +382,12 @@ mod tests {
         assert!(err.contains("vehicles.report_interval"), "{err}");
         let err = refused(|doc| doc["vehicles"]["report_interval"] = "1ms".into());
         assert!(err.contains("vehicles.report_interval"), "{err}");
+        let err = refused(|doc| doc["consumer"]["batch_max_records"] = 200_000.into());
+        let expected = BatchMaxRecords::new(200_000).unwrap_err().to_string();
+        assert!(
+            err.contains("consumer.batch_max_records") && err.contains(&expected),
+            "{err}"
+        );
         let err = refused(|doc| doc["log"] = serde_json::json!({}));
         assert!(err.contains("log"), "{err}");
     }

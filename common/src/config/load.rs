@@ -328,6 +328,33 @@ mod tests {
     }
 
     #[test]
+    fn batch_max_records_above_the_consumers_limit_is_refused_with_key_and_line() {
+        let text = MASTER.replace("batch_max_records = 5000", "batch_max_records = 200000");
+        let err = load_from_str(&text, "x.toml", no_env())
+            .unwrap_err()
+            .to_string();
+        let expected = crate::config::BatchMaxRecords::new(200_000)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&expected), "{err}");
+        assert!(
+            err.contains("batch_max_records = 200000") && err.contains("line"),
+            "{err}"
+        );
+        let env = vec![(
+            "FLEET_CONSUMER__BATCH_MAX_RECORDS".to_owned(),
+            "200000".to_owned(),
+        )];
+        let err = load_from_str(MASTER, "x.toml", env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("FLEET_CONSUMER__BATCH_MAX_RECORDS") && err.contains(&expected),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn duplicate_ports_are_rejected() {
         let env = vec![("FLEET_INGEST__HOST_PORT".to_owned(), "5432".to_owned())];
         let err = load_from_str(MASTER, "x.toml", env)

@@ -4,6 +4,7 @@
 //! Any key can be overridden from the environment as `FLEET_<SECTION>__<KEY>`, for example
 //! `FLEET_STACK__NAME=test` or `FLEET_INGEST__HOST_PORT=18080`.
 
+mod batch_max_records;
 mod load;
 mod model;
 mod validate;

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::batch_max_records::{BatchMaxRecords, BatchMaxRecordsError};
+
 /// The whole configuration of one stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,8 +204,8 @@ pub struct IngestConfig {
 pub struct ConsumerConfig {
     /// Kafka consumer group.
     pub group: String,
-    /// Most records written in one transaction.
-    pub batch_max_records: usize,
+    /// Most records written in one transaction (1 to 100,000, checked while reading).
+    pub batch_max_records: BatchMaxRecords,
     /// Longest a batch waits to fill.
     #[serde(with = "humantime_serde")]
     pub batch_max_wait: Duration,

@@ -127,9 +127,6 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
             ),
         )?;
     }
-    if c.consumer.batch_max_records == 0 {
-        fail("consumer.batch_max_records", "must be at least 1")?;
-    }
     if c.vehicles.report_interval.is_zero() {
         fail("vehicles.report_interval", "must be longer than 0")?;
     }
