@@ -49,17 +49,25 @@ async fn admin(stack: &TestStack) -> Admin {
 /// A ZooKeeper client from the host without the stack's identity (what any process on the
 /// host can do): it reads the members and the configuration, and is refused (`NoAuth`) when
 /// it plants a fake ingest member (which would redirect the vehicles), overwrites the
-/// configuration, opens or locks the stack's folder (`setAcl`), or creates a node anywhere.
+/// configuration, opens or locks the stack's folder (`setAcl`), or creates a node in `/fleet`.
 async fn registry_is_read_only_without_the_stacks_identity(stack: &TestStack) {
     use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
     let address = format!("127.0.0.1:{}", stack.env["FLEET_ZOOKEEPER__HOST_PORT"]);
-    let stranger = Client::connect(&address).await.expect("connect without credentials");
+    let stranger = Client::connect(&address)
+        .await
+        .expect("connect without credentials");
     let root = format!("/fleet/{}", stack.name);
     let config = format!("{root}/config");
-    let (data, _) = stranger.get_data(&config).await.expect("anyone reads the config");
+    let (data, _) = stranger
+        .get_data(&config)
+        .await
+        .expect("anyone reads the config");
     assert!(!data.is_empty());
     let ingest = format!("{root}/members/ingest");
-    let members = stranger.list_children(&ingest).await.expect("anyone lists members");
+    let members = stranger
+        .list_children(&ingest)
+        .await
+        .expect("anyone lists members");
     assert!(!members.is_empty());
     let open = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
     let fake = br#"{"address":"http://attacker:8080","runs":[]}"#;
@@ -79,8 +87,11 @@ async fn registry_is_read_only_without_the_stacks_identity(stack: &TestStack) {
                 .map(drop),
         ),
         (
-            "a node at the root",
-            stranger.create("/planted", b"x", &open).await.map(drop),
+            "another stack's folder in /fleet",
+            stranger
+                .create("/fleet/planted", b"x", &open)
+                .await
+                .map(drop),
         ),
         (
             "setData on the config",

@@ -64,8 +64,9 @@ impl Admin {
     }
 
     /// Gives the registry's nodes the protected ACL (the stack's identity: all; anyone: read):
-    /// the root `/`, `/fleet`, and every node under `/fleet/<stack>` that is not ephemeral,
-    /// creating the stack's folders where missing. Done by every `launch-infra`, so that nodes
+    /// `/fleet`, and every node under `/fleet/<stack>` that is not ephemeral, creating the
+    /// stack's folders where missing. The root stays as ZooKeeper makes it (an upstream Kafka in
+    /// ZooKeeper mode keeps its nodes there; nothing of fleet's is there). Done by every `launch-infra`, so that nodes
     /// created before the registry was protected (open to anyone) are protected too. Needs
     /// credentials; a node somebody else locked is an error naming it.
     pub async fn protect(&self) -> Result<(), RegistryError> {
@@ -79,7 +80,7 @@ impl Admin {
         nodes::ensure_dir(&self.client, &paths::members_root(&self.stack), acls).await?;
         let root = paths::stack_root(&self.stack);
         let below = format!("{root}/");
-        let mut pending = vec!["/".to_owned(), paths::ROOT.to_owned(), root.clone()];
+        let mut pending = vec![paths::ROOT.to_owned(), root.clone()];
         while let Some(path) = pending.pop() {
             let stat = match self.client.check_stat(&path).await {
                 Ok(Some(stat)) => stat,
@@ -93,7 +94,7 @@ impl Admin {
                 Ok(_) | Err(ZkError::NoNode) => {}
                 Err(e) => return Err(RegistryError::zk("protect node", &path)(e)),
             }
-            // `/` and `/fleet` only themselves; the stack's folder with everything below.
+            // `/fleet` only itself; the stack's folder with everything below.
             if path == root || path.starts_with(&below) {
                 let children = match self.client.list_children(&path).await {
                     Ok(children) => children,
