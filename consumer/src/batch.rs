@@ -1,9 +1,13 @@
 //! A batch: the records read since the last commit, split into rows and poison, with the next
-//! offset of every partition they came from. One batch is one PostgreSQL transaction.
+//! offset of every partition they came from. One batch is one PostgreSQL transaction, unless it
+//! does not fit the statement time limit: then it is written in parts ([`Progress`]), the
+//! partitions' offsets with the last part, so a replay after a crash between parts inserts
+//! nothing twice.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::analytics::Aggregates;
 use crate::dlq::{Poison, PoisonReason};
 use crate::row::DiagRow;
 
@@ -39,6 +43,22 @@ pub struct Batch {
     delivered: Vec<bool>,
     next_offsets: BTreeMap<i32, i64>,
     opened_at: Option<Instant>,
+    progress: Progress,
+}
+
+/// How far a batch written in parts got: what committed parts stored, and the part size that
+/// fits the statement time limit (halved on every timeout). Kept across retries, so a retry
+/// resumes after the committed parts and their aggregates are still published.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Progress {
+    /// Rows (a prefix of [`Batch::entries`]) already committed.
+    pub stored: usize,
+    /// Rows per part; `None`: the whole batch in one transaction.
+    pub part_len: Option<usize>,
+    /// Rows the committed parts really inserted.
+    pub inserted: u64,
+    /// The aggregates the committed parts changed, in commit order.
+    pub aggregates: Aggregates,
 }
 
 impl Batch {
@@ -106,8 +126,19 @@ impl Batch {
         }
     }
 
+    /// How far writing the batch in parts got.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// Changes how far writing the batch in parts got.
+    pub fn progress_mut(&mut self) -> &mut Progress {
+        &mut self.progress
+    }
+
     /// Moves the rows at `rejected` (indexes into [`entries`](Self::entries), with PostgreSQL's
-    /// reason) to the poison records. Their offsets stay covered by the batch.
+    /// reason) to the poison records. Their offsets stay covered by the batch. Rows already
+    /// committed (below [`Progress::stored`]) are never rejected.
     pub fn reject(&mut self, rejected: Vec<(usize, String)>) {
         let mut reasons: BTreeMap<usize, String> = rejected.into_iter().collect();
         let entries = std::mem::take(&mut self.entries);
@@ -134,6 +165,7 @@ impl Batch {
         self.delivered.clear();
         self.next_offsets.clear();
         self.opened_at = None;
+        self.progress = Progress::default();
     }
 }
 

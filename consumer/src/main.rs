@@ -4,9 +4,10 @@
 //! Modules: [`cli`] (options), [`kafka`] (consumer, producers, broker probe), [`ownership`]
 //! (which partitions this replica reads, from the registry's live replicas), [`batch`] and
 //! [`row`] (what a batch holds), [`dlq`] (poison decision and dead letters), [`sink`]
-//! (PostgreSQL), [`analytics`] (aggregates in the batch's transaction, published after it),
-//! [`flush`] (writing one batch), [`pipeline`] (the loop), [`http`], [`health`] and
-//! [`metrics`] (endpoints), [`backoff`].
+//! (PostgreSQL), [`sqlstate`] (a record's fault or the server's), [`analytics`] (aggregates
+//! in the batch's transaction, published after it), [`flush`] (writing one batch, in parts
+//! when it does not fit the statement limit), [`pipeline`] (the loop), [`http`], [`health`]
+//! and [`metrics`] (endpoints), [`backoff`].
 
 mod analytics;
 mod backoff;
@@ -22,6 +23,7 @@ mod ownership;
 mod pipeline;
 mod row;
 mod sink;
+mod sqlstate;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,12 @@
-//! PostgreSQL writes: the schema at connect, one transaction per batch (rows with
-//! `ON CONFLICT (event_id) DO NOTHING`, which returns the rows it really inserted; then, sent at
-//! once, the analytics of those rows and the partitions' next offsets), the stored offsets to
-//! resume from, and the one-by-one probe that finds rows PostgreSQL refuses.
+//! PostgreSQL writes: a check of the schema at connect, one transaction per batch or part of a
+//! batch (rows with `ON CONFLICT (event_id) DO NOTHING`, which returns the rows it really
+//! inserted; then, sent at once, the analytics of those rows and, with the batch's last part,
+//! the partitions' next offsets), the stored offsets to resume from, and the probe that finds
+//! the rows PostgreSQL refuses by halving (a few statements, not three round trips per row).
+//!
+//! Every statement has its own time limit on the server (`statement_timeout`); a statement
+//! that runs out is cancelled with SQLSTATE 57014, which [`SinkError::is_timeout`] reports so
+//! the caller can split the batch.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -14,8 +19,9 @@ use tokio_postgres::{Client, NoTls, Statement};
 use uuid::Uuid;
 
 use crate::analytics::{Aggregates, AnalyticsSettings, Known, Pruned, Statements};
-use crate::batch::{Batch, Entry};
+use crate::batch::Entry;
 use crate::row::DiagRow;
+use crate::sqlstate::{self, Blame};
 
 const INSERT_DIAG: &str = r#"
 INSERT INTO diag ("timestamp", vin, make, model, position_x, position_y, position_z, speed,
@@ -52,13 +58,22 @@ pub enum SinkError {
         /// The driver's error.
         source: tokio_postgres::Error,
     },
-    /// The schema could not be applied and the tables are missing.
-    #[error("applying the schema to PostgreSQL at {target}: {}", describe(source))]
+    /// The schema's tables are missing (fleet applies the schema at launch) or could not be
+    /// looked up.
+    #[error("checking the schema in PostgreSQL at {target}: {}", describe(source))]
     Schema {
         /// `host:port/database`.
         target: String,
         /// The driver's error.
         source: tokio_postgres::Error,
+    },
+    /// The schema's tables are missing: fleet applies the schema at launch.
+    #[error(
+        "PostgreSQL at {target} has no table diag or consumer_offsets: the schema is applied by `fleet launch-infra`"
+    )]
+    MissingTables {
+        /// `host:port/database`.
+        target: String,
     },
     /// An operation took too long; the connection was dropped.
     #[error("{operation} on PostgreSQL at {target}: no answer within {after:?}")]
@@ -70,8 +85,9 @@ pub enum SinkError {
         /// The time limit.
         after: Duration,
     },
-    /// A statement failed for a reason other than the data (connection lost, server shutting
-    /// down, permissions, ...). Worth retrying after a pause.
+    /// A statement failed for a reason other than one record's content (connection lost,
+    /// server shutting down, out of ids, disk full, statement timeout, permissions, ...).
+    /// Worth retrying after a pause; never a reason to dead-letter anything.
     #[error("{operation} on PostgreSQL at {target}: {}", describe(source))]
     Query {
         /// What was being done.
@@ -81,8 +97,8 @@ pub enum SinkError {
         /// The driver's error.
         source: tokio_postgres::Error,
     },
-    /// PostgreSQL refused the data (SQLSTATE class 22 or 23); retrying the same rows fails
-    /// again.
+    /// PostgreSQL refused a record's value (SQLSTATE class 22 or 23, see [`sqlstate::blame`]);
+    /// retrying the same rows fails again.
     #[error(
         "{operation} on PostgreSQL at {target}: data refused: {}",
         describe(source)
@@ -102,6 +118,16 @@ impl SinkError {
     pub fn is_rejection(&self) -> bool {
         matches!(self, Self::Rejected { .. })
     }
+
+    /// True when the work took longer than allowed: the server cancelled a statement
+    /// (`statement_timeout`) or did not answer in time. A smaller part may fit.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::Timeout { .. } => true,
+            Self::Query { source, .. } => sqlstate::is_statement_timeout(source),
+            _ => false,
+        }
+    }
 }
 
 /// The outcome of a committed batch.
@@ -117,12 +143,17 @@ pub struct Written {
 
 /// Where batches are stored. A trait so the flush logic can be tested with a fake.
 pub trait Sink {
-    /// Writes the batch's rows, the aggregates of the rows inserted and the next offsets in
-    /// one transaction.
-    fn write(&mut self, batch: &Batch) -> impl Future<Output = Result<Written, SinkError>> + Send;
+    /// Writes `entries`, the aggregates of the rows inserted and, when given, the partitions'
+    /// next offsets, in one transaction.
+    fn write(
+        &mut self,
+        entries: &[Entry],
+        next_offsets: Option<&BTreeMap<i32, i64>>,
+    ) -> impl Future<Output = Result<Written, SinkError>> + Send;
 
-    /// Tries each row alone (nothing is kept) and returns the indexes of the rows PostgreSQL
-    /// refuses, with its reason.
+    /// Finds the rows PostgreSQL refuses for their own values (nothing is kept) and returns
+    /// their indexes with its reason. A server-side failure on the way is an error, never a
+    /// refused row.
     fn find_rejected(
         &mut self,
         entries: &[Entry],
@@ -140,7 +171,9 @@ pub struct PgSettings {
     pub group: String,
     /// Topic (second key of `consumer_offsets`).
     pub topic: String,
-    /// Limit of every connect and transaction.
+    /// Limit of a connect and of every statement (`statement_timeout`); a transaction that
+    /// does not finish within [`TRANSACTION_LIMIT_STATEMENTS`] times this is given up too
+    /// (a connection that stopped answering).
     pub timeout: Duration,
     /// What the aggregates are built with.
     pub analytics: AnalyticsSettings,
@@ -254,10 +287,14 @@ impl Columns {
     }
 }
 
-/// True for SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation).
+/// A transaction is given up on the client after this many statement time limits: the
+/// server cancels slow statements itself, so only a connection that stopped answering gets
+/// here.
+pub const TRANSACTION_LIMIT_STATEMENTS: u32 = 4;
+
+/// True when one record's value is to blame for `e` (see [`sqlstate::blame`]).
 fn is_data_error(e: &tokio_postgres::Error) -> bool {
-    e.code()
-        .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
+    sqlstate::blame_of(e) == Blame::Record
 }
 
 /// PostgreSQL's message and SQLSTATE, or the driver's text with its causes.
@@ -309,11 +346,21 @@ impl PgSink {
     }
 
     fn timeout(&self, operation: &'static str) -> SinkError {
+        self.timeout_after(operation, self.settings.timeout)
+    }
+
+    fn timeout_after(&self, operation: &'static str, after: Duration) -> SinkError {
         SinkError::Timeout {
             operation,
             target: self.settings.target.clone(),
-            after: self.settings.timeout,
+            after,
         }
+    }
+
+    /// How long a transaction may take on the client's clock (see
+    /// [`TRANSACTION_LIMIT_STATEMENTS`]).
+    fn transaction_limit(&self) -> Duration {
+        self.settings.timeout * TRANSACTION_LIMIT_STATEMENTS
     }
 
     /// Opens a connection if none is open, applying the schema and preparing the statements.
@@ -338,39 +385,52 @@ impl PgSink {
 
     async fn open(&self) -> Result<Conn, SinkError> {
         let target = &self.settings.target;
-        let (mut client, connection) =
-            self.settings
-                .config
-                .connect(NoTls)
-                .await
-                .map_err(|source| SinkError::Connect {
-                    target: target.clone(),
-                    source,
-                })?;
+        let (client, connection) = self
+            .settings
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|source| SinkError::Connect {
+                target: target.clone(),
+                source,
+            })?;
         let target_for_log = target.clone();
         let driver = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(target_db = %target_for_log, error = %e, "PostgreSQL connection ended");
             }
         });
-        if let Err(source) = fleet_common::schema::apply(&mut client).await {
-            let present = client
+        // The application role changes no schema: fleet applies it (as the schema's owner)
+        // before the consumer starts. Each statement gets its own time limit.
+        let set_timeout = format!(
+            "SET statement_timeout = {}",
+            self.settings.timeout.as_millis().max(1)
+        );
+        let checked = async {
+            client.batch_execute(&set_timeout).await?;
+            client
                 .query_one(
                     "SELECT to_regclass('diag') IS NOT NULL AND to_regclass('consumer_offsets') IS NOT NULL",
                     &[],
                 )
                 .await
                 .map(|row| row.get::<_, bool>(0))
-                .unwrap_or(false);
-            if !present {
+        };
+        match checked.await {
+            Ok(true) => {}
+            Ok(false) => {
+                driver.abort();
+                return Err(SinkError::MissingTables {
+                    target: target.clone(),
+                });
+            }
+            Err(source) => {
                 driver.abort();
                 return Err(SinkError::Schema {
                     target: target.clone(),
                     source,
                 });
             }
-            tracing::warn!(target_db = %target, error = %describe(&source),
-                "could not apply the schema, but its tables exist; going on");
         }
         let prepared = futures::try_join!(
             client.prepare(INSERT_DIAG),
@@ -464,14 +524,18 @@ fn inserted_entries<'a>(entries: &'a [Entry], returned: &[(i32, i64)]) -> Vec<&'
 
 async fn write_batch(
     conn: &mut Conn,
-    batch: &Batch,
+    entries: &[Entry],
+    next_offsets: Option<&BTreeMap<i32, i64>>,
     settings: &PgSettings,
     known: &mut Known,
     pruned: &mut Pruned,
 ) -> Result<(u64, Aggregates), tokio_postgres::Error> {
-    let columns = Columns::new(batch.entries());
-    let (partitions, offsets): (Vec<i32>, Vec<i64>) =
-        batch.next_offsets().iter().map(|(p, o)| (*p, *o)).unzip();
+    let columns = Columns::new(entries);
+    let (partitions, offsets): (Vec<i32>, Vec<i64>) = next_offsets
+        .into_iter()
+        .flatten()
+        .map(|(p, o)| (*p, *o))
+        .unzip();
     let tx = conn.client.transaction().await?;
     let returned = if columns.is_empty() {
         Vec::new()
@@ -488,10 +552,15 @@ async fn write_batch(
     }
     let (group, topic) = (&settings.group, &settings.topic);
     let offset_params: [&(dyn ToSql + Sync); 4] = [group, topic, &partitions, &offsets];
-    let offsets_upsert = tx.execute(&conn.upsert, &offset_params);
+    let offsets_upsert = async {
+        match next_offsets {
+            Some(_) => tx.execute(&conn.upsert, &offset_params).await,
+            None => Ok(0),
+        }
+    };
     let (aggregates, learnt) = match watermark {
         Some(watermark) => {
-            let rows = inserted_entries(batch.entries(), &positions);
+            let rows = inserted_entries(entries, &positions);
             let update =
                 conn.analytics
                     .update(&tx, &rows, watermark, &settings.analytics, known, *pruned);
@@ -508,37 +577,65 @@ async fn write_batch(
     Ok((positions.len() as u64, aggregates))
 }
 
+/// Finds the rows of `entries` whose own values PostgreSQL refuses by halving: a part that
+/// inserts is clean, a refused part of one row is the culprit, a refused larger part is split.
+/// Every try runs in a savepoint of one transaction that is rolled back at the end, so a clean
+/// part costs one statement however large it is and nothing is kept. A failure that is not
+/// the record's (see [`sqlstate::blame`]) ends the search as an error.
 async fn probe_rows(
     conn: &mut Conn,
     entries: &[Entry],
 ) -> Result<Vec<(usize, String)>, tokio_postgres::Error> {
     let mut rejected = Vec::new();
     let mut tx = conn.client.transaction().await?;
-    for (i, entry) in entries.iter().enumerate() {
-        let columns = Columns::new([entry]);
+    // (first index, length) of the parts still to try, in batch order.
+    let mut parts = vec![(0, entries.len())];
+    while let Some((first, len)) = parts.pop() {
+        if len == 0 {
+            continue;
+        }
+        let columns = Columns::new(&entries[first..first + len]);
         let savepoint = tx.savepoint("probe").await?;
-        match savepoint.execute(&conn.insert, &columns.params()).await {
+        let outcome = savepoint.execute(&conn.insert, &columns.params()).await;
+        savepoint.rollback().await?;
+        match outcome {
             Ok(_) => {}
-            Err(e) if is_data_error(&e) => rejected.push((i, describe(&e))),
+            Err(e) if is_data_error(&e) && len == 1 => rejected.push((first, describe(&e))),
+            Err(e) if is_data_error(&e) => {
+                let half = len / 2;
+                parts.push((first + half, len - half));
+                parts.push((first, half));
+            }
             Err(e) => return Err(e),
         }
-        savepoint.rollback().await?;
     }
     tx.rollback().await?;
     Ok(rejected)
 }
 
 impl Sink for PgSink {
-    async fn write(&mut self, batch: &Batch) -> Result<Written, SinkError> {
+    async fn write(
+        &mut self,
+        entries: &[Entry],
+        next_offsets: Option<&BTreeMap<i32, i64>>,
+    ) -> Result<Written, SinkError> {
         const OPERATION: &str = "writing a batch to diag, the aggregates and consumer_offsets";
         self.connect().await?;
         let started = Instant::now();
+        let limit = self.transaction_limit();
         let conn = self.conn.as_mut().expect("connected above");
         let s = &self.settings;
-        let write = write_batch(conn, batch, s, &mut self.known, &mut self.pruned);
-        match tokio::time::timeout(s.timeout, write).await {
+        let write = write_batch(
+            conn,
+            entries,
+            next_offsets,
+            s,
+            &mut self.known,
+            &mut self.pruned,
+        );
+        match tokio::time::timeout(limit, write).await {
             Ok(Ok((inserted, aggregates))) => {
-                let rows = batch.entries().len();
+                let rows = entries.len();
                 tracing::debug!(rows, inserted, elapsed = ?started.elapsed(),
                     late = aggregates.late_dropped, "batch committed");
                 Ok(Written {
@@ -556,7 +653,7 @@ impl Sink for PgSink {
             }
             Err(_) => {
                 self.conn = None;
-                Err(self.timeout(OPERATION))
+                Err(self.timeout_after(OPERATION, limit))
             }
         }
     }
@@ -567,8 +664,11 @@ impl Sink for PgSink {
     ) -> Result<Vec<(usize, String)>, SinkError> {
         const OPERATION: &str = "trying the rows of a refused batch one by one";
         self.connect().await?;
+        // Up to two statements per level of halving for every culprit: give it the time of
+        // as many statement limits as the search may need, bounded by the connection check.
+        let levels = u32::BITS - (entries.len() as u32).leading_zeros() + 1;
+        let limit = self.transaction_limit() * levels;
         let conn = self.conn.as_mut().expect("connected above");
-        let limit = self.settings.timeout;
         match tokio::time::timeout(limit, probe_rows(conn, entries)).await {
             Ok(Ok(rejected)) => Ok(rejected),
             Ok(Err(e)) => {
@@ -577,7 +677,7 @@ impl Sink for PgSink {
             }
             Err(_) => {
                 self.conn = None;
-                Err(self.timeout(OPERATION))
+                Err(self.timeout_after(OPERATION, limit))
             }
         }
     }
