@@ -69,8 +69,23 @@ pub async fn run(ctx: &Ctx, num_vehicles: u32, per_container: Option<u32>) -> an
     run_with(ctx, num_vehicles, per_container, FleetOptions::default()).await
 }
 
-/// Runs the command with `options`.
+/// Runs the command with `options`. SIGINT or SIGTERM stops it (exit 130 or 143); the vehicle
+/// containers converged so far stay, as a later run converges them anyway.
 pub async fn run_with(
+    ctx: &Ctx,
+    num_vehicles: u32,
+    per_container: Option<u32>,
+    options: FleetOptions,
+) -> anyhow::Result<()> {
+    let mut signals =
+        engine::interrupt::Signals::listen().context("listen for SIGINT and SIGTERM")?;
+    tokio::select! {
+        done = launch(ctx, num_vehicles, per_container, options) => done,
+        signal = signals.recv() => Err(engine::Interrupted(signal).into()),
+    }
+}
+
+async fn launch(
     ctx: &Ctx,
     num_vehicles: u32,
     per_container: Option<u32>,

@@ -31,9 +31,9 @@ impl Signal {
     }
 }
 
-/// A run ended by a signal (after its rollback).
+/// A run ended by a signal (after the rollback of a launch).
 #[derive(Debug, thiserror::Error)]
-#[error("interrupted by {}; what this run changed was rolled back", .0.name())]
+#[error("interrupted by {}", .0.name())]
 pub struct Interrupted(pub Signal);
 
 /// Listens for SIGINT and SIGTERM from now on (they no longer end the process by themselves).
