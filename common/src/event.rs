@@ -10,6 +10,9 @@ use crate::vin::{Vin, VinError};
 /// Longest `make` or `model`, the width of the old `diag` columns (`varchar(20)`).
 pub const MAX_NAME_LEN: usize = 20;
 
+/// Largest `seq`: the `diag.seq` column is a PostgreSQL `bigint` (`i64`).
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
 /// The fields of the old vehicle client's `application/x-www-form-urlencoded` reading, in the
 /// order it sends them; an older form of it sent `position` 3 times (x, y, z) instead of
 /// `position_x`, `position_y`, `position_z`. It sends no event id, sequence number, heading or
@@ -178,6 +181,12 @@ pub mod limits {
     pub const PRESSURE: (f64, f64) = (300.0, 1_100.0);
     /// How far in the future an event time may lie, seconds (clock skew allowance).
     pub const MAX_FUTURE_SECS: i64 = 300;
+    /// Earliest accepted event time, epoch seconds: 1970-01-01T00:00:00Z. No vehicle reported
+    /// before it, the old client's epoch seconds cannot be negative, and everything from it to
+    /// [`MAX_FUTURE_SECS`] past now lies inside both what RFC 3339 can write (years 0000-9999,
+    /// the form the event travels in on the broker) and PostgreSQL's `timestamptz` (4713 BC to
+    /// 294276 AD).
+    pub const EARLIEST_TS_SECS: i64 = 0;
 }
 
 fn check_range(
@@ -197,7 +206,26 @@ fn check_range(
     Ok(())
 }
 
+/// A name for a `varchar(MAX_NAME_LEN)` column: not blank, at most [`MAX_NAME_LEN`] characters
+/// (PostgreSQL counts characters, as `chars()` does for the UTF-8 database), and no control
+/// characters: NUL cannot be stored in PostgreSQL text at all, and the others are garbage in a
+/// name.
 fn check_name(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    if let Some((position, ch)) = value.chars().enumerate().find(|(_, ch)| ch.is_control()) {
+        let rule = if ch == '\0' {
+            format!(
+                "contains a NUL character at position {}, which PostgreSQL text cannot hold",
+                position + 1
+            )
+        } else {
+            format!(
+                "contains the control character U+{:04X} at position {}",
+                u32::from(ch),
+                position + 1
+            )
+        };
+        return Err(ValidationError::new(field, rule));
+    }
     if value.trim().is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
     }
@@ -238,9 +266,15 @@ impl TelemetryEvent {
         }
     }
 
-    /// Checks every rule that the JSON shape alone does not: VIN check digit, names, ranges of
-    /// speed, position and sensors, heading, and an event time not too far past `now`. The
-    /// sensors must be there (only the old client's readings have none).
+    /// Checks every rule that the JSON shape alone does not: VIN check digit, names (length,
+    /// no control characters, NUL included), ranges of speed, position and sensors (finite
+    /// numbers), heading, `seq` within [`MAX_SEQ`] and an event time from
+    /// [`limits::EARLIEST_TS_SECS`] to not too far past `now`. The sensors must be there (only
+    /// the old client's readings have none).
+    ///
+    /// This is the one validation of the pipeline: ingest accepts what passes it, and the
+    /// consumer stores what passes it (every such event maps to a `diag` row), so nothing ingest
+    /// acknowledges ends up in the dead-letter topic.
     pub fn validate(&self, now: DateTime<Utc>) -> Result<(), ValidationError> {
         Vin::parse(self.vin.as_str())
             .map_err(|e: VinError| ValidationError::new("vin", e.to_string()))?;
@@ -264,6 +298,15 @@ impl TelemetryEvent {
 
     fn validate_fields(&self, now: DateTime<Utc>) -> Result<(), ValidationError> {
         use limits::*;
+        if self.seq > MAX_SEQ {
+            return Err(ValidationError::new(
+                "seq",
+                format!(
+                    "{} is larger than {MAX_SEQ}, the largest PostgreSQL bigint",
+                    self.seq
+                ),
+            ));
+        }
         check_name("make", &self.make)?;
         check_name("model", &self.model)?;
         check_range("speed", self.speed, (0.0, MAX_SPEED))?;
@@ -278,6 +321,18 @@ impl TelemetryEvent {
             check_range("sensors.temperature_c", sensors.temperature_c, TEMPERATURE)?;
             check_range("sensors.humidity_pct", sensors.humidity_pct, (0.0, 100.0))?;
             check_range("sensors.pressure_hpa", sensors.pressure_hpa, PRESSURE)?;
+        }
+        if self.ts.0.timestamp() < EARLIEST_TS_SECS {
+            return Err(ValidationError::new(
+                "ts",
+                format!(
+                    "{} is before {}, the earliest accepted event time",
+                    self.ts.0.to_rfc3339(),
+                    DateTime::from_timestamp(EARLIEST_TS_SECS, 0)
+                        .expect("a representable constant")
+                        .to_rfc3339()
+                ),
+            ));
         }
         if self.ts.0 > now + Duration::seconds(MAX_FUTURE_SECS) {
             return Err(ValidationError::new(
@@ -378,6 +433,17 @@ mod tests {
                 |e| e.ts = EventTime("2030-01-01T00:00:00Z".parse().unwrap()),
                 "ts",
             ),
+            (|e| e.seq = 1 << 63, "seq"),
+            (|e| e.make = "Vol\0vo".into(), "make"),
+            (|e| e.model = "XC\u{1b}40".into(), "model"),
+            (
+                |e| e.ts = EventTime::from_epoch_seconds(-1e11).unwrap(),
+                "ts",
+            ),
+            (
+                |e| e.ts = EventTime::from_epoch_seconds(-0.5).unwrap(),
+                "ts",
+            ),
         ];
         for (mutate, field) in cases {
             let mut e = sample();
@@ -385,6 +451,36 @@ mod tests {
             let err = e.validate(now()).unwrap_err();
             assert_eq!(err.field, field, "{err}");
         }
+    }
+
+    #[test]
+    fn storage_limits_are_inclusive_and_named() {
+        let mut e = sample();
+        e.seq = MAX_SEQ;
+        e.make = "x".repeat(MAX_NAME_LEN);
+        e.model = "Ünïcödé ✓".into();
+        e.ts = EventTime::from_epoch_seconds(0.0).unwrap();
+        e.validate(now()).unwrap();
+        e.seq = MAX_SEQ + 1;
+        let err = e.validate(now()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field `seq`: 9223372036854775808 is larger than 9223372036854775807, the largest PostgreSQL bigint"
+        );
+        let mut e = sample();
+        e.make = "Vol\0vo".into();
+        assert_eq!(
+            e.validate_legacy(now()).unwrap_err().to_string(),
+            "field `make`: contains a NUL character at position 4, which PostgreSQL text cannot hold"
+        );
+        let mut e = sample();
+        e.ts = EventTime::from_epoch_seconds(-1e11).unwrap();
+        let err = e.validate_legacy(now()).unwrap_err();
+        assert_eq!(err.field, "ts");
+        assert!(
+            err.rule.contains("before 1970-01-01T00:00:00+00:00"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -260,13 +260,23 @@ mod tests {
     }
 
     #[test]
-    fn unstorable_values_are_poison() {
-        let mut v = event_json(3);
-        v["seq"] = serde_json::json!(u64::MAX);
-        assert!(matches!(
-            classify_json(v),
-            Err(PoisonReason::Unstorable(RowError::SeqTooLarge(_)))
-        ));
+    fn unstorable_values_break_the_shared_rules() {
+        // The same rules ingest applies (fleet_common's validation), so ingest never
+        // acknowledges what ends up here.
+        let cases = [
+            ("seq", serde_json::json!(u64::MAX)),
+            ("seq", serde_json::json!(1_u64 << 63)),
+            ("make", serde_json::json!("Vol\u{0}vo")),
+            ("ts", serde_json::json!(-1e11)),
+        ];
+        for (field, value) in cases {
+            let mut v = event_json(3);
+            v[field] = value;
+            match classify_json(v).unwrap_err() {
+                PoisonReason::Invalid(e) => assert_eq!(e.field, field, "{e}"),
+                other => panic!("{field}: {other}"),
+            }
+        }
     }
 
     #[test]

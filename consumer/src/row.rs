@@ -100,6 +100,9 @@ impl DiagRow {
     }
 }
 
+#[cfg(test)]
+mod accepted;
+
 /// Test data shared by the unit tests of several modules.
 #[cfg(test)]
 pub(crate) mod fixtures {
