@@ -11,6 +11,10 @@
 //! read from the host through the broker's host listener (which reconnects to the restarted
 //! broker).
 //!
+//! Hostile input (issue 14): a body of more records than `ingest.max_records_per_request` is 413
+//! in a small answer, and values the database cannot hold (`seq` past `bigint`, NUL, a time
+//! before 1970) are 422 without reaching the topic.
+//!
 //! 429 (`ingest.rate_limit_per_vin`) and 401/403 (`ingest.tokens_file`) need their own config,
 //! so `tests/ingest_auth.rs` covers them on a stack of its own.
 //!
@@ -33,6 +37,9 @@ use uuid::Uuid;
 
 /// Body limit of the test stack's ingest (`FLEET_INGEST__MAX_BODY_BYTES`).
 const MAX_BODY_BYTES: usize = 4096;
+/// Records-per-request cap of the test stack's ingest (`FLEET_INGEST__MAX_RECORDS_PER_REQUEST`):
+/// above any body of real events that fits [`MAX_BODY_BYTES`], far below one of tiny elements.
+const MAX_RECORDS_PER_REQUEST: usize = 100;
 /// Topic ingest produces to (`[broker] topic`).
 const TOPIC: &str = "telemetry";
 
@@ -463,6 +470,99 @@ async fn refused_bodies(api: &Api) {
     assert!(error.contains("sensors.humidity_pct"), "{error}");
 }
 
+/// Issue 14, item 1: the record amplification body (`[0,0,...]`, which gzip shrinks a
+/// thousandfold), scaled to this stack's 4 KiB body limit: 2,047 elements used to be 2,047
+/// records and a 422 of 2,047 results. Now it is 413 naming the cap, in a small answer.
+async fn too_many_records(api: &Api) {
+    let zeros = format!("[{}0]", "0,".repeat(2_046));
+    assert!(zeros.len() <= MAX_BODY_BYTES);
+    for encoding in [Some("gzip"), None] {
+        let body = match encoding {
+            Some(_) => gzip_stored(zeros.as_bytes()),
+            None => zeros.clone().into_bytes(),
+        };
+        let answer = api.post("application/json", encoding, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{}",
+            answer.body
+        );
+        let error = answer.body["error"].as_str().expect("error");
+        let cap = format!("more than {MAX_RECORDS_PER_REQUEST} records");
+        assert!(
+            error.contains(&cap) && error.contains("ingest.max_records_per_request"),
+            "{error}"
+        );
+        assert!(answer.body.to_string().len() < 1_000, "{}", answer.body);
+    }
+}
+
+/// The high watermark of every partition of the topic, read from the host.
+async fn high_watermarks(bootstrap: &str) -> Vec<(i32, i64)> {
+    let bootstrap = bootstrap.to_owned();
+    tokio::task::spawn_blocking(move || {
+        fleet_orchestrator::probes::partition_ranges(&bootstrap, TOPIC)
+            .expect("the topic's watermarks")
+            .into_iter()
+            .map(|(partition, _, high)| (partition, high))
+            .collect()
+    })
+    .await
+    .expect("watermark task")
+}
+
+/// Issue 14, item 2: values the `diag` columns cannot hold used to get 200 with a partition and
+/// offset and then went to the dead-letter topic. Now each is 422 naming the field (the shared
+/// validation of ingest and consumer), and nothing reaches the topic.
+async fn unstorable_values(api: &Api, bootstrap: &str) {
+    let before = high_watermarks(bootstrap).await;
+    let cases = [
+        ("seq", json!(1_u64 << 63), "larger than 9223372036854775807"),
+        ("make", json!("Vol\u{0}vo"), "NUL character"),
+        ("ts", json!(-1e11), "-1199-"),
+    ];
+    for (i, (field, value, rule)) in cases.into_iter().enumerate() {
+        let mut hostile = event(60 + i as u64, 0);
+        hostile[field] = value;
+        let answer = api.post_json(&hostile).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            answer.body
+        );
+        assert_eq!(answer.body["accepted"], 0);
+        let error = answer.body["results"][0]["error"].as_str().expect("error");
+        assert!(
+            error.starts_with(&format!("field `{field}`: ")) && error.contains(rule),
+            "{error}"
+        );
+    }
+    // The old client's form body is under the same rules.
+    let form = format!(
+        "timestamp={}&make=Vol%00vo&model=XC40&position_x=1&position_y=2&position_z=3\
+         &speed=10&vin=QWERTYUIOPASDFGH1",
+        Utc::now().timestamp()
+    );
+    let answer = api
+        .post("application/x-www-form-urlencoded", None, form.into_bytes())
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.body
+    );
+    let error = answer.body["error"].as_str().expect("error");
+    assert!(error.contains("field `make`: contains a NUL"), "{error}");
+    assert_eq!(
+        high_watermarks(bootstrap).await,
+        before,
+        "nothing was written to {TOPIC}"
+    );
+}
+
 /// gzip and NDJSON bodies are accepted and land in the broker.
 async fn gzip_and_ndjson(api: &Api, bootstrap: &str) {
     let batch: Vec<Value> = (0..3).map(|i| event(50 + i, 0)).collect();
@@ -769,6 +869,10 @@ async fn ingest_api_against_a_real_broker() {
         "ingest-api-t",
         &[
             ("FLEET_INGEST__MAX_BODY_BYTES", &MAX_BODY_BYTES.to_string()),
+            (
+                "FLEET_INGEST__MAX_RECORDS_PER_REQUEST",
+                &MAX_RECORDS_PER_REQUEST.to_string(),
+            ),
             // Short, so that an outage shows as 503 quickly.
             ("FLEET_INGEST__PRODUCE_TIMEOUT", "2s"),
         ],
@@ -789,6 +893,10 @@ async fn ingest_api_against_a_real_broker() {
     refused_bodies(&api).await;
     eprintln!("== gzip and NDJSON");
     gzip_and_ndjson(&api, &bootstrap).await;
+    eprintln!("== 413: more records than the cap (the amplification body)");
+    too_many_records(&api).await;
+    eprintln!("== 422: values the database cannot hold, nothing produced");
+    unstorable_values(&api, &bootstrap).await;
     eprintln!("== a retried event is stored once");
     retried_post_is_stored_once(&api, &stack).await;
     eprintln!("== broker outage under load");

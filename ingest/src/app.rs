@@ -23,6 +23,8 @@ pub struct Settings {
     pub topic: String,
     /// Largest accepted request body, bytes.
     pub max_body_bytes: usize,
+    /// Most records one request may carry; a body with more is refused with 413.
+    pub max_records_per_request: usize,
     /// How long a request waits for the broker's acknowledgements.
     pub produce_timeout: Duration,
     /// Events per second one vehicle may send at start; 0 turns rate limiting off. The live

@@ -27,6 +27,11 @@ pub struct Cli {
     #[arg(long, env = "INGEST_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = parse_body_limit)]
     pub max_body_bytes: usize,
 
+    /// Most records (events) one request may carry; a body with more is refused with 413 before
+    /// any record is checked.
+    #[arg(long, env = "INGEST_MAX_RECORDS_PER_REQUEST", default_value_t = 1_000, value_parser = parse_record_cap)]
+    pub max_records_per_request: usize,
+
     /// How long a request waits for the broker to acknowledge its records before it answers 503
     /// (e.g. `10s`, `2500ms`).
     #[arg(long, env = "INGEST_PRODUCE_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
@@ -93,6 +98,17 @@ fn parse_body_limit(text: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
+/// A cap on records per request: at least 1.
+fn parse_record_cap(text: &str) -> Result<usize, String> {
+    let records: usize = text
+        .parse()
+        .map_err(|e| format!("not a record count: {e}"))?;
+    if records == 0 {
+        return Err("must be at least 1 record".into());
+    }
+    Ok(records)
+}
+
 /// A map radius: a positive number of metres.
 fn parse_radius(text: &str) -> Result<f64, String> {
     let radius: f64 = text.parse().map_err(|e| format!("not a number: {e}"))?;
@@ -126,6 +142,7 @@ mod tests {
         assert_eq!(cli.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(cli.kafka_topic, "telemetry");
         assert_eq!(cli.max_body_bytes, 1_048_576);
+        assert_eq!(cli.max_records_per_request, 1_000);
         assert_eq!(cli.produce_timeout, Duration::from_secs(10));
         assert_eq!(cli.rate_limit_per_vin, 0);
         assert_eq!(cli.tokens_file, None);
@@ -187,6 +204,13 @@ mod tests {
                 "0",
             ],
             ["ingest", "--kafka-brokers", "b:9092", "--map-radius-m", "0"],
+            [
+                "ingest",
+                "--kafka-brokers",
+                "b:9092",
+                "--max-records-per-request",
+                "0",
+            ],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }

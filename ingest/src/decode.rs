@@ -5,9 +5,19 @@
 //! yields one [`Record`] per event, each either an event or the reason it is rejected, so one bad
 //! record does not sink its neighbours. The old vehicle client's form body is read by
 //! [`legacy_form`].
+//!
+//! A body holding more records than the request's cap is refused as a whole
+//! ([`DecodeError::TooManyRecords`]) as soon as the decoder counts one too many, before any
+//! record is checked: a small body of many tiny elements (`[0,0,...]`, which gzip shrinks a
+//! thousandfold) must not turn into as many records, rejections and answer entries.
+
+use std::cell::Cell;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use fleet_common::TelemetryEvent;
+use serde::Deserializer as _;
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 pub mod legacy_form;
@@ -56,6 +66,15 @@ pub enum DecodeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The body holds more records than one request may carry (HTTP 413).
+    #[error(
+        "the body holds more than {max} records, the most one request may carry \
+         (ingest.max_records_per_request, INGEST_MAX_RECORDS_PER_REQUEST); send them in smaller requests"
+    )]
+    TooManyRecords {
+        /// The cap.
+        max: usize,
+    },
 }
 
 /// One record of a body: the event, or why it is rejected (`field `x`: rule`).
@@ -89,41 +108,127 @@ impl BodyFormat {
     }
 }
 
-/// Splits `body` into records and checks each: shape (serde, unknown fields refused) and rules
-/// ([`TelemetryEvent::validate`] at `now`; for the old client's form [`legacy_form::decode`]).
+/// Splits `body` into at most `max_records` records and checks each: shape (serde, unknown
+/// fields refused) and rules ([`TelemetryEvent::validate`] at `now`; for the old client's form
+/// [`legacy_form::decode`]). More records than `max_records` is [`DecodeError::TooManyRecords`].
 pub fn decode(
     format: BodyFormat,
     body: &[u8],
+    max_records: usize,
     now: DateTime<Utc>,
 ) -> Result<Vec<Record>, DecodeError> {
     let values = match format {
-        BodyFormat::Json => split_json(body)?,
-        BodyFormat::Ndjson => split_ndjson(body)?,
-        BodyFormat::LegacyForm => return legacy_form::decode(body, now),
+        BodyFormat::Json => split_json(body, max_records)?,
+        BodyFormat::Ndjson => split_ndjson(body, max_records)?,
+        BodyFormat::LegacyForm => {
+            let records = legacy_form::decode(body, now)?;
+            if records.len() > max_records {
+                return Err(DecodeError::TooManyRecords { max: max_records });
+            }
+            return Ok(records);
+        }
     };
     Ok(values.into_iter().map(|v| check(v, now)).collect())
 }
 
-fn split_json(body: &[u8]) -> Result<Vec<Value>, DecodeError> {
-    match serde_json::from_slice(body).map_err(|e| malformed(&e, 0))? {
-        Value::Array(items) => Ok(items),
-        object @ Value::Object(_) => Ok(vec![object]),
-        Value::Null => Err(DecodeError::Shape("null")),
-        Value::Bool(_) => Err(DecodeError::Shape("a boolean")),
-        Value::Number(_) => Err(DecodeError::Shape("a number")),
-        Value::String(_) => Err(DecodeError::Shape("a string")),
+/// A JSON body: one object, or an array of at most `max_records` values (counted while parsing,
+/// so an oversized array is never held in memory as a whole).
+fn split_json(body: &[u8], max_records: usize) -> Result<Vec<Value>, DecodeError> {
+    let too_many = Cell::new(false);
+    let mut parser = serde_json::Deserializer::from_slice(body);
+    let top = parser
+        .deserialize_any(TopLevel {
+            max_records,
+            too_many: &too_many,
+        })
+        .and_then(|top| parser.end().map(|()| top));
+    match top {
+        Err(_) if too_many.get() => Err(DecodeError::TooManyRecords { max: max_records }),
+        Err(e) => Err(malformed(&e, 0)),
+        Ok(TopLevelValue::Records(values)) => Ok(values),
+        Ok(TopLevelValue::Other(shape)) => Err(DecodeError::Shape(shape)),
     }
 }
 
-fn split_ndjson(body: &[u8]) -> Result<Vec<Value>, DecodeError> {
-    let mut values = Vec::new();
-    for (index, line) in body.split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        values.push(serde_json::from_slice(line).map_err(|e| malformed(&e, index))?);
+/// What a JSON body holds at its top level.
+enum TopLevelValue {
+    /// An object (one record) or an array (one record per element).
+    Records(Vec<Value>),
+    /// Anything else, named.
+    Other(&'static str),
+}
+
+/// Reads the top level of a JSON body, counting an array's elements; sets `too_many` and stops
+/// at the first element past `max_records`.
+struct TopLevel<'a> {
+    max_records: usize,
+    too_many: &'a Cell<bool>,
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = TopLevelValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an event object or an array of event objects")
     }
-    Ok(values)
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut values = Vec::new();
+        while let Some(value) = seq.next_element::<Value>()? {
+            if values.len() == self.max_records {
+                self.too_many.set(true);
+                return Err(de::Error::custom("too many records"));
+            }
+            values.push(value);
+        }
+        Ok(TopLevelValue::Records(values))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let object: serde_json::Map<String, Value> =
+            serde::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(TopLevelValue::Records(vec![Value::Object(object)]))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(TopLevelValue::Other("null"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(TopLevelValue::Other("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(TopLevelValue::Other("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(TopLevelValue::Other("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(TopLevelValue::Other("a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(TopLevelValue::Other("a string"))
+    }
+}
+
+/// An NDJSON body: its non-blank lines, at most `max_records` of them (counted before any line
+/// is parsed).
+fn split_ndjson(body: &[u8], max_records: usize) -> Result<Vec<Value>, DecodeError> {
+    let lines = || {
+        body.split(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+    };
+    if lines().nth(max_records).is_some() {
+        return Err(DecodeError::TooManyRecords { max: max_records });
+    }
+    lines()
+        .map(|(index, line)| serde_json::from_slice(line).map_err(|e| malformed(&e, index)))
+        .collect()
 }
 
 /// A parse error as [`DecodeError::Malformed`]; `line_offset` shifts the line for NDJSON, where
@@ -154,7 +259,10 @@ fn check(value: Value, now: DateTime<Utc>) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{event_json, now};
+    use crate::samples::{event_json, now};
+
+    /// The cap on records per request in these tests.
+    const MAX: usize = 1000;
 
     #[test]
     fn content_types() {
@@ -190,20 +298,20 @@ mod tests {
     fn object_and_array() {
         let one = event_json(0).to_string();
         assert_eq!(
-            decode(BodyFormat::Json, one.as_bytes(), now())
+            decode(BodyFormat::Json, one.as_bytes(), MAX, now())
                 .unwrap()
                 .len(),
             1
         );
         let two = serde_json::json!([event_json(0), event_json(1)]).to_string();
-        let records = decode(BodyFormat::Json, two.as_bytes(), now()).unwrap();
+        let records = decode(BodyFormat::Json, two.as_bytes(), MAX, now()).unwrap();
         assert_eq!(records.len(), 2);
         assert!(records.iter().all(Result::is_ok));
     }
 
     #[test]
     fn malformed_json_names_line_and_column() {
-        let err = decode(BodyFormat::Json, b"[\n  {\"vin\": }\n]", now()).unwrap_err();
+        let err = decode(BodyFormat::Json, b"[\n  {\"vin\": }\n]", MAX, now()).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -223,7 +331,7 @@ mod tests {
 
     #[test]
     fn wrong_shape_is_named() {
-        let err = decode(BodyFormat::Json, b"42", now()).unwrap_err();
+        let err = decode(BodyFormat::Json, b"42", MAX, now()).unwrap_err();
         assert_eq!(err, DecodeError::Shape("a number"));
     }
 
@@ -231,13 +339,13 @@ mod tests {
     fn ndjson_lines_and_errors() {
         let body = format!("{}\n\n{}\n", event_json(0), event_json(1));
         assert_eq!(
-            decode(BodyFormat::Ndjson, body.as_bytes(), now())
+            decode(BodyFormat::Ndjson, body.as_bytes(), MAX, now())
                 .unwrap()
                 .len(),
             2
         );
         let body = format!("{}\n{{oops\n", event_json(0));
-        let err = decode(BodyFormat::Ndjson, body.as_bytes(), now()).unwrap_err();
+        let err = decode(BodyFormat::Ndjson, body.as_bytes(), MAX, now()).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -262,7 +370,7 @@ mod tests {
         let mut missing = event_json(3);
         missing.as_object_mut().unwrap().remove("vin");
         let body = serde_json::json!([bad_type, unknown, out_of_range, missing, 7]).to_string();
-        let errors: Vec<String> = decode(BodyFormat::Json, body.as_bytes(), now())
+        let errors: Vec<String> = decode(BodyFormat::Json, body.as_bytes(), MAX, now())
             .unwrap()
             .into_iter()
             .map(|r| r.unwrap_err())
@@ -284,5 +392,97 @@ mod tests {
         );
         assert!(errors[3].contains("missing field `vin`"), "{}", errors[3]);
         assert!(errors[4].contains("invalid type: integer"), "{}", errors[4]);
+    }
+
+    #[test]
+    fn records_past_the_cap_refuse_the_body() {
+        let at_cap = serde_json::json!([event_json(0), event_json(1), event_json(2)]).to_string();
+        assert_eq!(
+            decode(BodyFormat::Json, at_cap.as_bytes(), 3, now())
+                .unwrap()
+                .len(),
+            3
+        );
+        let too_many = DecodeError::TooManyRecords { max: 2 };
+        assert_eq!(
+            decode(BodyFormat::Json, at_cap.as_bytes(), 2, now()).unwrap_err(),
+            too_many
+        );
+        // The amplification body: many tiny elements, refused without a record each.
+        let zeros = format!("[{}0]", "0,".repeat(524_286));
+        let err = decode(BodyFormat::Json, zeros.as_bytes(), MAX, now()).unwrap_err();
+        assert_eq!(err, DecodeError::TooManyRecords { max: MAX });
+        assert!(
+            err.to_string()
+                .contains("more than 1000 records, the most one request may carry (ingest.max_records_per_request"),
+            "{err}"
+        );
+        let lines = format!(
+            "{}\n\n{}\n{}\n",
+            event_json(0),
+            event_json(1),
+            event_json(2)
+        );
+        assert_eq!(
+            decode(BodyFormat::Ndjson, lines.as_bytes(), 3, now())
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            decode(BodyFormat::Ndjson, lines.as_bytes(), 2, now()).unwrap_err(),
+            too_many
+        );
+        // A single object is one record, a form body at most one.
+        let one = event_json(0).to_string();
+        assert_eq!(
+            decode(BodyFormat::Json, one.as_bytes(), 1, now())
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_cut_off_array_is_malformed_not_too_many() {
+        let body = format!("[{},", event_json(0));
+        let err = decode(BodyFormat::Json, body.as_bytes(), MAX, now()).unwrap_err();
+        assert!(matches!(err, DecodeError::Malformed { .. }), "{err:?}");
+        let err = decode(BodyFormat::Json, b"[1, 2] 3", MAX, now()).unwrap_err();
+        assert!(matches!(err, DecodeError::Malformed { .. }), "{err:?}");
+        for (body, shape) in [
+            (&b"null"[..], "null"),
+            (b"true", "a boolean"),
+            (b"-1.5", "a number"),
+            (b"\"x\"", "a string"),
+        ] {
+            assert_eq!(
+                decode(BodyFormat::Json, body, MAX, now()).unwrap_err(),
+                DecodeError::Shape(shape)
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_values_are_rejected_naming_the_field() {
+        let mut seq = event_json(0);
+        seq["seq"] = serde_json::json!(1_u64 << 63);
+        let mut nul = event_json(1);
+        nul["make"] = "Vol\u{0}vo".into();
+        let mut ancient = event_json(2);
+        ancient["ts"] = serde_json::json!(-1e11);
+        let body = serde_json::json!([seq, nul, ancient]).to_string();
+        let errors: Vec<String> = decode(BodyFormat::Json, body.as_bytes(), MAX, now())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap_err())
+            .collect();
+        assert!(errors[0].starts_with("field `seq`: "), "{}", errors[0]);
+        assert!(
+            errors[1].starts_with("field `make`: contains a NUL"),
+            "{}",
+            errors[1]
+        );
+        assert!(errors[2].starts_with("field `ts`: "), "{}", errors[2]);
     }
 }

@@ -1,4 +1,5 @@
-//! Request-level errors and how they look on the wire: a status and `{"error": "..."}`.
+//! Request-level errors and how they look on the wire: a status and `{"error": "..."}`, the
+//! message clipped to [`MAX_MESSAGE_CHARS`] (it may quote the request, e.g. a header).
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
@@ -8,6 +9,17 @@ use serde_json::json;
 
 use crate::decode::DecodeError;
 use crate::encoding::EncodingError;
+
+/// Longest error message an answer carries, characters; longer ones are clipped ([`clip`]).
+pub const MAX_MESSAGE_CHARS: usize = 1_000;
+
+/// `text`, or its first `max_chars` characters followed by how much was left out.
+pub fn clip(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}... ({} more bytes)", &text[..end], text.len() - end),
+    }
+}
 
 /// A request that cannot be served, with the status it maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +56,7 @@ impl From<DecodeError> for ApiError {
             DecodeError::Malformed { .. }
             | DecodeError::Shape(_)
             | DecodeError::MalformedForm { .. } => StatusCode::BAD_REQUEST,
+            DecodeError::TooManyRecords { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         };
         Self::new(status, e.to_string())
     }
@@ -76,8 +89,35 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        let message = clip(&self.message, MAX_MESSAGE_CHARS);
+        let mut response = (self.status, Json(json!({ "error": message }))).into_response();
         response.headers_mut().extend(self.headers);
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_text_and_cuts_at_a_character() {
+        assert_eq!(clip("short", 5), "short");
+        assert_eq!(clip("ääää", 2), "ää... (4 more bytes)");
+    }
+
+    #[tokio::test]
+    async fn long_messages_are_clipped_on_the_wire() {
+        let response = ApiError::new(StatusCode::BAD_REQUEST, "x".repeat(100_000)).into_response();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let message = json["error"].as_str().unwrap();
+        assert!(
+            message.starts_with(&"x".repeat(MAX_MESSAGE_CHARS)),
+            "{message}"
+        );
+        assert!(message.ends_with("... (99000 more bytes)"), "{message}");
     }
 }

@@ -11,11 +11,10 @@ mod auth;
 mod broker;
 mod cli;
 mod dashboard;
-mod decode;
-mod encoding;
 mod error;
 mod metrics;
 mod negotiate;
+mod offload;
 mod openapi;
 mod page;
 mod producer;
@@ -24,6 +23,9 @@ mod routes;
 #[cfg(test)]
 mod test_support;
 mod topic_counts;
+
+// The request decoders live in the library half of the package (for the fuzz targets).
+use ingest::{decode, encoding};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         Settings {
             topic: cli.kafka_topic.clone(),
             max_body_bytes: cli.max_body_bytes,
+            max_records_per_request: cli.max_records_per_request,
             produce_timeout: cli.produce_timeout,
             rate_limit_per_vin: cli.rate_limit_per_vin,
         },

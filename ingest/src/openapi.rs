@@ -7,19 +7,21 @@ mod dashboard;
 #[cfg(test)]
 mod tests;
 
-use fleet_common::event::MAX_NAME_LEN;
 use fleet_common::event::limits::{
     ALTITUDE, MAX_FUTURE_SECS, MAX_HORIZONTAL, MAX_SPEED, PRESSURE, TEMPERATURE,
 };
+use fleet_common::event::{MAX_NAME_LEN, MAX_SEQ};
 use serde_json::{Value, json};
 
 use crate::app::Settings;
 use crate::decode::legacy_form::{EVENT_ID_NAMESPACE, POSITION_VALUES};
+use crate::routes::ingest::{DESCRIBED_REJECTIONS, MAX_RECORD_ERROR_CHARS};
 
 /// The document for a process running with `settings`; `auth` says whether `POST /events` needs
 /// a bearer token, `rate_limit_per_vin` is the per-vehicle rate now (0: off).
 pub fn document(settings: &Settings, auth: bool, rate_limit_per_vin: u32) -> Value {
     let limit = settings.max_body_bytes;
+    let max_records = settings.max_records_per_request;
     let rate = match rate_limit_per_vin {
         0 => "off now".to_owned(),
         n => format!("{n} events/s per VIN now"),
@@ -102,7 +104,7 @@ pub fn document(settings: &Settings, auth: bool, rate_limit_per_vin: u32) -> Val
                         "400": error("The body is not well-formed JSON / NDJSON (line and column named), not an object or array, a form body that is not `name=value` pairs joined by `&` with valid percent escapes and UTF-8 (the pair named), not valid gzip, or could not be read."),
                         "401": unauthorized,
                         "403": error("Bearer tokens are on and a valid record belongs to another vehicle than the token's. Nothing of the request is produced."),
-                        "413": error(&format!("The body is larger than {limit} bytes, as sent or after gzip inflation.")),
+                        "413": error(&format!("The body is larger than {limit} bytes, as sent or after gzip inflation, or holds more than {max_records} records (INGEST_MAX_RECORDS_PER_REQUEST); nothing of it is checked or produced.")),
                         "415": error("Content-Type is not application/json, application/x-ndjson or application/x-www-form-urlencoded (UTF-8), or Content-Encoding is neither gzip nor identity."),
                         "422": {
                             "description": "No record was acknowledged: every record was invalid, or the body holds no events (then only `error` is set).",
@@ -197,7 +199,7 @@ fn schemas() -> Value {
 /// The schemas of `POST /events` and the probes.
 fn own_schemas() -> Value {
     let number = |min: f64, max: f64, description: &str| json!({ "type": "number", "minimum": min, "maximum": max, "description": description });
-    let name = || json!({ "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN });
+    let name = || json!({ "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN, "description": "No control characters (NUL included)." });
     json!({
         "LegacyForm": {
             "type": "object",
@@ -235,16 +237,16 @@ fn own_schemas() -> Value {
             "properties": {
                 "event_id": { "type": "string", "format": "uuid", "description": "Set by the vehicle; the idempotency key." },
                 "vin": { "type": "string", "pattern": "^[A-HJ-NPR-Z0-9]{17}$", "description": "17 characters with a valid check digit in position 9." },
-                "seq": { "type": "integer", "minimum": 0, "description": "Per-vehicle counter from 0." },
+                "seq": { "type": "integer", "minimum": 0, "maximum": MAX_SEQ, "description": "Per-vehicle counter from 0; at most the largest PostgreSQL bigint." },
                 "ts": {
                     "oneOf": [
                         { "type": "string", "format": "date-time" },
                         { "type": "number", "description": "Epoch seconds." }
                     ],
-                    "description": format!("Event time; at most {MAX_FUTURE_SECS} s in the future.")
+                    "description": format!("Event time; not before 1970-01-01T00:00:00Z, at most {MAX_FUTURE_SECS} s in the future.")
                 },
-                "make": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN },
-                "model": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN },
+                "make": name(),
+                "model": name(),
                 "position": {
                     "type": "object",
                     "additionalProperties": false,
@@ -292,7 +294,7 @@ fn own_schemas() -> Value {
                 "status": { "type": "string", "enum": ["ok", "rejected", "rate_limited", "failed"] },
                 "partition": { "type": "integer", "description": "ok only." },
                 "offset": { "type": "integer", "format": "int64", "description": "ok only." },
-                "error": { "type": "string", "description": "All but ok: the field and the rule it breaks, or what went wrong." },
+                "error": { "type": "string", "description": format!("All but ok: the field and the rule it breaks, or what went wrong (at most {MAX_RECORD_ERROR_CHARS} characters). Rejected records past the first {DESCRIBED_REJECTIONS} of a request have none.") },
                 "code": { "type": "integer", "enum": [429], "description": "rate_limited only." },
                 "retry_after": { "type": "integer", "minimum": 1, "description": "rate_limited only: seconds until the vehicle may send again." }
             }

@@ -3,29 +3,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use fleet_common::Vin;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::app::{AppState, Settings};
 use crate::broker::{Appended, Broker, BrokerError, PartitionWatermarks};
 
-/// The fixed "now" of decode tests.
-pub fn now() -> DateTime<Utc> {
-    "2025-06-01T12:00:10Z".parse().unwrap()
-}
-
-/// A valid event (against [`now`] and the real clock) for vehicle `serial`.
-pub fn event_json(serial: u64) -> serde_json::Value {
-    let event = fleet_common::TelemetryEvent::example(
-        uuid::Uuid::new_v4(),
-        Vin::from_serial("YV1", serial),
-        serial,
-        fleet_common::EventTime("2025-06-01T12:00:00Z".parse().unwrap()),
-    );
-    serde_json::to_value(event).unwrap()
-}
+pub use ingest::samples::event_json;
 
 /// How the fake answers `append`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,11 +114,13 @@ impl Broker for FakeBroker {
     }
 }
 
-/// The settings of [`state`]: a 4 KiB body limit, a 200 ms produce timeout, no rate limit.
+/// The settings of [`state`]: a 4 KiB body limit, at most 10 records per request, a 200 ms
+/// produce timeout, no rate limit.
 pub fn settings() -> Settings {
     Settings {
         topic: "telemetry".into(),
         max_body_bytes: 1024 * 4,
+        max_records_per_request: 10,
         produce_timeout: Duration::from_millis(200),
         rate_limit_per_vin: 0,
     }

@@ -509,6 +509,10 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
             config.ingest.max_body_bytes.to_string(),
         ),
         (
+            "INGEST_MAX_RECORDS_PER_REQUEST".to_owned(),
+            config.ingest.max_records_per_request.to_string(),
+        ),
+        (
             "INGEST_PRODUCE_TIMEOUT".to_owned(),
             humantime::format_duration(config.ingest.produce_timeout).to_string(),
         ),

@@ -355,6 +355,23 @@ mod tests {
     }
 
     #[test]
+    fn the_record_cap_per_request_is_read_and_checked() {
+        let config = load_from_str(MASTER, "x.toml", no_env()).unwrap();
+        assert_eq!(config.ingest.max_records_per_request, 1000);
+        let text = MASTER.replace(
+            "max_records_per_request = 1000",
+            "max_records_per_request = 0",
+        );
+        match load_from_str(&text, "x.toml", no_env()).unwrap_err() {
+            ConfigError::Invalid { key, line, .. } => {
+                assert_eq!(key, "ingest.max_records_per_request");
+                assert!(line.is_some());
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
     fn duplicate_ports_are_rejected() {
         let env = vec![("FLEET_INGEST__HOST_PORT".to_owned(), "5432".to_owned())];
         let err = load_from_str(MASTER, "x.toml", env)

@@ -178,6 +178,10 @@ pub struct IngestConfig {
     pub host_port: u16,
     /// Largest accepted request body, bytes.
     pub max_body_bytes: usize,
+    /// Most records (events) one request may carry; a body with more is refused with 413 before
+    /// any record is checked. Bounds the work and the answer of one request.
+    #[serde(default = "default_max_records_per_request")]
+    pub max_records_per_request: usize,
     /// How long a request waits for the broker's acknowledgement before answering 503.
     #[serde(with = "humantime_serde")]
     pub produce_timeout: Duration,
@@ -267,6 +271,10 @@ pub struct VehiclesConfig {
 }
 
 /// The default of a replica count.
+fn default_max_records_per_request() -> usize {
+    1_000
+}
+
 fn one() -> u32 {
     1
 }

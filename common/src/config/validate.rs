@@ -100,6 +100,12 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
     if c.ingest.max_body_bytes < 1024 {
         fail("ingest.max_body_bytes", "must be at least 1024")?;
     }
+    if !(1..=100_000).contains(&c.ingest.max_records_per_request) {
+        fail(
+            "ingest.max_records_per_request",
+            "must be between 1 and 100000",
+        )?;
+    }
     for (key, replicas) in [
         ("ingest.replicas", c.ingest.replicas),
         ("consumer.replicas", c.consumer.replicas),

@@ -732,3 +732,146 @@ async fn openapi_requires_the_bearer_token_when_tokens_are_on() {
         "bearer"
     );
 }
+
+/// A router with `settings` changed from the test defaults by `change`.
+fn router_with(broker: &Arc<FakeBroker>, change: fn(&mut crate::app::Settings)) -> axum::Router {
+    let mut settings = crate::test_support::settings();
+    change(&mut settings);
+    app(crate::app::AppState::new(broker.clone(), settings))
+}
+
+async fn answer(router: axum::Router, request: Request<Body>) -> (StatusCode, String) {
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn records_past_the_cap_are_413_naming_the_cap() {
+    let broker = FakeBroker::new(Mode::Ack);
+    // The test settings allow 10 records per request.
+    let body = json!((0..11).map(event_json).collect::<Vec<_>>());
+    let (status, _, text) = send(&broker, post_json(&body)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    let error = json_of(&text)["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains("more than 10 records")
+            && error.contains("ingest.max_records_per_request")
+            && error.contains("INGEST_MAX_RECORDS_PER_REQUEST"),
+        "{error}"
+    );
+    let lines: String = (0..11).map(|i| format!("{}\n", event_json(i))).collect();
+    let (status, _, text) = send(&broker, post(Some("application/x-ndjson"), lines)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert!(broker.appended.lock().unwrap().is_empty());
+    // At the cap all is well.
+    let body = json!((0..10).map(event_json).collect::<Vec<_>>());
+    let (status, _, text) = send(&broker, post_json(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+}
+
+#[tokio::test]
+async fn the_amplification_body_is_413_in_a_small_answer() {
+    // The reported body: 524,287 zeros, 1 MiB inflated, about 1 KiB as gzip.
+    let broker = FakeBroker::new(Mode::Ack);
+    let router = router_with(&broker, |s| {
+        s.max_body_bytes = 1_048_576;
+        s.max_records_per_request = 1_000;
+    });
+    let zeros = format!("[{}0]", "0,".repeat(524_286));
+    let compressed = gzip(zeros.as_bytes());
+    assert!(compressed.len() < 2_000, "{}", compressed.len());
+    let (status, text) = answer(router, post_gzip(compressed)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert!(text.contains("more than 1000 records"), "{text}");
+    assert!(text.len() < 1_000, "{} bytes", text.len());
+    assert!(broker.appended.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_answer_about_many_bad_records_stays_small() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let router = router_with(&broker, |s| {
+        s.max_body_bytes = 1_048_576;
+        s.max_records_per_request = 1_000;
+    });
+    // 999 zeros and one record with a 100,000-character unknown field: every record rejected.
+    let mut huge = event_json(1);
+    huge["x".repeat(100_000)] = json!(1);
+    let mut records = vec![huge];
+    records.extend((1..1_000).map(|_| json!(0)));
+    let (status, text) = answer(router, post_json(&json!(records))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // About 40 bytes per record, however long the reasons.
+    assert!(text.len() < 50_000, "{} bytes", text.len());
+    let report = json_of(&text);
+    assert_eq!(report["rejected"], 1_000);
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1_000, "one entry per record");
+    let first = results[0]["error"].as_str().unwrap();
+    assert!(first.starts_with("field `xxx"), "{}", &first[..50]);
+    assert!(
+        first.ends_with("more bytes)") && first.len() < 400,
+        "{first}"
+    );
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.len() < 500
+            && error.ends_with("reasons are given for the first 20 rejected records only"),
+        "{error}"
+    );
+    let described = crate::routes::ingest::DESCRIBED_REJECTIONS;
+    for (i, result) in results.iter().enumerate().take(described).skip(1) {
+        assert_eq!(result["index"], i);
+        assert_eq!(result["status"], "rejected");
+        let error = result["error"].as_str().unwrap();
+        assert!(error.contains("invalid type: integer"), "{i}: {error}");
+    }
+    for (i, result) in results.iter().enumerate().skip(described) {
+        assert_eq!(result, &json!({"index": i, "status": "rejected"}));
+    }
+    assert!(broker.appended.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn values_the_database_cannot_hold_are_422_naming_the_field() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let mut seq = event_json(1);
+    seq["seq"] = json!(1_u64 << 63);
+    let mut nul = event_json(2);
+    nul["make"] = json!("Vol\u{0}vo");
+    let mut ancient = event_json(3);
+    ancient["ts"] = json!(-1e11);
+    let (status, _, text) = send(&broker, post_json(&json!([seq, nul, ancient]))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    let report = json_of(&text);
+    let error = |i: usize| report["results"][i]["error"].as_str().unwrap().to_owned();
+    assert!(
+        error(0).starts_with("field `seq`: 9223372036854775808 is larger than"),
+        "{}",
+        error(0)
+    );
+    assert!(
+        error(1).starts_with("field `make`: contains a NUL character"),
+        "{}",
+        error(1)
+    );
+    assert!(error(2).starts_with("field `ts`: -1199-"), "{}", error(2));
+    // The old client's form is under the same rules.
+    let form = "timestamp=1748779200&make=Vol%00vo&model=XC40&position_x=1&position_y=2\
+                &position_z=3&speed=10&vin=QWERTYUIOPASDFGH1";
+    let (status, _, text) = send(
+        &broker,
+        post(Some("application/x-www-form-urlencoded"), form),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    assert!(
+        text.contains("field `make`: contains a NUL character"),
+        "{text}"
+    );
+    assert!(broker.appended.lock().unwrap().is_empty());
+}

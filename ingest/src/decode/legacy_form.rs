@@ -339,7 +339,7 @@ pub fn event_id(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::now;
+    use crate::samples::now;
 
     /// The old client's reading, current variant, 10 s before [`now`].
     const CURRENT: &str = "timestamp=1748779200.25&make=Volvo&model=XC40&position_x=1.5\

@@ -6,7 +6,12 @@
 //! (`INGEST_RATE_LIMIT_PER_VIN` at start, then the live `ingest.rate_limit_per_vin`), 422 when
 //! every record was rejected as invalid, 503 with `Retry-After` when any produce failed or timed
 //! out (a 2xx never covers a record the broker did not acknowledge). Rate-limited records of a 200 are marked `rate_limited` in the results and
-//! the response carries `Retry-After` too. Whole-body problems are 400, 413 or 415.
+//! the response carries `Retry-After` too. Whole-body problems are 400, 413 or 415; a body of
+//! more than `INGEST_MAX_RECORDS_PER_REQUEST` records is 413 before any record is checked.
+//!
+//! Every answer is bounded: one short entry per record (at most the cap), the reasons of only
+//! the first [`DESCRIBED_REJECTIONS`] rejected records, each clipped. Inflating and decoding the
+//! body runs off the async workers ([`crate::offload`]).
 //!
 //! With bearer tokens on (`INGEST_TOKENS_FILE`), a request without a valid token is 401 before
 //! anything else is looked at, and one whose valid records are not all of the token's vehicle is
@@ -39,11 +44,20 @@ use crate::auth;
 use crate::broker::{Appended, BrokerError};
 use crate::decode::{self, BodyFormat, Record};
 use crate::encoding::ContentEncoding;
-use crate::error::ApiError;
+use crate::error::{ApiError, clip};
 use crate::metrics::RecordOutcome;
+use crate::offload;
 
 /// Seconds a client is asked to wait after a 503.
 pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// Rejected records of one request whose reason the answer spells out; later ones have an entry
+/// without `error`, so an answer stays small however many records are bad.
+pub const DESCRIBED_REJECTIONS: usize = 20;
+
+/// Longest reason given for one record, characters (a reason may quote the record, e.g. an
+/// unknown field's name).
+pub const MAX_RECORD_ERROR_CHARS: usize = 300;
 
 /// The fate of one record, in body order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,8 +76,10 @@ pub enum RecordResult {
     Rejected {
         /// Position in the body, from 0.
         index: usize,
-        /// The field and the rule it breaks.
-        error: String,
+        /// The field and the rule it breaks; given for the first [`DESCRIBED_REJECTIONS`]
+        /// rejected records of a request only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// Valid, but its vehicle is over the per-vehicle rate; never produced. Sending it
     /// again after `retry_after` seconds will help.
@@ -144,8 +160,12 @@ async fn ingest(
     let encoding = ContentEncoding::from_header(encoding)?;
     let limit = state.settings.max_body_bytes;
     let body = body.map_err(|e| ApiError::body_rejection(e, limit))?;
-    let body = encoding.decode(body, limit)?;
-    let records = decode::decode(format, &body, Utc::now())?;
+    let max_records = state.settings.max_records_per_request;
+    let records = offload::run(move || -> Result<Vec<Record>, ApiError> {
+        let body = encoding.decode(body, limit)?;
+        Ok(decode::decode(format, &body, max_records, Utc::now())?)
+    })
+    .await??;
     if records.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -175,7 +195,12 @@ async fn produce(state: &AppState, records: Vec<Record>) -> Vec<RecordResult> {
             let metrics = state.metrics.clone();
             async move {
                 let (queued_at, ack) = match queued {
-                    Queued::Rejected(error) => return RecordResult::Rejected { index, error },
+                    Queued::Rejected(error) => {
+                        return RecordResult::Rejected {
+                            index,
+                            error: Some(error),
+                        };
+                    }
                     Queued::Limited(wait) => {
                         return RecordResult::RateLimited {
                             index,
@@ -205,7 +230,35 @@ async fn produce(state: &AppState, records: Vec<Record>) -> Vec<RecordResult> {
             }
         })
         .collect();
-    futures::future::join_all(pending).await
+    let mut results = futures::future::join_all(pending).await;
+    bound_errors(&mut results);
+    results
+}
+
+/// Keeps the answer's size bounded by the number of records: every reason is clipped to
+/// [`MAX_RECORD_ERROR_CHARS`], and rejected records past the first [`DESCRIBED_REJECTIONS`]
+/// give none. Every record keeps its entry, in body order.
+fn bound_errors(results: &mut [RecordResult]) {
+    let mut described = 0;
+    for result in results {
+        let error = match result {
+            RecordResult::Ok { .. } | RecordResult::Rejected { error: None, .. } => continue,
+            RecordResult::Rejected { error, .. } if described == DESCRIBED_REJECTIONS => {
+                *error = None;
+                continue;
+            }
+            RecordResult::Rejected {
+                error: Some(error), ..
+            } => {
+                described += 1;
+                error
+            }
+            RecordResult::RateLimited { error, .. } | RecordResult::Failed { error, .. } => error,
+        };
+        if error.chars().nth(MAX_RECORD_ERROR_CHARS).is_some() {
+            *error = clip(error, MAX_RECORD_ERROR_CHARS);
+        }
+    }
 }
 
 /// One record after the synchronous part of [`produce`].
@@ -300,10 +353,18 @@ fn status_of(tally: Tally, results: &[RecordResult]) -> (StatusCode, Option<Stri
         (StatusCode::TOO_MANY_REQUESTS, Some(error))
     } else if tally.accepted == 0 {
         let first = first_error(|r| match r {
-            RecordResult::Rejected { index, error } => Some((*index, error)),
+            RecordResult::Rejected {
+                index,
+                error: Some(error),
+            } => Some((*index, error)),
             _ => None,
         });
-        let error = format!("every record was rejected; {first}");
+        let mut error = format!("every record was rejected; {first}");
+        if tally.rejected > DESCRIBED_REJECTIONS {
+            error.push_str(&format!(
+                "; reasons are given for the first {DESCRIBED_REJECTIONS} rejected records only"
+            ));
+        }
         (StatusCode::UNPROCESSABLE_ENTITY, Some(error))
     } else {
         (StatusCode::OK, None)

@@ -1,0 +1,73 @@
+//! CPU-bound request work (inflating and decoding a body) off the async workers: it runs on
+//! tokio's blocking pool, at most as many bodies at once as the machine has cores. A burst of
+//! large bodies thus neither stalls the workers that serve every other request (probes,
+//! dashboard, small posts) nor piles up blocking threads; the requests over the bound wait their
+//! turn without holding a thread.
+
+use std::sync::{Arc, LazyLock};
+
+use axum::http::StatusCode;
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+
+/// The process's slots for blocking work: one per core.
+static SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    Arc::new(Semaphore::new(cores))
+});
+
+/// Runs `work` on the blocking pool once a slot is free and returns its result. The slot is
+/// held until `work` returns, even when the request is dropped meanwhile, so the bound holds.
+pub async fn run<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let slot = SLOTS
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work()
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("decoding the request body failed: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_runs_within_the_bound() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let (running, most) = (running.clone(), most.clone());
+                tokio::spawn(run(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    i
+                }))
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            assert_eq!(task.await.unwrap().unwrap(), i);
+        }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert!(most.load(Ordering::SeqCst) <= cores);
+    }
+}
