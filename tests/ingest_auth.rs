@@ -1,15 +1,19 @@
 //! ingest's bearer tokens and per-vehicle rate limit, configured through `config.master.toml`
 //! keys and wired by `fleet` into a real stack: no or bad token gives 401 with
-//! `WWW-Authenticate`, a token used for another vehicle gives 403, and a vehicle over its rate
-//! gets 429 with `Retry-After`.
+//! `WWW-Authenticate` (before the body is read: a client announcing 1 MB and sending nothing is
+//! answered at once), a token used for another vehicle gives 403, a vehicle over its rate gets
+//! 429 with `Retry-After`, and the dashboard and its stream need a `dashboard` token (as a
+//! bearer token or `?access_token=`): 401 without, 403 with a vehicle's.
 
 mod support;
 
 use fleet_common::{EventTime, TelemetryEvent, Vin};
 use support::TestStack;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 const TOKEN: &str = "token-for-vehicle-one-0123";
+const DASHBOARD_TOKEN: &str = "token-for-the-dashboard-0123";
 
 fn event(vin: &Vin) -> TelemetryEvent {
     TelemetryEvent::example(
@@ -25,7 +29,11 @@ async fn tokens_and_rate_limit_hold_on_a_real_stack() {
     let vin = Vin::from_serial("YV1", 1);
     let other = Vin::from_serial("YV1", 2);
     let tokens = std::env::temp_dir().join(format!("fleet-tokens-{}", std::process::id()));
-    std::fs::write(&tokens, format!("# vehicle tokens\n{vin} {TOKEN}\n")).unwrap();
+    std::fs::write(
+        &tokens,
+        format!("# vehicle tokens\n{vin} {TOKEN}\ndashboard {DASHBOARD_TOKEN}\n"),
+    )
+    .unwrap();
     let stack = TestStack::new(
         "ingest-auth",
         &[
@@ -69,5 +77,51 @@ async fn tokens_and_rate_limit_hold_on_a_real_stack() {
     assert_eq!(statuses[0], 200, "{statuses:?}");
     assert!(statuses.contains(&429), "{statuses:?}");
     assert!(retry_after.is_some(), "429 carries Retry-After");
+
+    // The token is checked before the body is read: headers promising 1 MB, and no body.
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", stack.ingest_port))
+        .await
+        .unwrap();
+    raw.write_all(
+        b"POST /events HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(std::time::Duration::from_secs(3), raw.read_exact(&mut head))
+        .await
+        .expect("401 at once, without waiting for the body")
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 401");
+
+    // The dashboard shows every vehicle: it needs a dashboard token.
+    for path in ["", "/stream"] {
+        let url = format!("{}{path}", stack.events_url());
+        let get = |token: Option<&str>| {
+            let mut request = http.get(&url).header("accept", "application/json");
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        let none = get(None).await.unwrap();
+        assert_eq!(none.status(), 401, "{url}");
+        assert_eq!(
+            none.headers()["www-authenticate"],
+            r#"Bearer realm="fleet-ingest""#
+        );
+        assert_eq!(get(Some(TOKEN)).await.unwrap().status(), 403, "{url}");
+        assert_eq!(
+            get(Some(DASHBOARD_TOKEN)).await.unwrap().status(),
+            200,
+            "{url}"
+        );
+        let query = http
+            .get(format!("{url}?access_token={DASHBOARD_TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(query.status(), 200, "{url} with access_token");
+    }
     std::fs::remove_file(&tokens).ok();
 }

@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
 
 use crate::auth::Tokens;
 use crate::broker::Broker;
-use crate::dashboard::{Dashboard, MapArea};
+use crate::dashboard::{Dashboard, DashboardLimits, MapArea};
 use crate::metrics::Metrics;
 use crate::rate_limit::VinRateLimiter;
 use crate::routes;
+use crate::shedding::{self, RequestLimits};
 use crate::topic_counts::TopicCounts;
 
 /// Settings the handlers need.
@@ -52,6 +54,10 @@ pub struct AppState {
     pub rate_limiter: Arc<VinRateLimiter>,
     /// Per-vehicle bearer tokens; `None` when authentication is off.
     pub tokens: Option<Arc<Tokens>>,
+    /// Whether, with tokens on, the dashboard needs a dashboard token too.
+    pub dashboard_requires_token: bool,
+    /// The request timeout and the cap on requests served at once.
+    pub request_limits: RequestLimits,
     /// The live fleet dashboard of `GET /events` and `GET /events/stream`.
     pub dashboard: Arc<Dashboard>,
 }
@@ -64,18 +70,31 @@ impl AppState {
             broker,
             rate_limiter,
             tokens: None,
+            dashboard_requires_token: true,
+            request_limits: RequestLimits::default(),
             settings: Arc::new(settings),
             accepted: Arc::default(),
             topic_counts: Arc::default(),
             broker_failing: Arc::default(),
             metrics: Arc::default(),
-            dashboard: Arc::new(Dashboard::starting_now(MapArea::default())),
+            dashboard: Arc::new(Dashboard::starting_now(
+                MapArea::default(),
+                DashboardLimits::default(),
+            )),
         }
     }
 
-    /// The same state with `POST /events` requiring one of `tokens`.
-    pub fn with_tokens(mut self, tokens: Tokens) -> Self {
+    /// The same state with `POST /events` requiring a vehicle's token of `tokens`, and the
+    /// dashboard a dashboard token when `dashboard_requires_token`.
+    pub fn with_tokens(mut self, tokens: Tokens, dashboard_requires_token: bool) -> Self {
         self.tokens = Some(Arc::new(tokens));
+        self.dashboard_requires_token = dashboard_requires_token;
+        self
+    }
+
+    /// The same state under `limits`.
+    pub fn with_request_limits(mut self, limits: RequestLimits) -> Self {
+        self.request_limits = limits;
         self
     }
 
@@ -88,19 +107,30 @@ impl AppState {
 
 /// The router: `/events` (POST to ingest, GET to watch), `/events/stream` (the live updates),
 /// `/healthz`, `/readyz`, `/metrics`,
-/// `/openapi.json`. Every response is counted in the metrics.
+/// `/openapi.json`. Every response is counted in the metrics. The tokens are checked before a
+/// body is read; the work routes (`/events`, `/events/stream`, `/openapi.json`) are under the
+/// request timeout and the cap on concurrent requests ([`shedding`]), the probes and metrics
+/// are not, so that an overloaded ingest can still be watched.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.settings.max_body_bytes;
-    Router::new()
+    let vehicle = from_fn_with_state(state.clone(), routes::guard::vehicle_token);
+    let viewer = from_fn_with_state(state.clone(), routes::guard::viewer_token);
+    let work = Router::new()
         .route(
             "/events",
-            get(routes::watch::get_events).post(routes::ingest::post_events),
+            get(routes::watch::get_events)
+                .route_layer(viewer.clone())
+                .merge(post(routes::ingest::post_events).route_layer(vehicle)),
         )
-        .route("/events/stream", get(routes::stream::get_stream))
+        .route(
+            "/events/stream",
+            get(routes::stream::get_stream).route_layer(viewer),
+        )
+        .route("/openapi.json", get(routes::openapi::get_openapi));
+    shedding::limit(work, &state.request_limits)
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::metrics::get_metrics))
-        .route("/openapi.json", get(routes::openapi::get_openapi))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

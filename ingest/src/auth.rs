@@ -1,14 +1,18 @@
 //! Optional per-vehicle bearer tokens (`INGEST_TOKENS_FILE`): a file of `VIN TOKEN` lines, one
-//! vehicle's token per line. When it is set, `POST /events` needs `Authorization: Bearer TOKEN`
-//! (else 401), and every record of the request must be of the vehicle the token belongs to
-//! (else 403).
+//! vehicle's token per line, and `dashboard TOKEN` lines for the people watching. When it is
+//! set, `POST /events` needs `Authorization: Bearer TOKEN` of a vehicle (else 401, 403 for a
+//! dashboard token), and every record of the request must be of the vehicle the token belongs
+//! to (else 403). The dashboard (`GET /events`, `GET /events/stream`) then needs a dashboard
+//! token (else 401, 403 for a vehicle's token: a vehicle must not see the others), as
+//! `Authorization: Bearer TOKEN` or, for a browser, the RFC 6750 query parameter
+//! `access_token=TOKEN`, unless `INGEST_DASHBOARD_REQUIRES_TOKEN` is `false`.
 //!
 //! The file: blank lines and lines starting with `#` are skipped; other lines hold a VIN (17
-//! upper-case letters or digits) and a token (at least [`MIN_TOKEN_LEN`] characters of the
-//! RFC 6750 token alphabet: letters, digits and `-._~+/`, then optional `=` padding),
-//! separated by white space. A vehicle may have several tokens (to rotate them); a token
-//! belongs to one vehicle only. Tokens are kept as SHA-256 digests, so looking one up does not
-//! reveal through its timing how much of a guess was right.
+//! upper-case letters or digits) or the word [`DASHBOARD`], and a token (at least
+//! [`MIN_TOKEN_LEN`] characters of the RFC 6750 token alphabet: letters, digits and `-._~+/`,
+//! then optional `=` padding), separated by white space. A vehicle may have several tokens (to
+//! rotate them); a token belongs to one holder only. Tokens are kept as SHA-256 digests, so
+//! looking one up does not reveal through its timing how much of a guess was right.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,22 @@ pub const MIN_TOKEN_LEN: usize = 16;
 
 /// The `WWW-Authenticate` challenge of a 401.
 pub const CHALLENGE: &str = r#"Bearer realm="fleet-ingest""#;
+
+/// The first field of a dashboard token's line.
+pub const DASHBOARD: &str = "dashboard";
+
+/// The query parameter that may carry a dashboard token (RFC 6750 section 2.3), for a browser's
+/// page and its `EventSource`, which cannot send headers.
+pub const ACCESS_TOKEN_PARAM: &str = "access_token";
+
+/// Whom a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Holder {
+    /// A vehicle: it may send its own records.
+    Vehicle(Vin),
+    /// Someone watching the dashboard.
+    Viewer,
+}
 
 /// Why the tokens file cannot be used; names the file and, for a bad line, the line.
 #[derive(Debug, thiserror::Error)]
@@ -54,10 +74,10 @@ pub enum TokensFileError {
     },
 }
 
-/// The tokens of every vehicle, by digest.
+/// The tokens of every vehicle and dashboard viewer, by digest.
 #[derive(Debug, Clone)]
 pub struct Tokens {
-    by_digest: HashMap<[u8; 32], Vin>,
+    by_digest: HashMap<[u8; 32], Holder>,
 }
 
 impl Tokens {
@@ -86,23 +106,33 @@ impl Tokens {
                 continue;
             }
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let [vin, token] = fields[..] else {
+            let [holder, token] = fields[..] else {
                 return Err(bad(format!(
-                    "expected `VIN TOKEN` (2 fields), found {} fields",
+                    "expected `VIN TOKEN` or `{DASHBOARD} TOKEN` (2 fields), found {} fields",
                     fields.len()
                 )));
             };
-            let vin = Vin::parse_legacy(vin).map_err(|e| bad(format!("VIN `{vin}`: {e}")))?;
-            check_token(token).map_err(|e| bad(format!("token of {vin}: {e}")))?;
+            let holder = if holder == DASHBOARD {
+                Holder::Viewer
+            } else {
+                Holder::Vehicle(
+                    Vin::parse_legacy(holder).map_err(|e| bad(format!("VIN `{holder}`: {e}")))?,
+                )
+            };
+            let whose = match &holder {
+                Holder::Vehicle(vin) => vin.to_string(),
+                Holder::Viewer => DASHBOARD.to_owned(),
+            };
+            check_token(token).map_err(|e| bad(format!("token of {whose}: {e}")))?;
             let digest = digest(token);
             if let Some(first) = first_line.insert(digest, number) {
                 return Err(bad(format!(
-                    "the token of {vin} is already given on line {first}"
+                    "the token of {whose} is already given on line {first}"
                 )));
             }
-            by_digest.insert(digest, vin);
+            by_digest.insert(digest, holder);
         }
-        if by_digest.is_empty() {
+        if !by_digest.values().any(|h| matches!(h, Holder::Vehicle(_))) {
             return Err(TokensFileError::Empty {
                 path: path.to_owned(),
             });
@@ -112,28 +142,85 @@ impl Tokens {
 
     /// How many vehicles have at least one token.
     pub fn vehicles(&self) -> usize {
-        let mut vins: Vec<&Vin> = self.by_digest.values().collect();
+        let mut vins: Vec<&Vin> = self
+            .by_digest
+            .values()
+            .filter_map(|h| match h {
+                Holder::Vehicle(vin) => Some(vin),
+                Holder::Viewer => None,
+            })
+            .collect();
         vins.sort();
         vins.dedup();
         vins.len()
     }
 
-    /// The vehicle whose bearer token `headers` carry, or 401 with the challenge.
+    /// How many dashboard tokens there are.
+    pub fn viewers(&self) -> usize {
+        self.by_digest
+            .values()
+            .filter(|h| **h == Holder::Viewer)
+            .count()
+    }
+
+    /// The vehicle whose bearer token `headers` carry; 401 with the challenge without a valid
+    /// token, 403 for a dashboard token.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&Vin, ApiError> {
-        let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Err(unauthorized("missing Authorization: Bearer token"));
+        match self.holder(bearer(headers)?)? {
+            Holder::Vehicle(vin) => Ok(vin),
+            Holder::Viewer => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "a dashboard token cannot send events; use the vehicle's own token",
+            )),
+        }
+    }
+
+    /// Checks that `headers`, or else the `access_token` parameter of `query`, carry a
+    /// dashboard token; 401 with the challenge without a valid token, 403 for a vehicle's.
+    pub fn authenticate_viewer(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let from_query = query.and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(name, _)| name == ACCESS_TOKEN_PARAM)
+                .map(|(_, token)| token.into_owned())
+        });
+        let token = match (&from_query, headers.contains_key(header::AUTHORIZATION)) {
+            (Some(token), false) => token.as_str(),
+            _ => bearer(headers)?,
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or_else(|| unauthorized("the Authorization header is not `Bearer TOKEN`"))?;
+        match self.holder(token)? {
+            Holder::Viewer => Ok(()),
+            Holder::Vehicle(vin) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "the token is of vehicle {vin}; the dashboard shows every vehicle and needs a `{DASHBOARD}` token"
+                ),
+            )),
+        }
+    }
+
+    fn holder(&self, token: &str) -> Result<&Holder, ApiError> {
         self.by_digest
             .get(&digest(token))
             .ok_or_else(|| unauthorized("the bearer token is not valid"))
     }
+}
+
+/// The token of `headers`' `Authorization: Bearer TOKEN`, or 401 with the challenge.
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized("missing Authorization: Bearer token"));
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| unauthorized("the Authorization header is not `Bearer TOKEN`"))
 }
 
 /// Checks that every valid record belongs to `vin`; 403 naming the first that does not.

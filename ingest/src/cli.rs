@@ -49,6 +49,42 @@ pub struct Cli {
     #[arg(long, env = "INGEST_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
 
+    /// Longest a request may take from its first byte to the answer, reading the body
+    /// included; past it the answer is 408 and the connection is closed. A connection that does
+    /// not finish its request headers in this time is closed. Must exceed the produce timeout.
+    #[arg(long, env = "INGEST_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    pub request_timeout: Duration,
+
+    /// Requests served at once (`POST /events`, the dashboard, `/openapi.json`); more are
+    /// answered 503 with `Retry-After` at once.
+    #[arg(long, env = "INGEST_MAX_CONCURRENT_REQUESTS", default_value_t = 512, value_parser = parse_count)]
+    pub max_concurrent_requests: usize,
+
+    /// Connections open at once; as many more are answered 503 with `Retry-After` and closed,
+    /// beyond that a connection is closed at once.
+    #[arg(long, env = "INGEST_MAX_CONNECTIONS", default_value_t = 1024, value_parser = parse_count)]
+    pub max_connections: usize,
+
+    /// With a tokens file: whether `GET /events` and `GET /events/stream` need a `dashboard`
+    /// token of the file too (they show every vehicle's VIN, position and speed).
+    #[arg(long, env = "INGEST_DASHBOARD_REQUIRES_TOKEN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub dashboard_requires_token: bool,
+
+    /// The dashboard forgets a vehicle whose latest event is older than this, and a restarted
+    /// ingest reads the output topics from this long ago only.
+    #[arg(long, env = "INGEST_DASHBOARD_VEHICLE_TTL", default_value = "1h", value_parser = parse_ttl)]
+    pub dashboard_vehicle_ttl: Duration,
+
+    /// Dashboard updates (one per second) kept for a browser that reconnects; one further
+    /// behind gets a snapshot.
+    #[arg(long, env = "INGEST_DASHBOARD_RESUME_UPDATES", default_value_t = 30, value_parser = parse_count)]
+    pub dashboard_resume_updates: usize,
+
+    /// Largest dashboard update, bytes of JSON: vehicles that do not fit follow in the next
+    /// updates; a snapshot carries the most recently seen vehicles that fit.
+    #[arg(long, env = "INGEST_DASHBOARD_MAX_MESSAGE_BYTES", default_value_t = 1_048_576, value_parser = parse_message_cap)]
+    pub dashboard_max_message_bytes: usize,
+
     /// Output topic of the consumer's per-vehicle summaries, read by the dashboard.
     #[arg(
         long,
@@ -96,6 +132,41 @@ fn parse_body_limit(text: &str) -> Result<usize, String> {
         return Err("must be at least 1 byte".into());
     }
     Ok(bytes)
+}
+
+/// A count of at least 1.
+fn parse_count(text: &str) -> Result<usize, String> {
+    let count: usize = text.parse().map_err(|e| format!("not a count: {e}"))?;
+    if count == 0 {
+        return Err("must be at least 1".into());
+    }
+    Ok(count)
+}
+
+/// A dashboard message cap of at least 64 KiB (the fleet figures alone need some room).
+fn parse_message_cap(text: &str) -> Result<usize, String> {
+    let bytes: usize = text.parse().map_err(|e| format!("not a byte count: {e}"))?;
+    if bytes < MIN_MESSAGE_BYTES {
+        return Err(format!("must be at least {MIN_MESSAGE_BYTES} bytes"));
+    }
+    Ok(bytes)
+}
+
+/// Smallest dashboard message cap.
+pub const MIN_MESSAGE_BYTES: usize = 65_536;
+
+/// A vehicle time-to-live between 1 minute and 30 days.
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let (min, max) = (Duration::from_secs(60), Duration::from_secs(30 * 86_400));
+    if ttl < min || ttl > max {
+        return Err(format!(
+            "must lie between {} and {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(ttl)
 }
 
 /// A cap on records per request: at least 1.
@@ -150,6 +221,55 @@ mod tests {
         assert_eq!(cli.metrics_topic, "telemetry.metrics");
         assert_eq!(cli.histograms_topic, "telemetry.histograms");
         assert_eq!(cli.map_radius_m, 2000.0);
+        assert_eq!(cli.request_timeout, Duration::from_secs(30));
+        assert_eq!(cli.max_concurrent_requests, 512);
+        assert_eq!(cli.max_connections, 1024);
+        assert!(cli.dashboard_requires_token);
+        assert_eq!(cli.dashboard_vehicle_ttl, Duration::from_secs(3600));
+        assert_eq!(cli.dashboard_resume_updates, 30);
+        assert_eq!(cli.dashboard_max_message_bytes, 1_048_576);
+    }
+
+    #[test]
+    fn limits_are_read_and_checked() {
+        let cli = Cli::try_parse_from([
+            "ingest",
+            "--kafka-brokers",
+            "b:9092",
+            "--request-timeout",
+            "12s",
+            "--max-concurrent-requests",
+            "7",
+            "--max-connections",
+            "9",
+            "--dashboard-requires-token",
+            "false",
+            "--dashboard-vehicle-ttl",
+            "10m",
+            "--dashboard-resume-updates",
+            "5",
+            "--dashboard-max-message-bytes",
+            "100000",
+        ])
+        .unwrap();
+        assert_eq!(cli.request_timeout, Duration::from_secs(12));
+        assert_eq!(cli.max_concurrent_requests, 7);
+        assert_eq!(cli.max_connections, 9);
+        assert!(!cli.dashboard_requires_token);
+        assert_eq!(cli.dashboard_vehicle_ttl, Duration::from_secs(600));
+        assert_eq!(cli.dashboard_resume_updates, 5);
+        assert_eq!(cli.dashboard_max_message_bytes, 100_000);
+        for (flag, value) in [
+            ("--max-concurrent-requests", "0"),
+            ("--max-connections", "0"),
+            ("--dashboard-vehicle-ttl", "5s"),
+            ("--dashboard-resume-updates", "0"),
+            ("--dashboard-max-message-bytes", "1000"),
+            ("--dashboard-requires-token", "maybe"),
+        ] {
+            let args = ["ingest", "--kafka-brokers", "b:9092", flag, value];
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ mod page;
 mod producer;
 mod rate_limit;
 mod routes;
+mod serve;
+mod shedding;
 #[cfg(test)]
 mod test_support;
 mod topic_counts;
@@ -36,8 +38,10 @@ use clap::Parser;
 use crate::app::{AppState, Settings, app};
 use crate::auth::Tokens;
 use crate::cli::Cli;
-use crate::dashboard::{Dashboard, MapArea, OutputTopics};
+use crate::dashboard::{Dashboard, DashboardLimits, MapArea, OutputTopics};
 use crate::producer::KafkaBroker;
+use crate::serve::ConnectionLimits;
+use crate::shedding::RequestLimits;
 
 /// How long the final flush may take. By then every request has been answered, so anything
 /// still queued was answered 503 and its sender keeps it; waiting longer gains nothing.
@@ -46,6 +50,13 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.request_timeout <= cli.produce_timeout {
+        anyhow::bail!(
+            "INGEST_REQUEST_TIMEOUT ({}) must exceed INGEST_PRODUCE_TIMEOUT ({}): a request waits for the broker within it",
+            humantime::format_duration(cli.request_timeout),
+            humantime::format_duration(cli.produce_timeout)
+        );
+    }
     let log_level = fleet_common::logging::init_reloadable(cli.verbose);
     let registry_args =
         fleet_registry::RegistryArgs::from_env().context("reading the registry settings")?;
@@ -67,12 +78,24 @@ async fn main() -> anyhow::Result<()> {
             produce_timeout: cli.produce_timeout,
             rate_limit_per_vin: cli.rate_limit_per_vin,
         },
-    );
-    let dashboard = Arc::new(Dashboard::starting_now(MapArea {
-        origin_lat: cli.map_origin_lat,
-        origin_lon: cli.map_origin_lon,
-        radius_m: cli.map_radius_m,
-    }));
+    )
+    .with_request_limits(RequestLimits {
+        timeout: cli.request_timeout,
+        max_concurrent: cli.max_concurrent_requests,
+    });
+    let dashboard_limits = DashboardLimits {
+        vehicle_ttl: cli.dashboard_vehicle_ttl,
+        resume_updates: cli.dashboard_resume_updates,
+        max_message_bytes: cli.dashboard_max_message_bytes,
+    };
+    let dashboard = Arc::new(Dashboard::starting_now(
+        MapArea {
+            origin_lat: cli.map_origin_lat,
+            origin_lon: cli.map_origin_lon,
+            radius_m: cli.map_radius_m,
+        },
+        dashboard_limits,
+    ));
     state = state.with_dashboard(dashboard.clone());
     dashboard::reader::spawn(
         cli.kafka_brokers.clone(),
@@ -81,13 +104,19 @@ async fn main() -> anyhow::Result<()> {
             metrics: cli.metrics_topic.clone(),
             histograms: cli.histograms_topic.clone(),
         },
+        cli.dashboard_vehicle_ttl,
         dashboard,
     );
     dashboard::ticker::spawn(state.clone());
     match tokens {
         Some(tokens) => {
-            tracing::info!(vehicles = tokens.vehicles(), "bearer tokens required");
-            state = state.with_tokens(tokens);
+            tracing::info!(
+                vehicles = tokens.vehicles(),
+                dashboard_tokens = tokens.viewers(),
+                dashboard_requires_token = cli.dashboard_requires_token,
+                "bearer tokens required"
+            );
+            state = state.with_tokens(tokens, cli.dashboard_requires_token);
         }
         None => tracing::info!("no tokens file: POST /events needs no token"),
     }
@@ -116,15 +145,17 @@ async fn main() -> anyhow::Result<()> {
     if let Some(registry) = &registry {
         follow_rate_limit(registry, &state);
     }
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            fleet_common::shutdown::signal().await;
-            if let Some(registry) = registry {
-                registry.close().await;
-            }
-        })
-        .await
-        .context("serving HTTP")?;
+    let connection_limits = ConnectionLimits {
+        max_connections: cli.max_connections,
+        header_read_timeout: cli.request_timeout,
+    };
+    serve::serve(listener, app(state), connection_limits, async {
+        fleet_common::shutdown::signal().await;
+        if let Some(registry) = registry {
+            registry.close().await;
+        }
+    })
+    .await;
 
     tracing::info!("HTTP stopped, flushing the producer");
     // Every record answered 2xx is already acknowledged, so what a failed flush leaves behind

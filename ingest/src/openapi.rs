@@ -18,8 +18,14 @@ use crate::decode::legacy_form::{EVENT_ID_NAMESPACE, POSITION_VALUES};
 use crate::routes::ingest::{DESCRIBED_REJECTIONS, MAX_RECORD_ERROR_CHARS};
 
 /// The document for a process running with `settings`; `auth` says whether `POST /events` needs
-/// a bearer token, `rate_limit_per_vin` is the per-vehicle rate now (0: off).
-pub fn document(settings: &Settings, auth: bool, rate_limit_per_vin: u32) -> Value {
+/// a bearer token, `dashboard_auth` whether the dashboard needs one, `rate_limit_per_vin` is the
+/// per-vehicle rate now (0: off).
+pub fn document(
+    settings: &Settings,
+    auth: bool,
+    dashboard_auth: bool,
+    rate_limit_per_vin: u32,
+) -> Value {
     let limit = settings.max_body_bytes;
     let max_records = settings.max_records_per_request;
     let rate = match rate_limit_per_vin {
@@ -58,7 +64,7 @@ pub fn document(settings: &Settings, auth: bool, rate_limit_per_vin: u32) -> Val
         }
     });
 
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "fleet ingest",
@@ -71,23 +77,16 @@ pub fn document(settings: &Settings, auth: bool, rate_limit_per_vin: u32) -> Val
                     "operationId": "postEvents",
                     "summary": "Validate telemetry events and produce them to the topic, keyed by VIN.",
                     "description": format!(
-                        "One result per record, in body order. Records of one vehicle over the per-vehicle rate ({rate}; the live key ingest.rate_limit_per_vin changes it while ingest runs) are refused with status `rate_limited`; invalid records with `rejected`. The body limit ({limit} bytes, INGEST_MAX_BODY_BYTES) applies to the body as sent and, for gzip, to the inflated body."
+                        "One result per record, in body order. Records of one vehicle over the per-vehicle rate ({rate}; the live key ingest.rate_limit_per_vin changes it while ingest runs) are refused with status `rate_limited`; invalid records with `rejected`. A body may be sent gzip-compressed with the header `Content-Encoding: gzip` (or `x-gzip`; `identity` or none for a plain body), which describes the bytes on the wire, not the schema of the body. The body limit ({limit} bytes, INGEST_MAX_BODY_BYTES) applies to the body as sent and, for gzip, to the inflated body."
                     ),
                     "security": security,
-                    "parameters": [{
-                        "name": "Content-Encoding",
-                        "in": "header",
-                        "required": false,
-                        "description": "`gzip` (or `x-gzip`) for a gzip-compressed body; absent or `identity` otherwise.",
-                        "schema": { "type": "string", "enum": ["gzip", "x-gzip", "identity"] }
-                    }],
                     "requestBody": {
                         "required": true,
                         "content": {
                             "application/json": {
                                 "schema": { "oneOf": [
                                     { "$ref": "#/components/schemas/TelemetryEvent" },
-                                    { "type": "array", "items": { "$ref": "#/components/schemas/TelemetryEvent" } }
+                                    { "type": "array", "minItems": 1, "maxItems": max_records, "items": { "$ref": "#/components/schemas/TelemetryEvent" } }
                                 ] }
                             },
                             "application/x-ndjson": {
@@ -117,10 +116,10 @@ pub fn document(settings: &Settings, auth: bool, rate_limit_per_vin: u32) -> Val
                         "503": report("The broker did not acknowledge some records in time; send those again after Retry-After. Records reported ok are stored.", true)
                     }
                 },
-                "get": dashboard::get_events()
+                "get": dashboard::get_events(dashboard_auth, &unauthorized, &error(""))
             },
             "/events/stream": {
-                "get": dashboard::get_stream()
+                "get": dashboard::get_stream(dashboard_auth, &unauthorized, &error(""))
             },
             "/healthz": {
                 "get": {
@@ -174,8 +173,9 @@ pub fn document(settings: &Settings, auth: bool, rate_limit_per_vin: u32) -> Val
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "A vehicle's token from INGEST_TOKENS_FILE (`VIN TOKEN` lines); it covers records of that VIN only."
-                }
+                    "description": "A vehicle's token from INGEST_TOKENS_FILE (`VIN TOKEN` lines); it covers records of that VIN only. The dashboard takes a `dashboard TOKEN` line's token instead."
+                },
+                "access_token": dashboard::access_token_scheme()
             },
             "headers": {
                 "Retry-After": {
@@ -185,7 +185,48 @@ pub fn document(settings: &Settings, auth: bool, rate_limit_per_vin: u32) -> Val
             },
             "schemas": schemas(),
         }
-    })
+    });
+    add_shedding(&mut doc, &error);
+    doc
+}
+
+/// Adds the load-shedding answers to the operations under [`crate::shedding`]: 408 past the
+/// request timeout, and 503 with `Retry-After` over the cap on requests or connections.
+fn add_shedding(doc: &mut Value, error: &impl Fn(&str) -> Value) {
+    let timeout = error(
+        "The request (its body included) took longer than INGEST_REQUEST_TIMEOUT; the connection is closed.",
+    );
+    let mut overloaded = error(
+        "Load shedding: ingest serves INGEST_MAX_CONCURRENT_REQUESTS requests or holds INGEST_MAX_CONNECTIONS connections already; send again after Retry-After.",
+    );
+    overloaded["headers"] =
+        json!({ "Retry-After": { "$ref": "#/components/headers/Retry-After" } });
+    for (path, method) in [
+        ("/events", "post"),
+        ("/events", "get"),
+        ("/events/stream", "get"),
+        ("/openapi.json", "get"),
+    ] {
+        let responses = &mut doc["paths"][path][method]["responses"];
+        responses["408"] = timeout.clone();
+        match responses.get_mut("503") {
+            // The operation's own 503 (a broker outage) or the load shedder's.
+            Some(own) => {
+                let schema = own["content"]["application/json"]["schema"].take();
+                own["content"]["application/json"]["schema"] = json!({ "anyOf": [
+                    schema,
+                    { "$ref": "#/components/schemas/Error" }
+                ] });
+                own["description"] = json!(format!(
+                    "{} Or: {}",
+                    own["description"].as_str().unwrap_or_default(),
+                    overloaded["description"].as_str().unwrap_or_default()
+                ));
+                own["headers"] = overloaded["headers"].clone();
+            }
+            None => responses["503"] = overloaded.clone(),
+        }
+    }
 }
 
 fn schemas() -> Value {
@@ -199,12 +240,28 @@ fn schemas() -> Value {
 /// The schemas of `POST /events` and the probes.
 fn own_schemas() -> Value {
     let number = |min: f64, max: f64, description: &str| json!({ "type": "number", "minimum": min, "maximum": max, "description": description });
-    let name = || json!({ "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN, "description": "No control characters (NUL included)." });
+    // Not blank, and no control character (Unicode Cc: U+0000-U+001F, U+007F-U+009F).
+    let name = || {
+        json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_NAME_LEN,
+            "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+            "description": "Not blank; no control characters (NUL included)."
+        })
+    };
     json!({
         "LegacyForm": {
             "type": "object",
             "additionalProperties": false,
             "required": ["timestamp", "make", "model", "speed", "vin"],
+            // Exactly one of the two position variants.
+            "oneOf": [
+                { "required": ["position_x", "position_y", "position_z"], "not": { "required": ["position"] } },
+                { "required": ["position"], "not": { "anyOf": [
+                    { "required": ["position_x"] }, { "required": ["position_y"] }, { "required": ["position_z"] }
+                ] } }
+            ],
             "description": format!(
                 "The old vehicle client's body, one reading per request, accepted unchanged in two variants: `position_x`, `position_y`, `position_z` each once, or (older) `position` exactly {POSITION_VALUES} times in the order x, y, z. The client sends exactly these fields: an unknown field, a field given more than once, a mix of both position variants, a missing field, a value that is not a number or a value out of range rejects the reading (422 naming the field as the form calls it). An empty body holds no events (422). The reading is stored without sensors (NULL columns), heading, lat and lon 0. The client sends no event_id and no seq; ingest derives both from the reading, so they are the same on every replica, after restarts and for a retried identical POST: `event_id` is a name-based UUID (version 8, RFC 9562 B.2: SHA-256 over namespace {EVENT_ID_NAMESPACE} and the JSON array [vin, timestamp in microseconds, make, model, x, y, z, speed]), so a retried reading is stored once; `seq` is the timestamp in microseconds since the epoch (grows with the client's clock; not from 0, with gaps). Two readings identical in every field, timestamp included, are one reading."
             ),
@@ -236,12 +293,12 @@ fn own_schemas() -> Value {
             "required": ["event_id", "vin", "seq", "ts", "make", "model", "position", "speed", "sensors"],
             "properties": {
                 "event_id": { "type": "string", "format": "uuid", "description": "Set by the vehicle; the idempotency key." },
-                "vin": { "type": "string", "pattern": "^[A-HJ-NPR-Z0-9]{17}$", "description": "17 characters with a valid check digit in position 9." },
+                "vin": { "type": "string", "format": "vin", "pattern": "^[A-HJ-NPR-Z0-9]{17}$", "description": "17 characters with a valid check digit in position 9 (ISO 3779; format `vin`)." },
                 "seq": { "type": "integer", "minimum": 0, "maximum": MAX_SEQ, "description": "Per-vehicle counter from 0; at most the largest PostgreSQL bigint." },
                 "ts": {
                     "oneOf": [
                         { "type": "string", "format": "date-time" },
-                        { "type": "number", "description": "Epoch seconds." }
+                        { "type": "number", "minimum": 0, "description": "Epoch seconds." }
                     ],
                     "description": format!("Event time; not before 1970-01-01T00:00:00Z, at most {MAX_FUTURE_SECS} s in the future.")
                 },
@@ -301,6 +358,7 @@ fn own_schemas() -> Value {
         },
         "Error": {
             "type": "object",
+            "additionalProperties": false,
             "required": ["error"],
             "properties": { "error": { "type": "string" } }
         },

@@ -1,7 +1,8 @@
 //! The live page of `GET /events`: one self-contained HTML document (inline style and script,
 //! no external resources, so it works offline). The server renders the current counters; the
 //! script then follows `GET /events/stream` (Server-Sent Events: a snapshot, then one delta per
-//! second) and draws the counters, the events/s chart, the map with trails, the make and model
+//! second; vehicles forgotten after the time-to-live leave with it; a dashboard token given as
+//! `?access_token=` is passed on to the stream) and draws the counters, the events/s chart, the map with trails, the make and model
 //! counts, the sensor histograms and a sortable, paged vehicle table. Without JavaScript the
 //! page reloads itself instead.
 //!
@@ -197,6 +198,7 @@ const TEMPLATE: &str = r##"<!DOCTYPE html>
       }
       vehicles.set(v.vin, v);
     });
+    (u.gone || []).forEach(function (vin) { vehicles.delete(vin); trails.delete(vin); });
     last = u;
     document.body.dataset.lastEventId = String(u.id);
     if (!pending) { pending = true; window.requestAnimationFrame(draw); }
@@ -390,7 +392,9 @@ const TEMPLATE: &str = r##"<!DOCTYPE html>
   $("prev").addEventListener("click", function () { page = Math.max(0, page - 1); drawTable(); });
   $("next").addEventListener("click", function () { page += 1; drawTable(); });
 
-  var source = new EventSource(window.location.pathname.replace(/\/$/, "") + "/stream");
+  var token = new URLSearchParams(window.location.search).get("access_token");
+  var source = new EventSource(window.location.pathname.replace(/\/$/, "") + "/stream" +
+    (token ? "?access_token=" + encodeURIComponent(token) : ""));
   source.addEventListener("snapshot", function (e) { apply(JSON.parse(e.data), "snapshot"); });
   source.addEventListener("delta", function (e) { apply(JSON.parse(e.data), "delta"); });
   source.onopen = function () { $("status").className = "live"; $("status").textContent = "live"; };
@@ -414,6 +418,7 @@ mod tests {
                 radius_m: 750.0,
                 ..MapArea::default()
             },
+            crate::dashboard::DashboardLimits::default(),
             0,
         );
         let page = render(&EventCounts {

@@ -508,6 +508,35 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
             "INGEST_MAX_BODY_BYTES".to_owned(),
             config.ingest.max_body_bytes.to_string(),
         ),
+        // Hostile clients: the request timeout, load shedding and the dashboard's bounds.
+        (
+            "INGEST_REQUEST_TIMEOUT".to_owned(),
+            humantime::format_duration(config.ingest.request_timeout).to_string(),
+        ),
+        (
+            "INGEST_MAX_CONCURRENT_REQUESTS".to_owned(),
+            config.ingest.max_concurrent_requests.to_string(),
+        ),
+        (
+            "INGEST_MAX_CONNECTIONS".to_owned(),
+            config.ingest.max_connections.to_string(),
+        ),
+        (
+            "INGEST_DASHBOARD_REQUIRES_TOKEN".to_owned(),
+            config.ingest.dashboard_requires_token.to_string(),
+        ),
+        (
+            "INGEST_DASHBOARD_VEHICLE_TTL".to_owned(),
+            humantime::format_duration(config.ingest.dashboard_vehicle_ttl).to_string(),
+        ),
+        (
+            "INGEST_DASHBOARD_RESUME_UPDATES".to_owned(),
+            config.ingest.dashboard_resume_updates.to_string(),
+        ),
+        (
+            "INGEST_DASHBOARD_MAX_MESSAGE_BYTES".to_owned(),
+            config.ingest.dashboard_max_message_bytes.to_string(),
+        ),
         (
             "INGEST_MAX_RECORDS_PER_REQUEST".to_owned(),
             config.ingest.max_records_per_request.to_string(),
@@ -1017,6 +1046,28 @@ mod tests {
             .unwrap();
         assert_eq!(pg.spec.files[0].content, b"s3cret-pw");
         assert_eq!(pg.spec.files[0].mode, 0o400);
+    }
+
+    #[test]
+    fn ingest_gets_its_limits_as_env() {
+        let mut c = config();
+        c.ingest.request_timeout = std::time::Duration::from_secs(45);
+        c.ingest.max_connections = 77;
+        c.ingest.dashboard_requires_token = false;
+        let plan = infra_plan(&c, &images(), &secrets("pw"));
+        let ingest = plan
+            .services
+            .iter()
+            .find(|p| p.service == Service::Ingest)
+            .unwrap();
+        let env = &ingest.spec.env;
+        assert_eq!(env["INGEST_REQUEST_TIMEOUT"], "45s");
+        assert_eq!(env["INGEST_MAX_CONCURRENT_REQUESTS"], "512");
+        assert_eq!(env["INGEST_MAX_CONNECTIONS"], "77");
+        assert_eq!(env["INGEST_DASHBOARD_REQUIRES_TOKEN"], "false");
+        assert_eq!(env["INGEST_DASHBOARD_VEHICLE_TTL"], "1h");
+        assert_eq!(env["INGEST_DASHBOARD_RESUME_UPDATES"], "30");
+        assert_eq!(env["INGEST_DASHBOARD_MAX_MESSAGE_BYTES"], "1048576");
     }
 
     #[test]

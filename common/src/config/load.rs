@@ -247,6 +247,54 @@ mod tests {
     }
 
     #[test]
+    fn ingest_limits_default_and_are_checked() {
+        let c = load_from_str(MASTER, "x.toml", no_env()).unwrap();
+        assert_eq!(c.ingest.request_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(c.ingest.max_concurrent_requests, 512);
+        assert_eq!(c.ingest.max_connections, 1024);
+        assert!(c.ingest.dashboard_requires_token);
+        assert_eq!(c.ingest.dashboard_resume_updates, 30);
+        for (var, value, key) in [
+            (
+                "FLEET_INGEST__REQUEST_TIMEOUT",
+                "5s",
+                "ingest.request_timeout",
+            ),
+            (
+                "FLEET_INGEST__MAX_CONCURRENT_REQUESTS",
+                "0",
+                "ingest.max_concurrent_requests",
+            ),
+            (
+                "FLEET_INGEST__MAX_CONNECTIONS",
+                "0",
+                "ingest.max_connections",
+            ),
+            (
+                "FLEET_INGEST__DASHBOARD_VEHICLE_TTL",
+                "10s",
+                "ingest.dashboard_vehicle_ttl",
+            ),
+            (
+                "FLEET_INGEST__DASHBOARD_RESUME_UPDATES",
+                "0",
+                "ingest.dashboard_resume_updates",
+            ),
+            (
+                "FLEET_INGEST__DASHBOARD_MAX_MESSAGE_BYTES",
+                "100",
+                "ingest.dashboard_max_message_bytes",
+            ),
+        ] {
+            let env = vec![(var.to_owned(), value.to_owned())];
+            match load_from_str(MASTER, "x.toml", env).unwrap_err() {
+                ConfigError::Invalid { key: k, .. } => assert_eq!(k, key),
+                other => panic!("{var}={value}: unexpected {other}"),
+            }
+        }
+    }
+
+    #[test]
     fn vehicle_jitter_and_fault_rates_are_checked() {
         let c = load_from_str(MASTER, "x.toml", no_env()).unwrap();
         assert_eq!(c.vehicles.report_jitter, 0.05);

@@ -189,9 +189,39 @@ pub struct IngestConfig {
     #[serde(default)]
     pub rate_limit_per_vin: u32,
     /// File of `VIN TOKEN` lines (relative to the config file): when set, every POST needs
-    /// `Authorization: Bearer <token>` of the records' VIN. Empty: no authentication.
+    /// `Authorization: Bearer <token>` of the records' VIN. `dashboard TOKEN` lines hold the
+    /// tokens of the dashboard. Empty: no authentication.
     #[serde(default)]
     pub tokens_file: String,
+    /// With a tokens file: whether the dashboard (`GET /events`, `GET /events/stream`, which
+    /// show every VIN, position and speed) needs a `dashboard` token too, as a bearer token or
+    /// `?access_token=`. Default true.
+    #[serde(default = "yes")]
+    pub dashboard_requires_token: bool,
+    /// Longest a request may take from its first byte to the answer, the body included (408
+    /// and the connection closed past it), and longest a connection may take to send a
+    /// request's headers. Must exceed `produce_timeout` (and at most 1 h).
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Requests one ingest serves at once; more are answered 503 with `Retry-After` at once
+    /// (load shedding). 1 to 100,000.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Connections one ingest holds open at once; as many more get 503 with `Retry-After`
+    /// and are closed, beyond that a connection is closed at once. 1 to 100,000.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The dashboard forgets a vehicle without an event for this long (1 min to 30 days); a
+    /// restarted ingest reads back this much of the consumer's output topics.
+    #[serde(default = "default_dashboard_vehicle_ttl", with = "humantime_serde")]
+    pub dashboard_vehicle_ttl: Duration,
+    /// Dashboard updates (one per second) kept for a browser that reconnects (1 to 3600).
+    #[serde(default = "default_dashboard_resume_updates")]
+    pub dashboard_resume_updates: usize,
+    /// Largest dashboard update, bytes of JSON (64 KiB to 64 MiB): changed vehicles that do
+    /// not fit follow in the next updates; a snapshot carries the newest that fit.
+    #[serde(default = "default_dashboard_max_message_bytes")]
+    pub dashboard_max_message_bytes: usize,
     /// Containers running ingest (`ingest-0`, `ingest-1`, ...). They share the network alias
     /// `<stack>-ingest` for clients inside the stack; above 1, a TCP round-robin balancer
     /// (`ingest-lb`) holds `host_port`. 1: a single container `ingest` on `host_port`.
@@ -277,4 +307,32 @@ fn default_max_records_per_request() -> usize {
 
 fn one() -> u32 {
     1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_max_concurrent_requests() -> usize {
+    512
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+fn default_dashboard_vehicle_ttl() -> Duration {
+    Duration::from_secs(3_600)
+}
+
+fn default_dashboard_resume_updates() -> usize {
+    30
+}
+
+fn default_dashboard_max_message_bytes() -> usize {
+    1_048_576
 }

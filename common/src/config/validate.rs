@@ -6,6 +6,46 @@ use super::model::Config;
 
 type Failure = (String, String);
 
+/// The request, connection and dashboard limits of `[ingest]`.
+fn validate_ingest_limits(i: &super::model::IngestConfig) -> Result<(), Failure> {
+    use std::time::Duration;
+    if i.request_timeout <= i.produce_timeout || i.request_timeout > Duration::from_secs(3_600) {
+        fail(
+            "ingest.request_timeout",
+            "must exceed ingest.produce_timeout (a request waits for the broker within it) and be at most 1h",
+        )?;
+    }
+    for (key, count) in [
+        ("ingest.max_concurrent_requests", i.max_concurrent_requests),
+        ("ingest.max_connections", i.max_connections),
+    ] {
+        if !(1..=100_000).contains(&count) {
+            fail(key, "must be between 1 and 100000")?;
+        }
+    }
+    if i.dashboard_vehicle_ttl < Duration::from_secs(60)
+        || i.dashboard_vehicle_ttl > Duration::from_secs(30 * 86_400)
+    {
+        fail(
+            "ingest.dashboard_vehicle_ttl",
+            "must lie between 1m and 30days",
+        )?;
+    }
+    if !(1..=3_600).contains(&i.dashboard_resume_updates) {
+        fail(
+            "ingest.dashboard_resume_updates",
+            "must be between 1 and 3600",
+        )?;
+    }
+    if !(65_536..=67_108_864).contains(&i.dashboard_max_message_bytes) {
+        fail(
+            "ingest.dashboard_max_message_bytes",
+            "must be between 65536 (64 KiB) and 67108864 (64 MiB)",
+        )?;
+    }
+    Ok(())
+}
+
 fn fail(key: &str, message: impl Into<String>) -> Result<(), Failure> {
     Err((key.to_owned(), message.into()))
 }
@@ -100,6 +140,7 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
     if c.ingest.max_body_bytes < 1024 {
         fail("ingest.max_body_bytes", "must be at least 1024")?;
     }
+    validate_ingest_limits(&c.ingest)?;
     if !(1..=100_000).contains(&c.ingest.max_records_per_request) {
         fail(
             "ingest.max_records_per_request",

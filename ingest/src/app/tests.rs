@@ -491,15 +491,19 @@ fn bad_speed(serial: u64) -> Value {
 }
 
 const TOKEN_OF_1: &str = "token-of-vehicle-1-0123456789";
+const DASHBOARD_TOKEN: &str = "token-of-the-dashboard-0123";
+
+fn tokens() -> crate::auth::Tokens {
+    let vin = event_json(1)["vin"].as_str().unwrap().to_owned();
+    crate::auth::Tokens::parse(
+        std::path::Path::new("tokens"),
+        &format!("{vin} {TOKEN_OF_1}\ndashboard {DASHBOARD_TOKEN}\n"),
+    )
+    .unwrap()
+}
 
 fn authed_router(broker: &Arc<FakeBroker>) -> axum::Router {
-    let vin = event_json(1)["vin"].as_str().unwrap().to_owned();
-    let tokens = crate::auth::Tokens::parse(
-        std::path::Path::new("tokens"),
-        &format!("{vin} {TOKEN_OF_1}\n"),
-    )
-    .unwrap();
-    app(state(broker.clone()).with_tokens(tokens))
+    app(state(broker.clone()).with_tokens(tokens(), true))
 }
 
 fn post_with_token(token: Option<&str>, body: &Value) -> Request<Body> {
@@ -649,7 +653,7 @@ async fn openapi_describes_every_route_and_status() {
     assert_eq!(
         post_codes,
         [
-            "200", "400", "401", "403", "413", "415", "422", "429", "503"
+            "200", "400", "401", "403", "408", "413", "415", "422", "429", "503"
         ]
     );
     assert_eq!(doc["paths"]["/events"]["post"]["security"], json!([]));
@@ -731,6 +735,234 @@ async fn openapi_requires_the_bearer_token_when_tokens_are_on() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+}
+
+/// A request body that sends `first` and then nothing more, ever; `polled` turns true once
+/// anyone reads it.
+fn hanging_body(first: &'static str, polled: Arc<std::sync::atomic::AtomicBool>) -> Body {
+    use futures::StreamExt;
+    let stream = futures::stream::once(async move {
+        polled.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(first.as_bytes()))
+    })
+    .chain(futures::stream::pending());
+    Body::from_stream(stream)
+}
+
+fn limited_router(
+    broker: &Arc<FakeBroker>,
+    timeout_ms: u64,
+    max_concurrent: usize,
+) -> axum::Router {
+    app(
+        state(broker.clone()).with_request_limits(crate::shedding::RequestLimits {
+            timeout: std::time::Duration::from_millis(timeout_ms),
+            max_concurrent,
+        }),
+    )
+}
+
+fn slow_post(polled: Arc<std::sync::atomic::AtomicBool>) -> Request<Body> {
+    Request::post("/events")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(hanging_body("[", polled))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_body_that_never_ends_is_408_after_the_request_timeout() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let router = limited_router(&broker, 300, 8);
+    let started = std::time::Instant::now();
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        router.oneshot(slow_post(Arc::default())),
+    )
+    .await
+    .expect("answered, not hanging")
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(response.headers()[header::CONNECTION], "close");
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let error = json_of(std::str::from_utf8(&body).unwrap())["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("ingest.request_timeout"), "{error}");
+    assert!(broker.appended.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn requests_over_the_cap_are_503_with_retry_after_and_the_cap_frees_up() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let router = limited_router(&broker, 500, 2);
+    let slow: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(router.clone().oneshot(slow_post(Arc::default()))))
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for request in [
+        post_json(&event_json(1)),
+        Request::get("/events/stream").body(Body::empty()).unwrap(),
+        Request::get("/openapi.json").body(Body::empty()).unwrap(),
+    ] {
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = std::str::from_utf8(&body).unwrap();
+        assert!(body.contains("ingest.max_concurrent_requests"), "{body}");
+    }
+    // The probes stay outside the cap.
+    let health = router
+        .clone()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(broker.appended.lock().unwrap().is_empty());
+    // The slow ones time out and free their places.
+    for slow in slow {
+        let response = slow.await.unwrap().unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    }
+    let response = router.oneshot(post_json(&event_json(1))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_bad_token_is_401_before_the_body_is_read() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let router = authed_router(&broker);
+    for token in [None, Some("not-the-token-0123456789")] {
+        let polled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut request = slow_post(polled.clone());
+        if let Some(token) = token {
+            request.headers_mut().insert(
+                header::AUTHORIZATION,
+                format!("Bearer {token}").parse().unwrap(),
+            );
+        }
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            router.clone().oneshot(request),
+        )
+        .await
+        .expect("refused at once, without waiting for the body")
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{token:?}");
+        assert!(
+            !polled.load(std::sync::atomic::Ordering::SeqCst),
+            "the body was read"
+        );
+    }
+    // A dashboard token cannot send events.
+    let response = router
+        .oneshot(post_with_token(
+            Some(DASHBOARD_TOKEN),
+            &json!([event_json(1)]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(broker.appended.lock().unwrap().is_empty());
+}
+
+async fn status_of_get(router: &axum::Router, uri: &str, token: Option<&str>) -> StatusCode {
+    let mut request = Request::get(uri).header(header::ACCEPT, "application/json");
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    if response.status() == StatusCode::UNAUTHORIZED {
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="fleet-ingest""#
+        );
+    }
+    response.status()
+}
+
+#[tokio::test]
+async fn the_dashboard_needs_a_dashboard_token_when_tokens_are_on() {
+    let broker = FakeBroker::new(Mode::Ack);
+    let router = authed_router(&broker);
+    for uri in ["/events", "/events/stream"] {
+        assert_eq!(
+            status_of_get(&router, uri, None).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status_of_get(&router, uri, Some("not-the-token-0123456789")).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status_of_get(&router, uri, Some(TOKEN_OF_1)).await,
+            StatusCode::FORBIDDEN,
+            "a vehicle's token does not show the fleet"
+        );
+        assert_eq!(
+            status_of_get(&router, uri, Some(DASHBOARD_TOKEN)).await,
+            StatusCode::OK
+        );
+        // A browser passes it as the query parameter.
+        let with_query = format!("{uri}?access_token={DASHBOARD_TOKEN}");
+        assert_eq!(
+            status_of_get(&router, &with_query, None).await,
+            StatusCode::OK
+        );
+        let wrong_query = format!("{uri}?access_token={TOKEN_OF_1}");
+        assert_eq!(
+            status_of_get(&router, &wrong_query, None).await,
+            StatusCode::FORBIDDEN
+        );
+    }
+    // The page passes the token on to its stream.
+    let response = router
+        .clone()
+        .oneshot(
+            Request::get(format!("/events?access_token={DASHBOARD_TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&page).contains(r#"get("access_token")"#));
+    // Probes and the description stay open.
+    for uri in ["/healthz", "/openapi.json", "/metrics"] {
+        assert_eq!(
+            status_of_get(&router, uri, None).await,
+            StatusCode::OK,
+            "{uri}"
+        );
+    }
+
+    // Configured open, the dashboard needs no token while POST still does.
+    let open = app(state(broker.clone()).with_tokens(tokens(), false));
+    for uri in ["/events", "/events/stream"] {
+        assert_eq!(
+            status_of_get(&open, uri, None).await,
+            StatusCode::OK,
+            "{uri}"
+        );
+    }
+    let response = open
+        .oneshot(post_with_token(None, &json!([event_json(1)])))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
 /// A router with `settings` changed from the test defaults by `change`.

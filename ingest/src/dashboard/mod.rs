@@ -13,5 +13,5 @@ pub mod reader;
 pub mod state;
 pub mod ticker;
 
-pub use feed::{Dashboard, FleetView, MapArea, Sent};
+pub use feed::{Dashboard, DashboardLimits, FleetView, MapArea, Sent};
 pub use reader::OutputTopics;

@@ -1,11 +1,14 @@
 //! The background reader of the consumer's output topics: one rdkafka consumer, outside any
-//! consumer group, that is assigned every partition of the three topics from its low
-//! watermark, so a restarted ingest rebuilds the whole state. Messages are decoded and folded into the
-//! [`Dashboard`]; undecodable ones are logged and skipped.
+//! consumer group, that is assigned every partition of the three topics from the first message
+//! of the last vehicle time-to-live (`INGEST_DASHBOARD_VEHICLE_TTL`), so a restarted ingest
+//! rebuilds the state the dashboard keeps, and reads no older history it would forget at once.
+//! Messages are decoded and folded into the [`Dashboard`]; undecodable ones are logged and
+//! skipped.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
@@ -46,12 +49,12 @@ impl OutputTopics {
     }
 }
 
-/// Starts the reader of `topics` on `brokers`, feeding `dashboard`, in a background task that
-/// runs until the process ends.
-pub fn spawn(brokers: String, topics: OutputTopics, dashboard: Arc<Dashboard>) {
+/// Starts the reader of `topics` on `brokers`, reading back `history`, feeding `dashboard`,
+/// in a background task that runs until the process ends.
+pub fn spawn(brokers: String, topics: OutputTopics, history: Duration, dashboard: Arc<Dashboard>) {
     tokio::spawn(async move {
         let consumer = loop {
-            match assigned_consumer(&brokers, &topics).await {
+            match assigned_consumer(&brokers, &topics, history).await {
                 Ok(consumer) => break consumer,
                 Err(e) => {
                     tracing::warn!(error = %e, "dashboard: cannot read the output topics yet");
@@ -63,7 +66,8 @@ pub fn spawn(brokers: String, topics: OutputTopics, dashboard: Arc<Dashboard>) {
         dashboard.set_reader_error(None);
         tracing::info!(
             ?topics,
-            "dashboard: reading the output topics from the beginning"
+            history = %humantime::format_duration(history),
+            "dashboard: reading the output topics from `history` ago"
         );
         read(&consumer, &topics, &dashboard).await;
     });
@@ -84,7 +88,7 @@ async fn read(consumer: &StreamConsumer, topics: &OutputTopics, dashboard: &Dash
                     continue;
                 };
                 match Incoming::decode(source, message.payload().unwrap_or_default()) {
-                    Ok(incoming) => dashboard.apply([incoming]),
+                    Ok(incoming) => dashboard.apply([incoming], Utc::now()),
                     Err(e) => tracing::warn!(
                         topic = message.topic(),
                         partition = message.partition(),
@@ -107,10 +111,11 @@ async fn read(consumer: &StreamConsumer, topics: &OutputTopics, dashboard: &Dash
     }
 }
 
-/// A consumer assigned every partition of `topics` at its low watermark.
+/// A consumer assigned every partition of `topics` at its first message of the last `history`.
 async fn assigned_consumer(
     brokers: &str,
     topics: &OutputTopics,
+    history: Duration,
 ) -> Result<StreamConsumer, BrokerError> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -124,8 +129,9 @@ async fn assigned_consumer(
         .create()
         .map_err(|e| BrokerError::new("creating the dashboard reader", &topics.summary, e))?;
     let names: Vec<String> = topics.all().iter().map(|(t, _)| (*t).to_owned()).collect();
+    let since = Utc::now() - TimeDelta::from_std(history).unwrap_or(TimeDelta::MAX);
     let (consumer, assignment) = tokio::task::spawn_blocking(move || {
-        start_offsets(&consumer, &names).map(|assignment| (consumer, assignment))
+        start_offsets(&consumer, &names, since).map(|assignment| (consumer, assignment))
     })
     .await
     .map_err(|e| BrokerError::new("reading metadata", &topics.summary, e))??;
@@ -135,25 +141,42 @@ async fn assigned_consumer(
     Ok(consumer)
 }
 
-/// Every partition of `topics` at its low watermark (a blocking librdkafka call).
+/// Every partition of `topics` at its first message written at or after `since`, or at its
+/// end when there is none (blocking librdkafka calls).
 fn start_offsets(
     consumer: &StreamConsumer,
     topics: &[String],
+    since: DateTime<Utc>,
 ) -> Result<TopicPartitionList, BrokerError> {
-    let mut assignment = TopicPartitionList::new();
+    let mut times = TopicPartitionList::new();
     for topic in topics {
         let metadata = consumer
             .fetch_metadata(Some(topic), METADATA_TIMEOUT)
             .map_err(|e| BrokerError::new("reading metadata", topic, e))?;
         let partitions = partition_ids(&metadata, topic)?;
         for partition in partitions {
-            let (low, _) = consumer
-                .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
-                .map_err(|e| BrokerError::new("reading watermarks", topic, e))?;
-            assignment
-                .add_partition_offset(topic, partition, Offset::Offset(low))
+            times
+                .add_partition_offset(topic, partition, Offset::Offset(since.timestamp_millis()))
                 .map_err(|e| BrokerError::new("assigning partitions", topic, e))?;
         }
     }
-    Ok(assignment)
+    match consumer.offsets_for_times(times.clone(), METADATA_TIMEOUT) {
+        Ok(offsets) => Ok(offsets),
+        Err(e) => {
+            // A broker without offsets by time: read everything, the dashboard forgets what is
+            // too old as it goes.
+            tracing::warn!(error = %e, "dashboard: the broker cannot look offsets up by time; reading the output topics from the beginning");
+            let mut assignment = TopicPartitionList::new();
+            for element in times.elements() {
+                let (topic, partition) = (element.topic(), element.partition());
+                let (low, _) = consumer
+                    .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+                    .map_err(|e| BrokerError::new("reading watermarks", topic, e))?;
+                assignment
+                    .add_partition_offset(topic, partition, Offset::Offset(low))
+                    .map_err(|e| BrokerError::new("assigning partitions", topic, e))?;
+            }
+            Ok(assignment)
+        }
+    }
 }

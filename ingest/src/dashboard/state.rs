@@ -1,9 +1,13 @@
 //! The fleet as the dashboard knows it, rebuilt from the consumer's output topics: the latest
 //! summary of every vehicle with a short trail of its positions, the recent per-second and
 //! per-minute windows, and the recent sensor histograms. It remembers which vehicles changed
-//! since the last update so that updates carry only those.
+//! since the last update so that updates carry only those, and which were forgotten.
+//!
+//! Everything is bounded: vehicles not seen for the dashboard's time-to-live are forgotten
+//! ([`FleetState::forget_older_than`]), trails, windows and histograms keep what the page
+//! shows, and the make and model lists keep the [`MAX_LISTED`] largest.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -14,12 +18,14 @@ use super::messages::{
 
 /// Positions kept per vehicle for its trail on the map.
 pub const TRAIL_LEN: usize = 30;
-/// Per-second windows kept (the newest ones by window start).
-pub const SECONDS_KEPT: usize = 180;
+/// Per-second windows kept (the newest ones by window start): the page's chart spans 2 minutes.
+pub const SECONDS_KEPT: usize = 120;
 /// Per-minute windows kept.
 pub const MINUTES_KEPT: usize = 60;
 /// Minute windows of histograms kept per sensor.
 pub const HISTOGRAM_WINDOWS_KEPT: usize = 10;
+/// Makes, and make-model pairs, listed in the figures: the ones with the most vehicles.
+pub const MAX_LISTED: usize = 100;
 /// A vehicle counts as online when its latest event is at most this old.
 pub const ONLINE_WITHIN: TimeDelta = TimeDelta::seconds(10);
 
@@ -87,13 +93,13 @@ pub struct Figures {
     /// Events stored: the sum of the per-vehicle counts (rows in `diag` once the consumer
     /// caught up and its summaries are read).
     pub events_stored: i64,
-    /// Vehicles ever seen.
+    /// Vehicles seen within the dashboard's time-to-live (`INGEST_DASHBOARD_VEHICLE_TTL`).
     pub vehicles_total: usize,
     /// Vehicles whose latest event is at most [`ONLINE_WITHIN`] old.
     pub vehicles_online: usize,
-    /// Per make, by name.
+    /// Per make, by name (the [`MAX_LISTED`] with the most vehicles).
     pub makes: Vec<MakeCount>,
-    /// Per make and model, by name.
+    /// Per make and model, by name (the [`MAX_LISTED`] with the most vehicles).
     pub models: Vec<ModelCount>,
     /// The newest per-second windows (event time), oldest first.
     pub per_second: Vec<WindowPoint>,
@@ -113,6 +119,7 @@ pub struct FleetState {
     minutes: BTreeMap<DateTime<Utc>, WindowPoint>,
     histograms: BTreeMap<String, BTreeMap<DateTime<Utc>, Vec<Bin>>>,
     changed: HashSet<String>,
+    gone: BTreeSet<String>,
     applied: u64,
 }
 
@@ -144,7 +151,30 @@ impl FleetState {
                 self.vehicles.insert(vin.clone(), Tracked { row, trail });
             }
         }
+        self.gone.remove(&vin);
         self.changed.insert(vin);
+    }
+
+    /// Forgets every vehicle whose latest event is older than `cutoff`; the next
+    /// [`Self::take_gone`] names them. How many were forgotten.
+    pub fn forget_older_than(&mut self, cutoff: DateTime<Utc>) -> usize {
+        let before = self.vehicles.len();
+        let gone = &mut self.gone;
+        let changed = &mut self.changed;
+        self.vehicles.retain(|vin, t| {
+            let keep = t.row.last_seen >= cutoff;
+            if !keep {
+                changed.remove(vin);
+                gone.insert(vin.clone());
+            }
+            keep
+        });
+        before - self.vehicles.len()
+    }
+
+    /// The vehicles forgotten since the last call, by VIN; forgets them.
+    pub fn take_gone(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.gone).into_iter().collect()
     }
 
     fn apply_window(&mut self, w: &WindowMessage) {
@@ -206,8 +236,8 @@ impl FleetState {
             events_stored: self.vehicles.values().map(|t| t.row.events).sum(),
             vehicles_total: self.vehicles.len(),
             vehicles_online: online,
-            makes: makes.into_values().collect(),
-            models: models.into_values().collect(),
+            makes: largest(makes.into_values().collect(), |m| m.vehicles),
+            models: largest(models.into_values().collect(), |m| m.vehicles),
             per_second: self.seconds.values().copied().collect(),
             per_minute: self.minutes.values().copied().collect(),
             histograms: self
@@ -245,12 +275,26 @@ impl FleetState {
         rows
     }
 
+    /// The trail of `vin`, oldest position first (empty for a vehicle not kept).
+    pub fn trail(&self, vin: &str) -> Vec<[f64; 2]> {
+        self.vehicles
+            .get(vin)
+            .map(|t| t.trail.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Every vehicle's trail, oldest position first.
+    #[cfg(test)]
     pub fn trails(&self) -> BTreeMap<String, Vec<[f64; 2]>> {
         self.vehicles
             .iter()
             .map(|(vin, t)| (vin.clone(), t.trail.iter().copied().collect()))
             .collect()
+    }
+
+    /// Marks the vehicles `vins` as changed again (they did not fit in an update).
+    pub fn mark_changed(&mut self, vins: impl IntoIterator<Item = String>) {
+        self.changed.extend(vins);
     }
 
     /// The vehicles changed since the last call, by VIN; forgets them.
@@ -263,6 +307,22 @@ impl FleetState {
         rows.sort_by(|a, b| a.vin.cmp(&b.vin));
         rows
     }
+}
+
+/// The `MAX_LISTED` entries of `by_name` (sorted by name) with the largest `size`, still by
+/// name.
+fn largest<T>(mut by_name: Vec<T>, size: impl Fn(&T) -> u64) -> Vec<T> {
+    if by_name.len() > MAX_LISTED {
+        let mut order: Vec<usize> = (0..by_name.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(size(&by_name[i])));
+        let mut keep = vec![false; by_name.len()];
+        for &i in &order[..MAX_LISTED] {
+            keep[i] = true;
+        }
+        let mut keep = keep.into_iter();
+        by_name.retain(|_| keep.next().unwrap_or(false));
+    }
+    by_name
 }
 
 fn push_trail(trail: &mut VecDeque<[f64; 2]>, point: [f64; 2]) {
@@ -343,6 +403,58 @@ pub(crate) mod tests {
         state.apply(summary("A", "Volvo", "XC40", last, TRAIL_LEN as u32 + 4));
         assert_eq!(state.trails()["A"].len(), TRAIL_LEN);
         assert_eq!(state.trails()["A"].last(), Some(&[34.0, -34.0]));
+    }
+
+    #[test]
+    fn vehicles_older_than_the_cutoff_are_forgotten_and_named_once() {
+        let mut state = FleetState::default();
+        for n in 0..50u32 {
+            state.apply(summary(&format!("OLD{n:02}"), "Volvo", "XC40", 1, n));
+        }
+        state.apply(summary("NEW", "Ford", "Transit", 4, 100));
+        state.apply(summary("OLD49", "Volvo", "XC40", 2, 90));
+        state.take_changed();
+        let cutoff = t("2026-11-21T10:00:00Z") + TimeDelta::seconds(60);
+        assert_eq!(state.forget_older_than(cutoff), 49);
+        let vins: Vec<String> = state.vehicles().into_iter().map(|r| r.vin).collect();
+        assert_eq!(vins, ["NEW", "OLD49"]);
+        let f = state.figures(cutoff);
+        assert_eq!((f.vehicles_total, f.events_stored), (2, 6));
+        let gone = state.take_gone();
+        assert_eq!(gone.len(), 49);
+        assert_eq!(gone[0], "OLD00");
+        assert!(state.take_gone().is_empty());
+        assert!(
+            state
+                .trails()
+                .keys()
+                .all(|vin| vin == "NEW" || vin == "OLD49")
+        );
+        // A forgotten vehicle that reports again is back, and not named gone.
+        state.apply(summary("OLD00", "Volvo", "XC40", 3, 120));
+        state.forget_older_than(cutoff);
+        assert!(state.take_gone().is_empty());
+        assert_eq!(state.vehicles().len(), 3);
+    }
+
+    #[test]
+    fn only_the_largest_makes_and_models_are_listed() {
+        let mut state = FleetState::default();
+        for n in 0..(MAX_LISTED as u32 + 20) {
+            state.apply(summary(&format!("V{n:03}"), &format!("M{n:03}"), "X", 1, 0));
+        }
+        // One make with 3 vehicles is among the listed ones whatever its name.
+        state.apply(summary("W1", "ZZZ", "X", 1, 0));
+        state.apply(summary("W2", "ZZZ", "X", 1, 0));
+        state.apply(summary("W3", "ZZZ", "X", 1, 0));
+        let f = state.figures(t("2026-11-21T10:00:00Z"));
+        assert_eq!(f.makes.len(), MAX_LISTED);
+        assert_eq!(f.models.len(), MAX_LISTED);
+        assert_eq!(
+            f.makes.last().map(|m| (m.make.as_str(), m.vehicles)),
+            Some(("ZZZ", 3))
+        );
+        assert!(f.makes.windows(2).all(|w| w[0].make < w[1].make));
     }
 
     #[test]

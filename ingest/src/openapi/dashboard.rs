@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::dashboard::feed::RECENT_KEPT;
+use crate::auth::ACCESS_TOKEN_PARAM;
 use crate::dashboard::state::{
-    HISTOGRAM_WINDOWS_KEPT, MINUTES_KEPT, ONLINE_WITHIN, SECONDS_KEPT, TRAIL_LEN,
+    HISTOGRAM_WINDOWS_KEPT, MAX_LISTED, MINUTES_KEPT, ONLINE_WITHIN, SECONDS_KEPT, TRAIL_LEN,
 };
 use crate::routes::stream::RETRY;
 use crate::routes::watch::VEHICLES_LISTED;
@@ -22,9 +22,26 @@ const FIGURES_REQUIRED: [&str; 8] = [
     "vehicles",
 ];
 
-/// `GET /events`.
-pub(super) fn get_events() -> Value {
-    json!({
+/// What both dashboard operations share when the dashboard needs a token (`auth`): the
+/// security requirement, the `access_token` parameter and the 401 and 403 answers.
+fn with_auth(mut operation: Value, auth: bool, unauthorized: &Value, error: &Value) -> Value {
+    if !auth {
+        return operation;
+    }
+    operation["security"] = json!([{ "bearer": [] }, { "access_token": [] }]);
+    operation["responses"]["401"] = unauthorized.clone();
+    let mut forbidden = error.clone();
+    forbidden["description"] = json!(
+        "The token is a vehicle's: the dashboard needs a `dashboard` token of INGEST_TOKENS_FILE."
+    );
+    operation["responses"]["403"] = forbidden;
+    operation
+}
+
+/// `GET /events`; `auth`: whether it needs a dashboard token; `unauthorized` and `error` are
+/// the 401 answer and an error answer of the document.
+pub(super) fn get_events(auth: bool, unauthorized: &Value, error: &Value) -> Value {
+    let operation = json!({
         "operationId": "getEvents",
         "summary": "The live fleet dashboard: JSON (the topic's counts and the fleet's figures) when the Accept header prefers application/json, else the dashboard page, which follows GET /events/stream.",
         "responses": {
@@ -40,36 +57,58 @@ pub(super) fn get_events() -> Value {
                 "content": { "application/json": { "schema": { "$ref": "#/components/schemas/EventCounts" } } }
             }
         }
-    })
+    });
+    with_auth(operation, auth, unauthorized, error)
 }
 
-/// `GET /events/stream`.
-pub(super) fn get_stream() -> Value {
+/// `GET /events/stream`, as [`get_events`].
+pub(super) fn get_stream(auth: bool, unauthorized: &Value, error: &Value) -> Value {
     let retry_ms = RETRY.as_millis();
-    json!({
+    let operation = json!({
         "operationId": "streamEvents",
         "summary": "The dashboard's live updates as Server-Sent Events, one per second.",
         "description": format!(
-            "Every SSE event carries `id` (increasing, also across restarts of ingest), `event` (`snapshot` or `delta`), `retry: {retry_ms}` and `data`: one DashboardUpdate as JSON (see `x-event-data`). A new stream starts with a snapshot (every vehicle, with its trail), then one delta per second (the figures whole, and only the vehicles changed since the previous update). Reconnecting with Last-Event-ID gets exactly the deltas missed while the last {RECENT_KEPT} are kept, nothing until the next tick when up to date, and a new snapshot otherwise (an id too old, unknown or from an earlier run); a stream that falls behind also gets a new snapshot. Comment lines keep an idle connection alive."
+            "Every SSE event carries `id` (increasing, also across restarts of ingest), `event` (`snapshot` or `delta`), `retry: {retry_ms}` and `data`: one DashboardUpdate as JSON (see `x-event-data`). A new stream starts with a snapshot (the most recently seen vehicles, with their trails, as many as fit in INGEST_DASHBOARD_MAX_MESSAGE_BYTES; `vehicles_omitted` counts the others), then one delta per second (the figures whole, the vehicles changed since the previous update as far as they fit, the rest in the next deltas, and in `gone` the vehicles forgotten after INGEST_DASHBOARD_VEHICLE_TTL without an event). Reconnecting with Last-Event-ID gets exactly the deltas missed while they are kept (the last INGEST_DASHBOARD_RESUME_UPDATES), nothing until the next tick when up to date, and a new snapshot otherwise (an id too old, unknown or from an earlier run); a stream that falls behind also gets a new snapshot. Comment lines keep an idle connection alive."
         ),
         "parameters": [{
             "name": "Last-Event-ID",
             "in": "header",
             "required": false,
-            "description": "The id of the last update received, sent by a reconnecting EventSource; anything but a whole number counts as absent.",
-            "schema": { "type": "integer", "format": "int64", "minimum": 0 }
+            "description": "The id of the last update received (a whole number), sent by a reconnecting EventSource; anything else counts as absent.",
+            "schema": { "type": "string" }
         }],
         "responses": {
             "200": {
                 "description": "The stream; it stays open.",
                 "content": {
                     "text/event-stream": {
-                        "schema": { "type": "string", "description": "SSE frames: `id:`, `event:`, `retry:` and `data:` lines per update." },
+                        "schema": {
+                            "type": "object",
+                            "description": "One SSE event: its `id:`, `event:`, `retry:` and `data:` lines; `data` is a DashboardUpdate as JSON (see `x-event-data`).",
+                            "required": ["data"],
+                            "properties": {
+                                "id": { "type": "string" },
+                                "event": { "type": "string", "enum": ["snapshot", "delta"] },
+                                "retry": { "type": "integer", "minimum": 0 },
+                                "data": { "type": "string", "contentMediaType": "application/json" }
+                            }
+                        },
                         "x-event-data": { "$ref": "#/components/schemas/DashboardUpdate" }
                     }
                 }
             }
         }
+    });
+    with_auth(operation, auth, unauthorized, error)
+}
+
+/// The `access_token` security scheme: a dashboard token in the query, for browsers.
+pub(super) fn access_token_scheme() -> Value {
+    json!({
+        "type": "apiKey",
+        "in": "query",
+        "name": ACCESS_TOKEN_PARAM,
+        "description": "A `dashboard` token of INGEST_TOKENS_FILE as the RFC 6750 query parameter, for a browser's page and its EventSource (which cannot send headers). The page passes it on to its stream."
     })
 }
 
@@ -99,7 +138,17 @@ pub(super) fn schemas() -> Map<String, Value> {
                 "vehicles": {
                     "type": "array",
                     "items": { "$ref": "#/components/schemas/Vehicle" },
-                    "description": "Snapshot: every vehicle, by VIN. Delta: the vehicles whose summary changed since the previous update."
+                    "description": "Snapshot: the most recently seen vehicles that fit in the message cap, newest first. Delta: vehicles whose summary changed since the previous update (those that did not fit follow in the next deltas)."
+                },
+                "gone": {
+                    "type": "array",
+                    "items": { "type": "string" },
+                    "description": "Delta only, when any: VINs forgotten since the previous update (no event for INGEST_DASHBOARD_VEHICLE_TTL)."
+                },
+                "vehicles_omitted": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Snapshot only, when any: vehicles left out to stay under INGEST_DASHBOARD_MAX_MESSAGE_BYTES; they arrive with their next change."
                 },
                 "trails": {
                     "type": "object",
@@ -237,11 +286,11 @@ fn fleet_properties() -> Map<String, Value> {
         })
     };
     let mut p = props(json!({
-        "events_stored": { "type": "integer", "format": "int64", "description": "Events stored: the sum of the vehicles' counts (rows in diag once the consumer caught up)." },
-        "vehicles_total": { "type": "integer", "minimum": 0, "description": "Vehicles ever seen." },
+        "events_stored": { "type": "integer", "format": "int64", "description": "Events stored: the sum of the counts of the vehicles kept (rows in diag once the consumer caught up, while no vehicle was forgotten)." },
+        "vehicles_total": { "type": "integer", "minimum": 0, "description": "Vehicles seen within INGEST_DASHBOARD_VEHICLE_TTL (older ones are forgotten)." },
         "vehicles_online": { "type": "integer", "minimum": 0, "description": format!("Vehicles whose latest event is at most {} s old.", ONLINE_WITHIN.num_seconds()) },
-        "makes": { "type": "array", "items": { "$ref": "#/components/schemas/MakeCount" }, "description": "Per make, by name." },
-        "models": { "type": "array", "items": { "$ref": "#/components/schemas/ModelCount" }, "description": "Per make and model, by name." },
+        "makes": { "type": "array", "items": { "$ref": "#/components/schemas/MakeCount" }, "description": format!("Per make, by name: the {MAX_LISTED} with the most vehicles.") },
+        "models": { "type": "array", "items": { "$ref": "#/components/schemas/ModelCount" }, "description": format!("Per make and model, by name: the {MAX_LISTED} with the most vehicles.") },
         "histograms": { "type": "array", "items": { "$ref": "#/components/schemas/SensorHistogram" }, "description": format!("Per sensor its newest minute window (of the last {HISTOGRAM_WINDOWS_KEPT} kept).") },
         "messages_applied": { "type": "integer", "minimum": 0, "description": "Output messages read since ingest started." },
         "map": { "$ref": "#/components/schemas/MapArea" },

@@ -28,13 +28,14 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::Utc;
+use fleet_common::Vin;
 use futures::future::BoxFuture;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -47,6 +48,7 @@ use crate::encoding::ContentEncoding;
 use crate::error::{ApiError, clip};
 use crate::metrics::RecordOutcome;
 use crate::offload;
+use crate::routes::guard::Vehicle;
 
 /// Seconds a client is asked to wait after a 503.
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -126,13 +128,16 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// The handler.
+/// The handler. With tokens on, [`crate::routes::guard::vehicle_token`] checked the token before
+/// the body was read and hands over the vehicle.
 pub async fn post_events(
     State(state): State<AppState>,
+    vehicle: Option<Extension<Vehicle>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match ingest(&state, &headers, body).await {
+    let vehicle = vehicle.map(|Extension(Vehicle(vin))| vin);
+    match ingest(&state, &headers, vehicle.as_ref(), body).await {
         Ok(response) => response,
         Err(e) => {
             tracing::debug!(status = %e.status, error = %e.message, "request refused");
@@ -144,12 +149,9 @@ pub async fn post_events(
 async fn ingest(
     state: &AppState,
     headers: &HeaderMap,
+    vehicle: Option<&Vin>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let vehicle = match &state.tokens {
-        Some(tokens) => Some(tokens.authenticate(headers)?),
-        None => None,
-    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());

@@ -1,5 +1,6 @@
 //! The HTTP handlers, one module per concern.
 
+pub mod guard;
 pub mod health;
 pub mod ingest;
 pub mod metrics;

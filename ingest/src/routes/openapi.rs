@@ -12,6 +12,7 @@ pub async fn get_openapi(State(state): State<AppState>) -> Json<Value> {
     Json(openapi::document(
         &state.settings,
         state.tokens.is_some(),
+        state.tokens.is_some() && state.dashboard_requires_token,
         state.rate_limiter.per_second(),
     ))
 }
