@@ -1,8 +1,8 @@
 //! `ingest-bench`: drives ingest's `POST /events` with N concurrent connections for a bounded
 //! time and reports accepted events/s and acknowledgement latency (p50/p99) for one event per
-//! request and for batches; then, in the same run, the raw produce rate of a plain rdkafka
-//! `FutureProducer` (acks=all, idempotent, `message.timeout.ms=0`) against the same broker, and
-//! the ratio of the two.
+//! request and for batches; then, in the same run, the raw produce rate of a tuned rdkafka
+//! producer (the one `broker-bench` uses: acks=all, idempotent, linger 10 ms, large batches)
+//! against the same broker, and the ratio of the two.
 //!
 //! Every event is valid and has a fresh `event_id`, so a running consumer stores them all.
 
@@ -13,11 +13,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::Parser;
 use fleet_common::{EventTime, TelemetryEvent, Vin};
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
-use rdkafka::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use ingest_bench::produce::{Settings, produce_for};
 use uuid::Uuid;
 
 /// Load generator for fleet's ingest, compared with a plain Kafka producer.
@@ -182,114 +178,6 @@ async fn http_scenario(cli: &Cli, batch: usize, scenario: u64) -> anyhow::Result
     Ok(total)
 }
 
-/// What the raw producer measured.
-struct KafkaRun {
-    acked: usize,
-    failed: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-/// One delivery report of the raw producer: when the record was queued and what came back.
-type Delivered = (
-    Instant,
-    Result<
-        rdkafka::producer::future_producer::OwnedDeliveryResult,
-        futures::channel::oneshot::Canceled,
-    >,
-);
-
-fn tally(result: Delivered, acked: &mut usize, failed: &mut usize, latencies: &mut Vec<Duration>) {
-    let (queued_at, delivery) = result;
-    match delivery {
-        Ok(Ok(_)) => {
-            *acked += 1;
-            latencies.push(queued_at.elapsed());
-        }
-        _ => *failed += 1,
-    }
-}
-
-/// Produces fresh events as fast as acknowledgements allow (at most `kafka_in_flight` in
-/// flight) for `duration`, then waits for every queued record; the rate covers the whole time.
-async fn kafka_scenario(cli: &Cli) -> anyhow::Result<KafkaRun> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &cli.kafka_bootstrap)
-        .set("client.id", "ingest-bench")
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        // Tansu 0.6.0 wedges when an idempotent producer times records out: never time out.
-        .set("message.timeout.ms", "0")
-        .create()
-        .context("creating the producer")?;
-    // Warm up: metadata and producer id, one acknowledged record.
-    let first = event(7_000_000, 0);
-    let payload = serde_json::to_vec(&first)?;
-    producer
-        .send(
-            FutureRecord::to(&cli.topic)
-                .key(first.vin.as_str())
-                .payload(&payload),
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .context("first record")?;
-
-    let mut in_flight = FuturesUnordered::new();
-    let (mut acked, mut failed) = (0, 0);
-    let mut latencies = Vec::new();
-    let start = Instant::now();
-    let end = start + cli.duration;
-    let mut seq = 1;
-    let vehicles = 1_000;
-    while Instant::now() < end {
-        if in_flight.len() >= cli.kafka_in_flight {
-            if let Some(result) = in_flight.next().await {
-                tally(result, &mut acked, &mut failed, &mut latencies);
-            }
-            continue;
-        }
-        let e = event(7_000_000 + seq % vehicles, seq / vehicles);
-        seq += 1;
-        let payload = serde_json::to_vec(&e)?;
-        let record = FutureRecord::to(&cli.topic)
-            .key(e.vin.as_str())
-            .payload(&payload);
-        match producer.send_result(record) {
-            Ok(delivery) => {
-                let queued_at = Instant::now();
-                in_flight.push(async move { (queued_at, delivery.await) });
-            }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                match in_flight.next().await {
-                    Some(result) => tally(result, &mut acked, &mut failed, &mut latencies),
-                    None => tokio::time::sleep(Duration::from_millis(1)).await,
-                }
-            }
-            Err((e, _)) => bail!("producing: {e}"),
-        }
-        // Let deliveries complete between sends.
-        while let Some(Some(result)) = futures::FutureExt::now_or_never(in_flight.next()) {
-            tally(result, &mut acked, &mut failed, &mut latencies);
-        }
-    }
-    while let Some(result) = in_flight.next().await {
-        tally(result, &mut acked, &mut failed, &mut latencies);
-    }
-    let elapsed = start.elapsed();
-    producer
-        .flush(Duration::from_secs(30))
-        .context("flushing the producer")?;
-    latencies.sort();
-    Ok(KafkaRun {
-        acked,
-        failed,
-        elapsed,
-        latencies,
-    })
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -323,18 +211,29 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     if !cli.no_kafka {
-        let run = kafka_scenario(&cli).await?;
-        let rate = run.acked as f64 / run.elapsed.as_secs_f64();
+        // The same tuned producer as `broker-bench`, so that the ratio is against what the
+        // broker really takes from one producer.
+        let producer = Settings::Tuned.producer(&cli.kafka_bootstrap, "ingest-bench")?;
+        let run = produce_for(
+            &producer,
+            &cli.topic,
+            cli.duration,
+            cli.kafka_in_flight,
+            7_000_000,
+        )
+        .await?;
+        let rate = run.rate();
         println!(
-            "raw rdkafka producer (acks=all, idempotent, up to {} in flight): {:>9.0} acked records/s \
+            "raw rdkafka producer ({}; up to {} in flight): {:>9.0} acked records/s \
              ({} acked, {} failed in {:.1} s; ack latency p50 {} p99 {})",
+            Settings::Tuned.describe(),
             cli.kafka_in_flight,
             rate,
             run.acked,
             run.failed,
             run.elapsed.as_secs_f64(),
-            ms(percentile(&run.latencies, 50.0)),
-            ms(percentile(&run.latencies, 99.0)),
+            ms(run.latency(0.5)),
+            ms(run.latency(0.99)),
         );
         for (batch, http) in http_rates {
             println!(

@@ -1,18 +1,18 @@
-//! An idempotent Kafka producer that survives the broker losing its producer state.
+//! An idempotent Kafka producer that is replaced when librdkafka declares it unusable.
 //!
-//! Settings, and why (Tansu 0.6.0 is the broker):
+//! Settings, and why (Nisshi is the broker; see [`apply_settings`]):
 //! - `acks=all`, `enable.idempotence=true`: an acknowledged record is held by the broker, and
 //!   librdkafka's own retries never duplicate it.
+//! - `max.in.flight.requests.per.connection=5`: the most librdkafka allows with idempotence,
+//!   so a request is not queued behind another one's round trip. Tansu 0.6.0 needed 1 (its
+//!   storage panicked on a local epoch bump); Nisshi 0.8 handles the epoch bump, and the broker
+//!   tests (`tests/broker.rs`: brokers killed and stopped under load) find every acknowledged
+//!   record once in the topic with 5.
 //! - `message.timeout.ms=0`: librdkafka never gives up on a record; callers bound their own wait.
-//!   Timed-out records make an idempotent producer bump its epoch locally, and Tansu 0.6.0
-//!   cannot handle a batch with an epoch it did not issue: its storage panics (`more or less
-//!   than one row`) inside an open transaction and serves nothing more until restarted.
-//! - `enable.gapless.guarantee=true` and one request in flight per connection: for the same
-//!   reason a broken sequence (the broker lost or rejected our producer state, e.g. after an
-//!   unclean broker restart) must not be "repaired" by a local epoch bump. With these settings
-//!   librdkafka raises a fatal error instead; the records still queued fail (callers answer or
-//!   retry them), and [`ReplaceableProducer::usable`] hands out a fresh producer, which asks the
-//!   broker for a new producer id.
+//! - `enable.gapless.guarantee=true`: a broken sequence (the broker lost or rejected our
+//!   producer state) is not "repaired" silently: librdkafka raises a fatal error, the records
+//!   still queued fail (callers answer or retry them), and [`ReplaceableProducer::usable`]
+//!   hands out a fresh producer, which asks the broker for a new producer id.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -56,12 +56,7 @@ impl ReplaceableProducer {
     /// (which override any given). librdkafka connects lazily, so this fails only on bad
     /// settings.
     pub fn new(mut config: ClientConfig) -> Result<Self, ProducerError> {
-        config
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("enable.gapless.guarantee", "true")
-            .set("max.in.flight.requests.per.connection", "1")
-            .set("message.timeout.ms", "0");
+        apply_settings(&mut config);
         let producer = create(&config)?;
         Ok(Self {
             config,
@@ -131,6 +126,16 @@ impl ReplaceableProducer {
     }
 }
 
+/// Sets the settings this module explains on `config` (overriding any given there).
+pub fn apply_settings(config: &mut ClientConfig) {
+    config
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("enable.gapless.guarantee", "true")
+        .set("max.in.flight.requests.per.connection", "5")
+        .set("message.timeout.ms", "0");
+}
+
 /// A producer with `config`.
 fn create(config: &ClientConfig) -> Result<FutureProducer, ProducerError> {
     config.create().map_err(|source| ProducerError {
@@ -152,19 +157,20 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn forces_the_settings_that_keep_tansu_safe() {
+    async fn forces_the_idempotent_settings() {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", "127.0.0.1:1")
             .set("client.id", "test")
-            .set("max.in.flight.requests.per.connection", "5")
+            .set("acks", "1")
+            .set("max.in.flight.requests.per.connection", "1")
             .set("message.timeout.ms", "3000");
         let producer = ReplaceableProducer::new(config).expect("valid settings");
         for (key, value) in [
             ("acks", "all"),
             ("enable.idempotence", "true"),
             ("enable.gapless.guarantee", "true"),
-            ("max.in.flight.requests.per.connection", "1"),
+            ("max.in.flight.requests.per.connection", "5"),
             ("message.timeout.ms", "0"),
         ] {
             assert_eq!(producer.config.get(key), Some(value), "{key}");

@@ -71,7 +71,7 @@ pub fn consumer_config(s: &ConsumerSettings) -> ClientConfig {
 }
 
 /// The dead-letter producer's own librdkafka settings; [`ReplaceableProducer`] adds the ones
-/// that make it idempotent and safe with Tansu (acks=all, no local epoch bumps, a fresh
+/// that make it idempotent (acks=all, gapless, a fresh
 /// producer after a fatal error). The caller bounds its own wait for a delivery.
 pub fn producer_config(brokers: &str, instance_id: &str) -> ClientConfig {
     let mut c = ClientConfig::new();

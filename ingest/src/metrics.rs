@@ -8,7 +8,7 @@
 //! - `ingest_producer_queue_depth`: records the producer holds that the broker has not yet
 //!   acknowledged, read when scraped.
 //! - `ingest_producer_replacements_total`: producers replaced after a fatal error (a broker
-//!   restart on Tansu can cause one), read when scraped.
+//!   restart can cause one), read when scraped.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -34,7 +34,12 @@ pub struct Step {
     label: String,
     started: Instant,
     json: bool,
+    /// When plain or JSON mode last printed a line for this step (see [`Step::update`]).
+    last_line: std::sync::Mutex<Instant>,
 }
+
+/// How often a long step in plain or JSON mode says what it is doing.
+const HEARTBEAT: Duration = Duration::from_secs(60);
 
 fn json_line(step: &str, event: &str, detail: &str, seconds: Option<f64>) {
     let line = serde_json::json!({
@@ -88,6 +93,7 @@ impl Progress {
             label,
             started: Instant::now(),
             json: self.json,
+            last_line: std::sync::Mutex::new(Instant::now()),
         }
     }
 
@@ -104,10 +110,25 @@ impl Progress {
 }
 
 impl Step {
-    /// Shows what the step is doing now (a spinner's message; dropped in plain mode).
+    /// Shows what the step is doing now: a spinner's message; in plain and JSON mode a line at
+    /// most once a minute, with the elapsed time, so that a long build shows it is alive.
     pub fn update(&self, message: &str) {
+        let message: String = message.chars().take(120).collect();
         if let Some(bar) = &self.bar {
-            bar.set_message(message.chars().take(120).collect::<String>());
+            bar.set_message(message);
+            return;
+        }
+        let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() < HEARTBEAT {
+            return;
+        }
+        *last = Instant::now();
+        let seconds = self.started.elapsed().as_secs();
+        let elapsed = format!("{}m{:02}s elapsed", seconds / 60, seconds % 60);
+        if self.json {
+            json_line(&self.label, "progress", &message, Some(seconds as f64));
+        } else {
+            eprintln!("..  {} {elapsed}: {message}", self.label);
         }
     }
 

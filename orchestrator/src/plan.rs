@@ -10,8 +10,10 @@ use fleet_common::config::{Config, ImageOverride};
 use crate::docker::{ContainerSpec, Hardening, PortMap, SecretFile};
 use crate::images::{ImageSet, Resolved};
 
+mod broker;
 mod registry_auth;
 
+pub use broker::{BROKER_STORAGE_DB, BROKER_STORAGE_PASSWORD_PATH};
 pub use registry_auth::{ZOOKEEPER_AUTH_PATH, protect_member, protect_registry};
 
 /// Where the PostgreSQL password is handed to containers.
@@ -29,14 +31,27 @@ const RUNTIME_UID: u64 = 10001;
 /// uid of the `postgres` user of the postgres image.
 const POSTGRES_UID: u64 = 999;
 
+/// A secret inside the plan (e.g. a probe's password): `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// The services of the infrastructure, in a stable order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Service {
     /// ZooKeeper.
     Zookeeper,
-    /// The broker.
+    /// The broker's own PostgreSQL server (its storage, with `broker.storage = "postgres"`).
+    BrokerStorage,
+    /// The brokers inside the stack network.
     Broker,
-    /// The broker's host listener: a Kafka proxy that advertises the published host port.
+    /// The broker's host listener: one more broker on the same storage (a proxy with sqlite
+    /// storage) that advertises the published host port.
     BrokerHost,
     /// PostgreSQL.
     Postgres,
@@ -50,8 +65,9 @@ pub enum Service {
 
 impl Service {
     /// Every infrastructure service.
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 8] = [
         Service::Zookeeper,
+        Service::BrokerStorage,
         Service::Broker,
         Service::BrokerHost,
         Service::Postgres,
@@ -64,6 +80,7 @@ impl Service {
     pub fn name(self) -> &'static str {
         match self {
             Service::Zookeeper => "zookeeper",
+            Service::BrokerStorage => "broker-storage",
             Service::Broker => "broker",
             Service::BrokerHost => "broker-host",
             Service::Postgres => "postgres",
@@ -94,7 +111,8 @@ pub enum Readiness {
         /// Topics to create: (name, partitions).
         topics: Vec<(String, i32)>,
     },
-    /// A query succeeds as the application role; then the schema is applied.
+    /// A query succeeds as the application role; then the schema is applied as its owner,
+    /// `fleet_admin` (see `fleet_common::roles`).
     PostgresQuery {
         /// Container port to reach through its published host port.
         port: u16,
@@ -102,6 +120,20 @@ pub enum Readiness {
         user: String,
         /// The database.
         database: String,
+        /// The password of `fleet_admin`, for the schema step; `None`: probe only.
+        admin_password: Option<Redacted>,
+    },
+    /// A query succeeds on a PostgreSQL server that is not the stack's (the broker's
+    /// storage), with its own password; no schema is applied (its user does that).
+    PostgresStorage {
+        /// Container port to reach through its published host port.
+        port: u16,
+        /// The role.
+        user: String,
+        /// The database.
+        database: String,
+        /// The role's password.
+        password: Redacted,
     },
     /// `GET path` answers 200.
     Http {
@@ -123,6 +155,9 @@ impl Readiness {
             }
             Readiness::PostgresQuery { user, database, .. } => {
                 format!("query as {user} on {database} succeeds, schema applied")
+            }
+            Readiness::PostgresStorage { user, database, .. } => {
+                format!("query as {user} on {database} succeeds")
             }
             Readiness::Http { path, .. } => format!("GET {path} answers 200"),
         }
@@ -190,9 +225,8 @@ fn secrets_volume(stack: &str, service: Service) -> String {
 fn limits(service: &str) -> (i64, i64) {
     match service {
         "zookeeper" => (512, 512),
-        "broker" => (1024, 1024),
-        "broker-host" => (256, 256),
-        "postgres" => (1024, 512),
+        "broker" | "broker-host" => (1024, 1024),
+        "postgres" | "broker-storage" => (1024, 512),
         "ingest" | "consumer" => (512, 512),
         _ => (256, 256),
     }
@@ -332,7 +366,14 @@ fn apply_upstream(spec: &mut ContainerSpec, upstream: Option<&ImageOverride>) {
 pub fn readiness(config: &Config, service: Service) -> Readiness {
     match service {
         Service::Zookeeper => Readiness::ZookeeperRuok { port: 2181 },
-        Service::Broker => Readiness::Running,
+        // Each broker answers metadata; the host listener then creates the topics.
+        Service::Broker => Readiness::KafkaMetadata {
+            port: BROKER_PORT,
+            topics: Vec::new(),
+        },
+        // The storage's own readiness holds its password (see `plan::broker`); as a plain
+        // server it answers TCP.
+        Service::BrokerStorage => Readiness::Running,
         Service::BrokerHost => Readiness::KafkaMetadata {
             port: BROKER_PORT,
             topics: vec![
@@ -350,6 +391,7 @@ pub fn readiness(config: &Config, service: Service) -> Readiness {
             port: 5432,
             user: config.postgres.user.clone(),
             database: config.postgres.database.clone(),
+            admin_password: None,
         },
         Service::Ingest => Readiness::Http {
             port: INGEST_PORT,
@@ -373,8 +415,13 @@ pub const TOKENS_PATH: &str = "/run/secrets/ingest-tokens";
 /// What is handed to containers as files, never as environment.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
-    /// The stack's PostgreSQL password.
+    /// The stack's PostgreSQL password (the application role's).
     pub postgres_password: String,
+    /// The password of `fleet_admin`, the schema's owner: used by fleet's schema step only,
+    /// never handed to a container.
+    pub postgres_admin_password: String,
+    /// The password of the broker's PostgreSQL storage.
+    pub broker_storage_password: String,
     /// The content of `ingest.tokens_file`, when set.
     pub ingest_tokens: Option<Vec<u8>>,
 }
@@ -387,7 +434,7 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
         config,
         network: network_name(stack),
     };
-    let brokers = format!("{}:{BROKER_PORT}", b.host(Service::Broker));
+    let brokers = broker::bootstrap(&b);
     let mut services = Vec::new();
 
     let mut zk = b.spec(Service::Zookeeper.name(), &images.zookeeper);
@@ -406,58 +453,7 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
         timeout: config.zookeeper.start_timeout,
     });
 
-    let upstream_broker = config
-        .broker
-        .upstream
-        .as_ref()
-        .filter(|u| !u.image.is_empty());
-    let mut broker = b.spec(Service::Broker.name(), &images.broker);
-    Builder::read_only(&mut broker);
-    broker.cmd = vec![
-        "broker".into(),
-        "--listener-url".into(),
-        format!("tcp://0.0.0.0:{BROKER_PORT}"),
-        "--advertised-listener-url".into(),
-        format!("tcp://{brokers}"),
-        "--storage-engine".into(),
-        "sqlite://tansu.db".into(),
-    ];
-    broker
-        .volumes
-        .insert(volume_name(stack, Service::Broker), "/var/lib/tansu".into());
-    apply_upstream(&mut broker, upstream_broker);
-    services.push(ServicePlan {
-        service: Service::Broker,
-        spec: broker,
-        // An upstream Kafka in ZooKeeper mode needs ZooKeeper first; Tansu does not.
-        depends_on: if upstream_broker.is_some() {
-            vec![Service::Zookeeper]
-        } else {
-            vec![]
-        },
-        readiness: readiness(config, Service::Broker),
-        timeout: config.broker.start_timeout,
-    });
-
-    let mut host = b.spec(Service::BrokerHost.name(), &images.broker);
-    Builder::read_only(&mut host);
-    host.cmd = vec![
-        "proxy".into(),
-        "--listener-url".into(),
-        format!("tcp://0.0.0.0:{BROKER_PORT}"),
-        "--advertised-listener-url".into(),
-        format!("tcp://127.0.0.1:{}", config.broker.host_port),
-        "--origin-url".into(),
-        format!("tcp://{brokers}"),
-    ];
-    b.publish(&mut host, BROKER_PORT, config.broker.host_port);
-    services.push(ServicePlan {
-        service: Service::BrokerHost,
-        spec: host,
-        depends_on: vec![Service::Broker],
-        readiness: readiness(config, Service::BrokerHost),
-        timeout: config.broker.start_timeout,
-    });
+    services.extend(broker::broker_tier(&b, images, secrets));
 
     let mut pg = b.spec(Service::Postgres.name(), &images.postgres);
     Builder::read_only(&mut pg);
@@ -492,7 +488,20 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
         service: Service::Postgres,
         spec: pg,
         depends_on: vec![],
-        readiness: readiness(config, Service::Postgres),
+        readiness: match readiness(config, Service::Postgres) {
+            Readiness::PostgresQuery {
+                port,
+                user,
+                database,
+                ..
+            } => Readiness::PostgresQuery {
+                port,
+                user,
+                database,
+                admin_password: Some(Redacted(secrets.postgres_admin_password.clone())),
+            },
+            other => other,
+        },
         timeout: config.postgres.start_timeout,
     });
 
@@ -593,7 +602,8 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
     let ingest = ServicePlan {
         service: Service::Ingest,
         spec: ingest,
-        depends_on: vec![Service::BrokerHost],
+        // The host listener creates the topics once it is ready.
+        depends_on: vec![Service::Broker, Service::BrokerHost],
         readiness: readiness(config, Service::Ingest),
         timeout: config.ingest.start_timeout,
     };
@@ -664,7 +674,7 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
     let consumer = ServicePlan {
         service: Service::Consumer,
         spec: consumer,
-        depends_on: vec![Service::BrokerHost, Service::Postgres],
+        depends_on: vec![Service::Broker, Service::BrokerHost, Service::Postgres],
         readiness: readiness(config, Service::Consumer),
         timeout: config.consumer.start_timeout,
     };
@@ -862,6 +872,8 @@ mod tests {
     pub(super) fn secrets(password: &str) -> Secrets {
         Secrets {
             postgres_password: password.into(),
+            postgres_admin_password: format!("{password}-admin"),
+            broker_storage_password: format!("{password}-broker"),
             ingest_tokens: None,
         }
     }
@@ -1046,6 +1058,29 @@ mod tests {
             .unwrap();
         assert_eq!(pg.spec.files[0].content, b"s3cret-pw");
         assert_eq!(pg.spec.files[0].mode, 0o400);
+    }
+
+    #[test]
+    fn the_admin_password_reaches_fleets_schema_step_only() {
+        let plan = infra_plan(&config(), &images(), &secrets("s3cret-pw"));
+        for s in &plan.services {
+            assert!(
+                s.spec.env.values().all(|v| !v.contains("s3cret-pw-admin"))
+                    && s.spec.files.iter().all(|f| f.content != b"s3cret-pw-admin"),
+                "{:?} holds the admin password",
+                s.service
+            );
+        }
+        let pg = plan
+            .services
+            .iter()
+            .find(|s| s.service == Service::Postgres)
+            .unwrap();
+        assert!(matches!(
+            &pg.readiness,
+            Readiness::PostgresQuery { admin_password: Some(p), .. } if p.0 == "s3cret-pw-admin"
+        ));
+        assert!(!format!("{:?}", pg.readiness).contains("s3cret"));
     }
 
     #[test]

@@ -8,7 +8,9 @@
 use std::path::Path;
 
 use fleet_common::config::Config;
-use fleet_orchestrator::plan::{InfraPlan, PASSWORD_PATH, Readiness, Service, ServicePlan};
+use fleet_orchestrator::plan::{
+    BROKER_STORAGE_PASSWORD_PATH, InfraPlan, PASSWORD_PATH, Readiness, Service, ServicePlan,
+};
 use serde_json::{Map, Value, json};
 
 /// Name of the one-shot service that creates the topics.
@@ -41,6 +43,14 @@ fn check_for(readiness: &Readiness, config: &Config) -> Option<Value> {
         Readiness::PostgresQuery { port, .. } => format!(
             "PGPASSWORD=$$(cat {PASSWORD_PATH}) /usr/lib/postgresql/15/bin/psql -qAt -h 127.0.0.1 -p {port} -U {} -d {} -c 'SELECT 1'",
             pg.user, pg.database
+        ),
+        Readiness::PostgresStorage {
+            port,
+            user,
+            database,
+            ..
+        } => format!(
+            "PGPASSWORD=$$(cat {BROKER_STORAGE_PASSWORD_PATH}) /usr/lib/postgresql/15/bin/psql -qAt -h 127.0.0.1 -p {port} -U {user} -d {database} -c 'SELECT 1'"
         ),
         Readiness::Http { port, path } => format!(
             "exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200'"
@@ -150,7 +160,7 @@ fn secret_name(path: &str) -> String {
     path.rsplit('/').next().unwrap_or(path).to_owned()
 }
 
-/// The one-shot services: the topics (with the broker image's `tansu topic create`) and the
+/// The one-shot services: the topics (with the broker image's `nisshi topic create`) and the
 /// schema (with the PostgreSQL image's `psql`).
 fn setup_services(plan: &InfraPlan, config: &Config) -> Vec<(String, Value)> {
     let find = |svc: Service| {
@@ -168,7 +178,7 @@ fn setup_services(plan: &InfraPlan, config: &Config) -> Vec<(String, Value)> {
         .iter()
         .map(|(name, partitions)| {
             format!(
-                "/usr/local/bin/tansu topic create {name} --partitions {partitions} --broker tcp://{}:{port}",
+                "/usr/local/bin/nisshi topic create {name} --partitions {partitions} --broker tcp://{}:{port}",
                 broker.spec.name
             )
         })

@@ -169,6 +169,8 @@ impl Bench {
         let config = self.config(&env)?;
         let secrets = plan::Secrets {
             postgres_password: format!("bench-{}", uuid::Uuid::new_v4().simple()),
+            postgres_admin_password: format!("bench-{}", uuid::Uuid::new_v4().simple()),
+            broker_storage_password: format!("bench-{}", uuid::Uuid::new_v4().simple()),
             ingest_tokens: None,
         };
         let infra = plan::infra_plan(&config, &self.images, &secrets);

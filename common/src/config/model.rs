@@ -18,7 +18,7 @@ pub struct Config {
     pub images: ImagesConfig,
     /// ZooKeeper.
     pub zookeeper: ZookeeperConfig,
-    /// The Kafka-API broker (Tansu by default).
+    /// The Kafka-API broker (Nisshi by default).
     pub broker: BrokerConfig,
     /// PostgreSQL.
     pub postgres: PostgresConfig,
@@ -79,6 +79,22 @@ pub struct ImagesConfig {
     pub tag_prefix: String,
     /// Cargo profile our binaries are built with for the runtime image.
     pub cargo_profile: String,
+    /// Whether fleet installs missing host packages (debootstrap, the C toolchain) with apt
+    /// before the builds: `auto` does on a Debian or Ubuntu host when it runs as root or has
+    /// password-less sudo; `never` stops at once with the command to run.
+    #[serde(default)]
+    pub host_packages: HostPackages,
+}
+
+/// Whether fleet installs missing host packages itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostPackages {
+    /// With apt, when root or password-less sudo allows it; otherwise print the command.
+    #[default]
+    Auto,
+    /// Never: print the command to run.
+    Never,
 }
 
 /// Settings every infrastructure service shares: an optional upstream image and how long to
@@ -121,16 +137,44 @@ fn default_session_timeout() -> Duration {
     Duration::from_secs(6)
 }
 
+/// Where the broker keeps its log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BrokerStorage {
+    /// A PostgreSQL server of the broker's own (production storage of Nisshi; shared by every
+    /// broker replica).
+    #[default]
+    Postgres,
+    /// A sqlite file on the broker's volume (development storage; one broker only).
+    Sqlite,
+}
+
 /// The Kafka-API broker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerConfig {
-    /// Tansu version installed with `cargo install --locked`.
-    pub tansu_version: String,
-    /// Cargo features of the Tansu build (a storage engine is required).
-    pub tansu_features: Vec<String>,
-    /// Host port of the host listener: Kafka clients on the host bootstrap here and are told
-    /// to come back here.
+    /// Nisshi (Tansu's successor) version, built with `cargo install nisshi --locked
+    /// --ignore-rust-version --no-default-features --features <nisshi_features>`.
+    pub nisshi_version: String,
+    /// Cargo features of the Nisshi build: the storage engines it can use (`postgres`, `libsql`).
+    pub nisshi_features: Vec<String>,
+    /// The newest `rust-version` that a locked dependency of this Nisshi version declares. When
+    /// the host's rustc is older, fleet says so and builds with `--ignore-rust-version` (0.8.1:
+    /// `rama` 0.4 declares 1.96 and builds and runs fine on 1.95).
+    pub nisshi_rust_version: String,
+    /// Where the brokers keep the log: `postgres` (a PostgreSQL server of the broker's own,
+    /// `<stack>-broker-storage`, from the postgres recipe; every broker replica shares it) or
+    /// `sqlite` (a file on the broker's volume; one broker only).
+    #[serde(default)]
+    pub storage: BrokerStorage,
+    /// Broker containers inside the stack network (`broker-0..N-1`, one name on the network
+    /// for the clients). Brokers are stateless over the shared storage: each is leader and
+    /// group coordinator for everything. Above 1 needs `storage = "postgres"`.
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// Host port of the host listener (one more broker on the same storage that advertises
+    /// `<stack.bind_address>:<host_port>`): Kafka clients on the host bootstrap here and are
+    /// told to come back here.
     pub host_port: u16,
     /// The input topic.
     pub topic: String,

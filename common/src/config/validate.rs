@@ -114,10 +114,31 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
     if !(1..=1000).contains(&c.broker.partitions) {
         fail("broker.partitions", "must be between 1 and 1000")?;
     }
-    if c.broker.tansu_features.is_empty() {
+    let storage_feature = match c.broker.storage {
+        super::model::BrokerStorage::Postgres => "postgres",
+        super::model::BrokerStorage::Sqlite => "libsql",
+    };
+    if !c
+        .broker
+        .nisshi_features
+        .iter()
+        .any(|f| f == storage_feature)
+    {
         fail(
-            "broker.tansu_features",
-            "Tansu needs a storage feature, e.g. \"libsql\"",
+            "broker.nisshi_features",
+            format!(
+                "`broker.storage` is {:?}, which needs the Nisshi feature {storage_feature:?}",
+                c.broker.storage
+            ),
+        )?;
+    }
+    if !(1..=16).contains(&c.broker.replicas) {
+        fail("broker.replicas", "must be between 1 and 16")?;
+    }
+    if c.broker.replicas > 1 && c.broker.storage != super::model::BrokerStorage::Postgres {
+        fail(
+            "broker.replicas",
+            "several brokers share one storage: set `broker.storage = \"postgres\"` (sqlite is one broker's file)",
         )?;
     }
     for (key, ident) in [
@@ -136,6 +157,18 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
                 format!("{ident:?} must be a lower-case SQL identifier"),
             )?;
         }
+    }
+    if [crate::roles::ADMIN_ROLE, crate::roles::SUPERUSER_ROLE].contains(&c.postgres.user.as_str())
+    {
+        fail(
+            "postgres.user",
+            format!(
+                "{:?} is reserved: `{}` owns the schema and `{}` is the superuser; the application role needs a name of its own",
+                c.postgres.user,
+                crate::roles::ADMIN_ROLE,
+                crate::roles::SUPERUSER_ROLE
+            ),
+        )?;
     }
     if c.ingest.max_body_bytes < 1024 {
         fail("ingest.max_body_bytes", "must be at least 1024")?;

@@ -77,6 +77,10 @@ async fn launch(ctx: &Ctx, docker: &Docker, journal: &Journal) -> anyhow::Result
     let secrets = plan::Secrets {
         postgres_password: password.clone(),
         postgres_admin_password: crate::state::postgres_admin_password(&ctx.paths.state)?,
+        broker_storage_password: crate::state::secret(
+            &ctx.paths.state,
+            crate::state::BROKER_STORAGE_PASSWORD_FILE,
+        )?,
         ingest_tokens: read_tokens(ctx)?,
     };
     let mut plan = plan::infra_plan(&ctx.config, &images, &secrets);

@@ -139,10 +139,22 @@ pub async fn collect(ctx: &Ctx) -> anyhow::Result<Status> {
             .collect::<BTreeMap<_, _>>()
     };
     // The containers the plan has (names and probes do not depend on the images).
+    // The broker storage's probe logs in with its own password.
+    let secrets = plan::Secrets {
+        broker_storage_password: std::fs::read_to_string(
+            ctx.paths
+                .state
+                .join(crate::state::BROKER_STORAGE_PASSWORD_FILE),
+        )
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned(),
+        ..plan::Secrets::default()
+    };
     let plan = plan::infra_plan(
         &ctx.config,
         &crate::images::ImageSet::unresolved(),
-        &plan::Secrets::default(),
+        &secrets,
     );
     let mut services = Vec::new();
     for service_plan in &plan.services {
@@ -229,10 +241,10 @@ pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<bool> {
         return Ok(status.all_ready);
     }
     println!("stack {}", status.stack);
-    println!("{:<12} {:<10} {:<6} detail", "service", "state", "ready");
+    println!("{:<16} {:<10} {:<6} detail", "service", "state", "ready");
     for s in &status.services {
         println!(
-            "{:<12} {:<10} {:<6} {}",
+            "{:<16} {:<10} {:<6} {}",
             s.service,
             s.state,
             if s.ready { "yes" } else { "no" },

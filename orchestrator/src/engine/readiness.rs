@@ -67,8 +67,11 @@ pub async fn probe_once(
         Readiness::KafkaMetadata { port, topics } => {
             let bootstrap = published(info, host, *port)?.to_string();
             let brokers = probes::kafka_metadata(&bootstrap).await?;
-            if setup {
+            if setup && !topics.is_empty() {
                 probes::create_topics(&bootstrap, topics).await?;
+            }
+            if topics.is_empty() {
+                return Ok(format!("{brokers} broker(s)"));
             }
             Ok(format!(
                 "{brokers} broker(s), topics {}",
@@ -83,14 +86,33 @@ pub async fn probe_once(
             port,
             user,
             database,
+            admin_password,
         } => {
-            let mut client =
-                probes::postgres_connect(published(info, host, *port)?, user, password, database)
-                    .await?;
-            if setup {
-                probes::apply_schema(&mut client).await?;
-                return Ok("query ok, schema applied".into());
+            let addr = published(info, host, *port)?;
+            let client = probes::postgres_connect(addr, user, password, database).await?;
+            match admin_password {
+                Some(admin_password) if setup => {
+                    let logins = probes::PostgresLogins {
+                        addr,
+                        database,
+                        app_user: user,
+                        app_password: password,
+                        admin_password: &admin_password.0,
+                    };
+                    let done = probes::set_up_postgres(&client, &logins).await?;
+                    Ok(format!("query ok, {done}"))
+                }
+                _ => Ok("query ok".into()),
             }
+        }
+        Readiness::PostgresStorage {
+            port,
+            user,
+            database,
+            password,
+        } => {
+            probes::postgres_connect(published(info, host, *port)?, user, &password.0, database)
+                .await?;
             Ok("query ok".into())
         }
         Readiness::Http { port, path } => {

@@ -23,14 +23,7 @@ pub async fn ensure_base(
     {
         return Ok(Resolved::new(&images.base_image, id));
     }
-    let hash = crate::docker::hex_digest(
-        &{
-            use sha2::Digest;
-            sha2::Sha256::digest(format!("{}|{}", images.debian_suite, images.debian_mirror))
-        }[..6],
-    );
-    let repo = format!("{}/base", images.tag_prefix);
-    let tag = format!("{}-{hash}", images.debian_suite);
+    let (repo, tag) = bootstrapped_name(config);
     let reference = format!("{repo}:{tag}");
     if let Some(id) = docker.image_id(&reference).await? {
         return Ok(Resolved::new(&reference, id));
@@ -73,6 +66,27 @@ pub async fn ensure_base(
             Err(e)
         }
     }
+}
+
+/// The repository and tag of the bootstrapped base of `config` (its suite and mirror).
+fn bootstrapped_name(config: &Config) -> (String, String) {
+    let images = &config.images;
+    let hash = crate::docker::hex_digest(
+        &{
+            use sha2::Digest;
+            sha2::Sha256::digest(format!("{}|{}", images.debian_suite, images.debian_mirror))
+        }[..6],
+    );
+    (
+        format!("{}/base", images.tag_prefix),
+        format!("{}-{hash}", images.debian_suite),
+    )
+}
+
+/// The reference of the bootstrapped base of `config`.
+pub fn bootstrapped_reference(config: &Config) -> String {
+    let (repo, tag) = bootstrapped_name(config);
+    format!("{repo}:{tag}")
 }
 
 async fn bootstrap(

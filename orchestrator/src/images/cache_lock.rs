@@ -1,4 +1,4 @@
-//! An exclusive lock on a file in fleet's cache, held while one artefact (the Tansu binary, the
+//! An exclusive lock on a file in fleet's cache, held while one artefact (the broker binary, the
 //! bootstrapped base) is built, so that two `fleet` processes (test binaries run in parallel,
 //! two terminals) never build the same artefact into the same folders at once: the second
 //! waits, then finds the artefact built and reuses it.

@@ -1,4 +1,4 @@
-//! Binaries built by cargo on the host and copied into images: the pinned Tansu broker
+//! Binaries built by cargo on the host and copied into images: the pinned Nisshi broker
 //! (`cargo install --locked`, cached across stacks) and our own service binaries.
 
 use std::collections::VecDeque;
@@ -117,58 +117,95 @@ pub(super) async fn run_streaming(
     Ok(command)
 }
 
-/// The Tansu binary `version` with `features`, installed once under `cache_dir` and reused.
-pub async fn install_tansu(
+/// What the broker build installs: `cargo install nisshi` of a pinned version and features.
+#[derive(Debug, Clone)]
+pub struct BrokerBuild<'a> {
+    /// The crate's version.
+    pub version: &'a str,
+    /// Cargo features (storage engines); default features are off.
+    pub features: &'a [String],
+    /// The newest `rust-version` a locked dependency declares.
+    pub rust_version: &'a str,
+}
+
+/// How long the broker build usually takes on this project's 2-core machines, for the
+/// progress line.
+pub const BROKER_BUILD_ESTIMATE: &str = "usually 15-25 min on 2 cores";
+
+impl BrokerBuild<'_> {
+    /// The cache folder of this version and feature set (features sorted, so their order in
+    /// the config does not matter).
+    pub fn root(&self, cache_dir: &Path) -> PathBuf {
+        let mut features = self.features.to_vec();
+        features.sort();
+        cache_dir.join("cargo-install").join(format!(
+            "nisshi-{}-{}",
+            self.version,
+            features.join("+")
+        ))
+    }
+
+    /// The installed binary, when it is in the cache.
+    pub fn cached(&self, cache_dir: &Path) -> Option<PathBuf> {
+        let binary = self.root(cache_dir).join("bin").join("nisshi");
+        binary.is_file().then_some(binary)
+    }
+}
+
+/// The Nisshi binary of `build`, installed once under `cache_dir` and reused. `rustc` is the
+/// host compiler's version, when known: older than the declared minimum is said in `step`.
+pub async fn install_broker(
     cache_dir: &Path,
-    version: &str,
-    features: &[String],
+    build: &BrokerBuild<'_>,
     step: &Step,
 ) -> Result<PathBuf, HostBuildError> {
-    let root = cache_dir
-        .join("cargo-install")
-        .join(format!("tansu-{version}-{}", features.join("+")));
-    let binary = root.join("bin").join("tansu");
-    if binary.is_file() {
+    if let Some(binary) = build.cached(cache_dir) {
         return Ok(binary);
     }
     // Another fleet process may be installing it into the same folders: wait for it.
-    let lock_path = cache_dir.join("locks").join("tansu.lock");
+    let lock_path = cache_dir.join("locks").join("nisshi.lock");
     let _lock = super::cache_lock::acquire(&lock_path, step)
         .await
         .map_err(|source| HostBuildError::Lock {
             path: lock_path.clone(),
             source,
         })?;
-    if binary.is_file() {
+    if let Some(binary) = build.cached(cache_dir) {
         return Ok(binary);
     }
+    let root = build.root(cache_dir);
     let args: Vec<String> = [
         "install",
-        "tansu",
+        "nisshi",
         "--locked",
+        // The locked tree declares a newer rust-version than stable may have (see
+        // `broker.nisshi_rust_version`); it builds and runs on the older one.
+        "--ignore-rust-version",
+        "--no-default-features",
         "--version",
-        version,
+        build.version,
         "--features",
-        &features.join(","),
+        &build.features.join(","),
         "--root",
         &root.to_string_lossy(),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let target = cache_dir.join("cargo-target-tansu");
+    let target = cache_dir.join("cargo-target-nisshi");
     let command = run_cargo(cache_dir, &args, &[("CARGO_TARGET_DIR", &target)], step).await?;
-    if binary.is_file() {
-        // The intermediate artefacts take gigabytes and are never used again.
-        if let Err(e) = std::fs::remove_dir_all(&target) {
-            tracing::warn!("could not remove {}: {e}", target.display());
+    match build.cached(cache_dir) {
+        Some(binary) => {
+            // The intermediate artefacts take gigabytes and are never used again.
+            if let Err(e) = std::fs::remove_dir_all(&target) {
+                tracing::warn!("could not remove {}: {e}", target.display());
+            }
+            Ok(binary)
         }
-        Ok(binary)
-    } else {
-        Err(HostBuildError::Missing {
+        None => Err(HostBuildError::Missing {
             command,
-            path: binary,
-        })
+            path: root.join("bin").join("nisshi"),
+        }),
     }
 }
 

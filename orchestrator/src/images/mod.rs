@@ -6,9 +6,12 @@ mod cache_lock;
 mod context;
 mod freshness;
 mod host_build;
+pub mod prerequisites;
 mod set;
 
 pub use base::ensure_base;
 pub use context::BuildContext;
-pub use host_build::{HostBuildError, build_workspace_binaries, install_tansu};
+pub use host_build::{
+    BROKER_BUILD_ESTIMATE, BrokerBuild, HostBuildError, build_workspace_binaries, install_broker,
+};
 pub use set::{ImageError, ImageSet, Resolved, ensure_images, runtime_image};

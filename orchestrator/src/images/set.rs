@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use fleet_common::config::{Config, ImageOverride};
 
 use super::context::BuildContext;
-use super::host_build::{HostBuildError, build_workspace_binaries, install_tansu};
+use super::host_build::{
+    BROKER_BUILD_ESTIMATE, BrokerBuild, HostBuildError, build_workspace_binaries, install_broker,
+};
 use crate::docker::{Docker, DockerError};
 use crate::output::Progress;
 use crate::paths::StackPaths;
@@ -34,6 +36,12 @@ pub enum ImageError {
     /// Bootstrapping the base image failed.
     #[error("bootstrap the base image: {0}")]
     Bootstrap(String),
+    /// The host lacks what the builds need.
+    #[error(transparent)]
+    Prerequisite(#[from] super::prerequisites::PrerequisiteError),
+    /// The base image, which several builds wait for, could not be had.
+    #[error(transparent)]
+    Base(#[from] std::sync::Arc<ImageError>),
 }
 
 impl ImageError {
@@ -90,88 +98,69 @@ impl ImageSet {
     }
 }
 
-/// Builds (or reuses) every image in parallel: Tansu and our binaries compile on the host
-/// while the package-based images build in the engine.
+/// The base image as a future that several builds await; it runs once.
+type SharedBase<'a> = futures::future::Shared<
+    futures::future::BoxFuture<'a, Result<Resolved, std::sync::Arc<ImageError>>>,
+>;
+
+/// Builds (or reuses) every image in parallel. The host builds (the broker's `cargo install`,
+/// our binaries) start at once, beside the base image's pull or bootstrap; each recipe is
+/// built in the engine as soon as the base and its binaries are there.
 pub async fn ensure_images(
     docker: &Docker,
     config: &Config,
     paths: &StackPaths,
     progress: &Progress,
 ) -> Result<ImageSet, ImageError> {
-    let base = super::base::ensure_base(docker, config, &paths.cache, progress).await?;
-    let zookeeper = upstream_or_recipe(
-        docker,
-        config,
-        paths,
-        progress,
-        &base,
-        "zookeeper",
-        config.zookeeper.upstream.as_ref(),
-        Vec::new(),
-    );
-    let postgres = upstream_or_recipe(
-        docker,
-        config,
-        paths,
-        progress,
-        &base,
-        "postgres",
-        config.postgres.upstream.as_ref(),
-        Vec::new(),
-    );
-    let broker = async {
-        if config
-            .broker
-            .upstream
-            .as_ref()
-            .is_some_and(|u| !u.image.is_empty())
-        {
-            return upstream_or_recipe(
+    use futures::FutureExt as _;
+    super::prerequisites::ensure(docker, config, paths, progress).await?;
+    let base: SharedBase<'_> =
+        async move { super::base::ensure_base(docker, config, &paths.cache, progress).await }
+            .map(|r| r.map_err(std::sync::Arc::new))
+            .boxed()
+            .shared();
+    // Upstream images need no base: pull them without waiting for it.
+    let upstream = |u: Option<&ImageOverride>| u.filter(|u| !u.image.is_empty()).cloned();
+    let image = |name: &'static str, over: Option<ImageOverride>| {
+        let base = base.clone();
+        async move {
+            if let Some(over) = over {
+                return pull_upstream(docker, progress, &over).await;
+            }
+            let base = base.await?;
+            recipe_image(docker, config, paths, progress, &base, name, Vec::new()).await
+        }
+    };
+    let zookeeper = image("zookeeper", upstream(config.zookeeper.upstream.as_ref()));
+    let postgres = image("postgres", upstream(config.postgres.upstream.as_ref()));
+    let broker = {
+        let base = base.clone();
+        async move {
+            if let Some(over) = upstream(config.broker.upstream.as_ref()) {
+                return pull_upstream(docker, progress, &over).await;
+            }
+            let binary = broker_binary(config, paths, progress).await?;
+            let base = base.await?;
+            recipe_image(
                 docker,
                 config,
                 paths,
                 progress,
                 &base,
                 "broker",
-                config.broker.upstream.as_ref(),
-                Vec::new(),
+                vec![("nisshi".into(), binary)],
             )
-            .await;
+            .await
         }
-        let step = progress.step(format!(
-            "tansu {} (cargo install --locked)",
-            config.broker.tansu_version
-        ));
-        let binary = match install_tansu(
-            &paths.cache,
-            &config.broker.tansu_version,
-            &config.broker.tansu_features,
-            &step,
-        )
-        .await
-        {
-            Ok(b) => {
-                step.finish("ready");
-                b
-            }
-            Err(e) => {
-                step.fail("cargo install failed");
-                return Err(e.into());
-            }
-        };
-        upstream_or_recipe(
-            docker,
-            config,
-            paths,
-            progress,
-            &base,
-            "broker",
-            None,
-            vec![("tansu".into(), binary)],
-        )
-        .await
     };
-    let runtime = runtime_image(docker, config, paths, progress, &base);
+    let runtime = {
+        let base = base.clone();
+        async move {
+            let binaries = service_binaries(config, paths, progress).await?;
+            let base = base.await?;
+            runtime_from(docker, config, paths, progress, &base, binaries).await
+        }
+    };
     // Every build runs to its end even when another fails, so that a broken service build
     // does not throw away a long broker build.
     let (zookeeper, postgres, broker, runtime) = tokio::join!(zookeeper, postgres, broker, runtime);
@@ -183,6 +172,67 @@ pub async fn ensure_images(
     })
 }
 
+/// The broker binary, from the cache or built now, with an estimate and the elapsed time in
+/// its progress line.
+async fn broker_binary(
+    config: &Config,
+    paths: &StackPaths,
+    progress: &Progress,
+) -> Result<PathBuf, ImageError> {
+    let build = BrokerBuild {
+        version: &config.broker.nisshi_version,
+        features: &config.broker.nisshi_features,
+        rust_version: &config.broker.nisshi_rust_version,
+    };
+    if let Some(binary) = build.cached(&paths.cache) {
+        return Ok(binary);
+    }
+    if let Some(rustc) = super::prerequisites::rustc_version().await
+        && super::prerequisites::older_than(&rustc, build.rust_version)
+    {
+        progress.line(format!(
+            "note: rustc {rustc} is older than the {} that a dependency of nisshi {} declares; building with --ignore-rust-version, which builds and runs on 1.95 (`broker.nisshi_rust_version`)",
+            build.rust_version, build.version
+        ));
+    }
+    let step = progress.step(format!(
+        "broker: cargo install nisshi {} ({BROKER_BUILD_ESTIMATE})",
+        build.version
+    ));
+    match install_broker(&paths.cache, &build, &step).await {
+        Ok(binary) => {
+            step.finish("installed");
+            Ok(binary)
+        }
+        Err(e) => {
+            step.fail("cargo install failed");
+            Err(e.into())
+        }
+    }
+}
+
+/// Our service binaries, built by cargo (a no-op when they are up to date).
+async fn service_binaries(
+    config: &Config,
+    paths: &StackPaths,
+    progress: &Progress,
+) -> Result<Vec<PathBuf>, ImageError> {
+    let step = progress.step(format!(
+        "cargo build --profile {}",
+        config.images.cargo_profile
+    ));
+    match build_workspace_binaries(&paths.workspace, &config.images.cargo_profile, &step).await {
+        Ok(b) => {
+            step.finish("up to date");
+            Ok(b)
+        }
+        Err(e) => {
+            step.fail("cargo build failed");
+            Err(e.into())
+        }
+    }
+}
+
 /// The runtime image alone (for `launch-fleet`).
 pub async fn runtime_image(
     docker: &Docker,
@@ -191,22 +241,19 @@ pub async fn runtime_image(
     progress: &Progress,
     base: &Resolved,
 ) -> Result<Resolved, ImageError> {
-    let step = progress.step(format!(
-        "cargo build --profile {}",
-        config.images.cargo_profile
-    ));
-    let binaries =
-        match build_workspace_binaries(&paths.workspace, &config.images.cargo_profile, &step).await
-        {
-            Ok(b) => {
-                step.finish("up to date");
-                b
-            }
-            Err(e) => {
-                step.fail("cargo build failed");
-                return Err(e.into());
-            }
-        };
+    let binaries = service_binaries(config, paths, progress).await?;
+    runtime_from(docker, config, paths, progress, base, binaries).await
+}
+
+/// The runtime image carrying `binaries`.
+async fn runtime_from(
+    docker: &Docker,
+    config: &Config,
+    paths: &StackPaths,
+    progress: &Progress,
+    base: &Resolved,
+    binaries: Vec<PathBuf>,
+) -> Result<Resolved, ImageError> {
     let extra = binaries
         .into_iter()
         .map(|path| {
@@ -218,36 +265,39 @@ pub async fn runtime_image(
             (name, path)
         })
         .collect();
-    upstream_or_recipe(
-        docker, config, paths, progress, base, "runtime", None, extra,
-    )
-    .await
+    recipe_image(docker, config, paths, progress, base, "runtime", extra).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn upstream_or_recipe(
+/// An upstream image: reused when the engine has it, pulled otherwise.
+async fn pull_upstream(
+    docker: &Docker,
+    progress: &Progress,
+    upstream: &ImageOverride,
+) -> Result<Resolved, ImageError> {
+    if let Some(id) = docker.image_id(&upstream.image).await? {
+        return Ok(Resolved::new(&upstream.image, id));
+    }
+    let step = progress.step(format!("pull {}", upstream.image));
+    if let Err(e) = docker.pull(&upstream.image).await {
+        step.fail(&e.to_string());
+        return Err(e.into());
+    }
+    step.finish("pulled");
+    let id = docker.image_id(&upstream.image).await?.unwrap_or_default();
+    Ok(Resolved::new(&upstream.image, id))
+}
+
+/// The recipe `name` built on `base` with `extra_files` added to its context, reused when
+/// an image with its hash exists.
+async fn recipe_image(
     docker: &Docker,
     config: &Config,
     paths: &StackPaths,
     progress: &Progress,
     base: &Resolved,
     name: &str,
-    upstream: Option<&ImageOverride>,
     extra_files: Vec<(String, PathBuf)>,
 ) -> Result<Resolved, ImageError> {
-    if let Some(upstream) = upstream.filter(|u| !u.image.is_empty()) {
-        if let Some(id) = docker.image_id(&upstream.image).await? {
-            return Ok(Resolved::new(&upstream.image, id));
-        }
-        let step = progress.step(format!("pull {}", upstream.image));
-        if let Err(e) = docker.pull(&upstream.image).await {
-            step.fail(&e.to_string());
-            return Err(e.into());
-        }
-        step.finish("pulled");
-        let id = docker.image_id(&upstream.image).await?.unwrap_or_default();
-        return Ok(Resolved::new(&upstream.image, id));
-    }
     let dir = paths.recipes.join(name);
     let mut context =
         BuildContext::from_dir(&dir).map_err(|e| ImageError::io("read recipe", &dir, e))?;

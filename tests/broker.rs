@@ -1,0 +1,160 @@
+//! The broker tier under faults, through the real `fleet` commands and real containers: a stack
+//! launched with `FLEET_BROKER__REPLICAS=2` runs two Nisshi brokers inside the network
+//! (`broker-0`, `broker-1`, one name for the clients), a third one on the same PostgreSQL
+//! storage as the host listener, and the storage server `broker-storage`. While 3 vehicles
+//! report:
+//! - `docker kill` of `broker-0`: the other broker keeps serving (rows keep arriving at the
+//!   vehicles' rate while it is away), then it is started again;
+//! - `docker stop` of `broker-1`: the same;
+//! - both in-network brokers killed for 8 s (ingest answers 503 and the vehicles keep their
+//!   events), then started: ingest recovers by itself.
+//!
+//! Afterwards `fleet verify` finds every acknowledged event in `diag`, and the topic holds
+//! exactly as many records as `diag` has rows: every acknowledged event is in the topic and in
+//! `diag` exactly once.
+//!
+//! The stack runs under a name and host ports of its own; a guard tears it down also when an
+//! assertion fails.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::TestStack;
+use support::stream::{TOPIC, docker, end_offsets, wait_caught_up};
+
+/// Vehicles launched (each reports once a second).
+const VEHICLES: u32 = 3;
+/// How long a broker stays away.
+const AWAY: Duration = Duration::from_secs(12);
+
+/// Rows in `diag`.
+async fn rows(pg: &tokio_postgres::Client) -> i64 {
+    pg.query_one("SELECT count(*) FROM diag", &[])
+        .await
+        .expect("count rows")
+        .get(0)
+}
+
+/// Every service of the stack is ready in `fleet status --json` within `limit`.
+async fn wait_all_ready(stack: &TestStack, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let output = stack.fleet_quiet(&["status", "--json"]).await;
+        let status: serde_json::Value =
+            serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+        let services = status["services"].as_array().cloned().unwrap_or_default();
+        let not_ready: Vec<String> = services
+            .iter()
+            .filter(|s| s["ready"] != true)
+            .map(|s| format!("{}: {}", s["service"], s["detail"]))
+            .collect();
+        if !services.is_empty() && not_ready.is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not ready after {limit:?}: {not_ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Rows that arrive in `AWAY` while `broker` is taken away by `how` (`kill` or `stop`), then
+/// starts it again and waits for the stack to be ready.
+async fn away(stack: &TestStack, pg: &tokio_postgres::Client, brokers: &[&str], how: &str) -> i64 {
+    let names: Vec<String> = brokers
+        .iter()
+        .map(|b| format!("{}-{b}", stack.name))
+        .collect();
+    let mut args = vec![how];
+    args.extend(names.iter().map(String::as_str));
+    docker(&args).await;
+    // Clients notice the lost connections within a few seconds; count from then on.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = rows(pg).await;
+    tokio::time::sleep(AWAY).await;
+    let during = rows(pg).await - before;
+    let mut start = vec!["start"];
+    start.extend(names.iter().map(String::as_str));
+    docker(&start).await;
+    wait_all_ready(stack, Duration::from_secs(90)).await;
+    eprintln!("{how} {brokers:?}: {during} rows in {AWAY:?}");
+    during
+}
+
+#[tokio::test]
+async fn replicas_share_the_storage_and_nothing_is_lost_when_brokers_die() {
+    let stack = TestStack::new("brk", &[("FLEET_BROKER__REPLICAS", "2")]);
+    stack.fleet_ok(&["launch-infra"]).await;
+    let status: serde_json::Value =
+        serde_json::from_str(&stack.fleet_ok(&["status", "--json"]).await).expect("status JSON");
+    let services: Vec<&str> = status["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter_map(|s| s["service"].as_str())
+        .collect();
+    for expected in ["broker-storage", "broker-0", "broker-1", "broker-host"] {
+        assert!(services.contains(&expected), "{expected} in {services:?}");
+    }
+    stack
+        .fleet_ok(&["launch-fleet", "--num-vehicles", &VEHICLES.to_string()])
+        .await;
+    let pg = stack.postgres().await;
+
+    // One broker away: the other serves at the vehicles' rate (3/s; at least half of it).
+    let floor = i64::from(VEHICLES) * AWAY.as_secs() as i64 / 2;
+    let killed = away(&stack, &pg, &["broker-0"], "kill").await;
+    assert!(
+        killed >= floor,
+        "with broker-0 killed, broker-1 kept serving: {killed} rows in {AWAY:?} (at least {floor})"
+    );
+    let stopped = away(&stack, &pg, &["broker-1"], "stop").await;
+    assert!(
+        stopped >= floor,
+        "with broker-1 stopped, broker-0 kept serving: {stopped} rows in {AWAY:?} (at least {floor})"
+    );
+
+    // Every in-network broker away: ingest answers 503, the vehicles keep their events.
+    away(&stack, &pg, &["broker-0", "broker-1"], "kill").await;
+    // Ingest recovers by itself: new events are stored again.
+    let after_restart = rows(&pg).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        rows(&pg).await >= after_restart + i64::from(VEHICLES) * 5,
+        "rows arrive again after the brokers are back"
+    );
+
+    // Every acknowledged event stored, no seq gap.
+    let verify = stack.fleet(&["verify", "--timeout", "90s"]).await;
+    assert!(verify.status.success(), "fleet verify passes");
+    stack.fleet_ok(&["teardown", "--fleet-only"]).await;
+
+    // Exactly once: the topic holds as many records as diag has rows.
+    let bootstrap = stack.kafka_bootstrap().await;
+    let ends = wait_caught_up(&stack, &bootstrap, &["consumer"]).await;
+    let records: i64 = ends.values().sum();
+    let lows = {
+        let (b, t) = (bootstrap.clone(), TOPIC.to_owned());
+        tokio::task::spawn_blocking(move || {
+            fleet_orchestrator::probes::partition_ranges(&b, &t).expect("partition ranges")
+        })
+        .await
+        .expect("ranges task")
+    };
+    assert!(
+        lows.iter().all(|(_, low, _)| *low == 0),
+        "nothing was deleted from the topic: {lows:?}"
+    );
+    let stored = rows(&pg).await;
+    assert_eq!(
+        records, stored,
+        "every record in the topic is one row in diag, none twice (end offsets {ends:?})"
+    );
+    let dead: i64 = end_offsets(&bootstrap, "telemetry.dlq")
+        .await
+        .values()
+        .sum();
+    assert_eq!(dead, 0, "nothing was dead-lettered");
+}
