@@ -51,7 +51,7 @@ async fn admin(stack: &TestStack) -> Admin {
 /// it plants a fake ingest member (which would redirect the vehicles), overwrites the
 /// configuration, opens or locks the stack's folder (`setAcl`), or creates a node in `/fleet`.
 async fn registry_is_read_only_without_the_stacks_identity(stack: &TestStack) {
-    use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
+    use zookeeper_client::{Acl, Acls, AuthId, Client, CreateMode, Error as ZkError, Permission};
     let address = format!("127.0.0.1:{}", stack.env["FLEET_ZOOKEEPER__HOST_PORT"]);
     let stranger = Client::connect(&address)
         .await
@@ -70,6 +70,11 @@ async fn registry_is_read_only_without_the_stacks_identity(stack: &TestStack) {
         .expect("anyone lists members");
     assert!(!members.is_empty());
     let open = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+    // Everything to an identity of the stranger's own: fleet locked out.
+    let locked_out = [Acl::new(
+        Permission::ALL,
+        AuthId::new("digest", "stranger:c3RyYW5nZXJzLWhhc2g="),
+    )];
     let fake = br#"{"address":"http://attacker:8080","runs":[]}"#;
     let refused = [
         (
@@ -99,10 +104,7 @@ async fn registry_is_read_only_without_the_stacks_identity(stack: &TestStack) {
         ),
         (
             "setAcl on the stack's folder",
-            stranger
-                .set_acl(&root, &Acls::creator_all(), None)
-                .await
-                .map(drop),
+            stranger.set_acl(&root, &locked_out, None).await.map(drop),
         ),
         (
             "setAcl on the config",
