@@ -36,14 +36,14 @@ pub async fn vehicle_token(
 /// [`AppState::dashboard_requires_token`], the request needs a dashboard token, in the
 /// `Authorization` header or the `access_token` query parameter.
 pub async fn viewer_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(tokens) = state
+    let tokens = state
         .tokens
         .as_ref()
-        .filter(|_| state.dashboard_requires_token)
+        .filter(|_| state.dashboard_requires_token);
+    if let Some(tokens) = tokens
+        && let Err(e) = tokens.authenticate_viewer(request.headers(), request.uri().query())
     {
-        if let Err(e) = tokens.authenticate_viewer(request.headers(), request.uri().query()) {
-            return e.into_response();
-        }
+        return e.into_response();
     }
     next.run(request).await
 }
