@@ -4,6 +4,7 @@
 //! - [`vin`]: vehicle identification numbers with their check digit.
 //! - [`config`]: the typed `config.master.toml`.
 //! - [`schema`]: the PostgreSQL schema of the `av_telemetry` database.
+//! - [`roles`]: the PostgreSQL roles (schema owner, least-privileged application role).
 //! - [`logging`]: the one `tracing` setup that every binary uses.
 //! - [`shutdown`]: the SIGTERM / ctrl-c signal every service stops on.
 //! - [`totals`]: the sums of a vehicle container's delivery books (`GET /stats`).
@@ -15,6 +16,7 @@ pub mod event;
 pub mod logging;
 #[cfg(feature = "kafka")]
 pub mod producer;
+pub mod roles;
 pub mod schema;
 pub mod shutdown;
 pub mod totals;

@@ -1,5 +1,7 @@
 //! Checks against a real PostgreSQL, ignored by default (`cargo test` needs no database). Run
-//! by hand with a server that lets the role create databases, e.g.
+//! by hand with a role that may create databases in `CONSUMER_TEST_PG` (it owns them and
+//! applies the schema, as `fleet_admin` does in a stack) and, in `CONSUMER_TEST_PG_APP`, the
+//! application role the sink logs in as (default: the same), e.g.
 //! `CONSUMER_TEST_PG='host=127.0.0.1 port=35440 user=postgres' cargo test --release -p consumer
 //! -- --ignored`. Each test works in a database of its own and drops it at the end.
 
@@ -12,6 +14,8 @@ use uuid::Uuid;
 
 use super::{AnalyticsSettings, HistogramBins, check};
 use crate::batch::{Batch, Record};
+use crate::flush::tests::FakeDlq;
+use crate::flush::{FlushError, flush};
 use crate::row::DiagRow;
 use crate::sink::{PgSettings, PgSink, Sink, Written};
 
@@ -32,6 +36,9 @@ const TABLES: [&str; 8] = [
 struct TestDb {
     admin: Client,
     name: String,
+    /// The owner's connection to the test database.
+    owner_config: tokio_postgres::Config,
+    /// The application role's connection to the test database.
     config: tokio_postgres::Config,
 }
 
@@ -43,9 +50,25 @@ async fn connect(config: &tokio_postgres::Config) -> Client {
 
 impl TestDb {
     async fn create(tag: &str) -> Self {
+        let db = Self::create_empty(tag).await;
+        let mut owner = connect(&db.owner_config).await;
+        let app_role = db
+            .config
+            .get_user()
+            .expect("a role in CONSUMER_TEST_PG_APP");
+        fleet_common::schema::apply(&mut owner, app_role)
+            .await
+            .expect("applying the schema");
+        db
+    }
+
+    /// A new database without the schema.
+    async fn create_empty(tag: &str) -> Self {
         let text = std::env::var("CONSUMER_TEST_PG")
             .expect("CONSUMER_TEST_PG, e.g. 'host=127.0.0.1 port=35440 user=postgres'");
+        let app_text = std::env::var("CONSUMER_TEST_PG_APP").unwrap_or_else(|_| text.clone());
         let mut config: tokio_postgres::Config = text.parse().expect("a libpq connection string");
+        let mut app: tokio_postgres::Config = app_text.parse().expect("a libpq connection string");
         config.dbname("postgres");
         let admin = connect(&config).await;
         let name = format!("consumer_{tag}_{}", std::process::id());
@@ -60,20 +83,27 @@ impl TestDb {
                 .expect("creating the test database");
         }
         config.dbname(&name);
+        app.dbname(&name);
         Self {
             admin,
             name,
-            config,
+            owner_config: config,
+            config: app,
         }
     }
 
     fn sink(&self, lateness: Duration) -> PgSink {
+        self.sink_with_timeout(lateness, Duration::from_secs(30))
+    }
+
+    /// A sink whose statements may each take `timeout`.
+    fn sink_with_timeout(&self, lateness: Duration, timeout: Duration) -> PgSink {
         PgSink::new(PgSettings {
             config: self.config.clone(),
             target: self.name.clone(),
             group: "fleet-consumer".into(),
             topic: "telemetry".into(),
-            timeout: Duration::from_secs(30),
+            timeout,
             analytics: AnalyticsSettings {
                 topic: "telemetry".into(),
                 allowed_lateness: lateness,
@@ -83,6 +113,19 @@ impl TestDb {
     }
 
     async fn drop_db(self) {
+        // The owner may not end the application role's sessions (it is no superuser); the
+        // application role ends its own.
+        let mut app = self.config.clone();
+        app.dbname("postgres");
+        connect(&app)
+            .await
+            .execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity
+                  WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()",
+                &[&self.name],
+            )
+            .await
+            .expect("ending the application role's sessions");
         self.admin
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -191,7 +234,9 @@ fn batch(rows: &[DiagRow], partition: i32, first_offset: i64) -> Batch {
 }
 
 async fn write(sink: &mut PgSink, b: &Batch) -> Written {
-    sink.write(b).await.expect("writing a batch")
+    sink.write(b.entries(), Some(b.next_offsets()))
+        .await
+        .expect("writing a batch")
 }
 
 fn start() -> DateTime<Utc> {
@@ -417,4 +462,153 @@ async fn backlog_batches_are_stored_whole_and_timed() {
         drop(client);
         db.drop_db().await;
     }
+}
+
+/// The number of rows of `diag` and of distinct event ids in it.
+async fn diag_counts(client: &Client) -> (i64, i64) {
+    let row = client
+        .query_one("SELECT count(*), count(DISTINCT event_id) FROM diag", &[])
+        .await
+        .expect("counting diag");
+    (row.get(0), row.get(1))
+}
+
+/// The id sequence of `diag` running out (SQLSTATE 2200H, as the old 32-bit `serial` did at
+/// 2^31) is the server's fault: nothing is dead-lettered, the batch is kept and fails again
+/// while the sequence is exhausted, and once it is fixed every record is stored exactly once.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CONSUMER_TEST_PG"]
+async fn exhausted_ids_dead_letter_nothing_and_every_record_is_stored_once_after_the_fix() {
+    let db = TestDb::create("ids").await;
+    let owner = connect(&db.owner_config).await;
+    let mut sink = db.sink(Duration::from_secs(3600));
+    let dlq = FakeDlq::default();
+    let rows = events(3, 10, start(), 23);
+    write(&mut sink, &batch(&rows[..5], 0, 0)).await;
+    // Two ids left before the old serial's limit.
+    owner
+        .batch_execute(
+            "ALTER SEQUENCE diag_id_seq MAXVALUE 2147483647;
+             SELECT setval('diag_id_seq', 2147483645);",
+        )
+        .await
+        .expect("bringing the id sequence to its end");
+    let mut b = batch(&rows[5..], 0, 5);
+    for _ in 0..3 {
+        match flush(&mut b, &mut sink, &dlq).await {
+            Err(FlushError::Sink(e)) => {
+                assert!(!e.is_rejection(), "{e}");
+                assert!(e.to_string().contains("2200H"), "{e}");
+            }
+            other => panic!("expected a server-side failure, got {other:?}"),
+        }
+        assert_eq!(b.entries().len(), rows.len() - 5, "no row left the batch");
+        assert!(b.poison().is_empty());
+    }
+    assert!(dlq.sent.lock().unwrap().is_empty(), "nothing dead-lettered");
+    owner
+        .batch_execute("ALTER SEQUENCE diag_id_seq NO MAXVALUE")
+        .await
+        .expect("fixing the id sequence");
+    let flushed = flush(&mut b, &mut sink, &dlq)
+        .await
+        .expect("stored after the fix");
+    assert_eq!(flushed.dead_letters, 0);
+    assert!(dlq.sent.lock().unwrap().is_empty());
+    let client = connect(&db.config).await;
+    assert_eq!(diag_counts(&client).await, (30, 30));
+    let max_id: i64 = client
+        .query_one("SELECT max(id) FROM diag", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(max_id > i64::from(i32::MAX), "ids go past 2^31: {max_id}");
+    drop((client, owner));
+    db.drop_db().await;
+}
+
+/// A `diag` made by the old schema (a 32-bit `serial` id) becomes 64-bit, column and
+/// sequence, when the schema is applied, keeping its rows and its next id; applying it again
+/// changes nothing.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CONSUMER_TEST_PG"]
+async fn an_old_serial_id_is_migrated_to_bigint() {
+    let db = TestDb::create_empty("migrate").await;
+    let mut owner = connect(&db.owner_config).await;
+    let old = fleet_common::schema::SCHEMA_SQL.replace(
+        "id              bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+        "id              serial PRIMARY KEY",
+    );
+    let old_table = &old[..old.find("-- Tables made before").unwrap()];
+    owner.batch_execute(old_table).await.expect("the old table");
+    owner
+        .batch_execute(
+            "INSERT INTO diag (event_id, seq, ts, kafka_partition, kafka_offset)
+             VALUES (gen_random_uuid(), 0, now(), 0, 0);
+             SELECT setval('diag_id_seq', 2000000000);",
+        )
+        .await
+        .unwrap();
+    let app_role = db.config.get_user().unwrap().to_owned();
+    for _ in 0..2 {
+        fleet_common::schema::apply(&mut owner, &app_role)
+            .await
+            .expect("applying the schema to the old table");
+        let row = owner
+            .query_one(
+                "SELECT (SELECT atttypid::regtype::text FROM pg_attribute
+                          WHERE attrelid = 'diag'::regclass AND attname = 'id'),
+                        (SELECT seqtypid::regtype::text || ' ' || seqmax FROM pg_sequence
+                          WHERE seqrelid = 'diag_id_seq'::regclass),
+                        (SELECT last_value FROM diag_id_seq),
+                        (SELECT count(*) FROM diag)",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "bigint");
+        assert_eq!(row.get::<_, String>(1), format!("bigint {}", i64::MAX));
+        assert_eq!(row.get::<_, i64>(2), 2_000_000_000);
+        assert_eq!(row.get::<_, i64>(3), 1);
+    }
+    drop(owner);
+    db.drop_db().await;
+}
+
+/// The largest batch the configuration allows, against a statement limit it does not fit in
+/// whole: the batch is split until its parts fit, every record is stored exactly once, the
+/// aggregates match `diag` and the offsets cover the whole batch.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CONSUMER_TEST_PG"]
+async fn the_largest_allowed_batch_is_split_until_it_fits_the_statement_limit() {
+    let max = fleet_common::config::BatchMaxRecords::MAX as u64;
+    let rows = backlog(max, 1_000, start());
+    let db = TestDb::create("largest").await;
+    let limit = Duration::from_millis(1_500);
+    let mut sink = db.sink_with_timeout(Duration::from_secs(3600), limit);
+    let dlq = FakeDlq::default();
+    let mut b = batch(&rows, 0, 0);
+    let started = std::time::Instant::now();
+    let flushed = flush(&mut b, &mut sink, &dlq)
+        .await
+        .expect("the largest batch is stored");
+    let part = b.progress().part_len;
+    eprintln!(
+        "largest batch: {max} records in {:.1} s, parts of {part:?} (statement limit {limit:?})",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(part.is_some_and(|n| n < max as usize), "split: {part:?}");
+    assert_eq!(flushed.inserted, max);
+    let client = connect(&db.config).await;
+    assert_eq!(diag_counts(&client).await, (max as i64, max as i64));
+    let next: i64 = client
+        .query_one("SELECT next_offset FROM consumer_offsets", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(next, max as i64);
+    let report = check(&client, &HistogramBins::default()).await.unwrap();
+    assert!(report.is_consistent(), "{:#?}", report.mismatches);
+    drop(client);
+    db.drop_db().await;
 }

@@ -10,7 +10,9 @@ mod zookeeper;
 
 pub use http::http_ok;
 pub use kafka::{create_topics, kafka_metadata, partition_ranges, partition_watermarks};
-pub use postgres::{apply_schema, connect as postgres_connect};
+pub use postgres::{
+    Logins as PostgresLogins, connect as postgres_connect, set_up as set_up_postgres,
+};
 pub use vehicle::VehicleStats;
 pub use zookeeper::zookeeper_ruok;
 
