@@ -29,7 +29,7 @@ pub struct Cli {
 
     /// Most records (events) one request may carry; a body with more is refused with 413 before
     /// any record is checked.
-    #[arg(long, env = "INGEST_MAX_RECORDS_PER_REQUEST", default_value_t = 1_000, value_parser = parse_record_cap)]
+    #[arg(long, env = "INGEST_MAX_RECORDS_PER_REQUEST", default_value_t = 1_000, value_parser = parse_count)]
     pub max_records_per_request: usize,
 
     /// How long a request waits for the broker to acknowledge its records before it answers 503
@@ -167,17 +167,6 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(ttl)
-}
-
-/// A cap on records per request: at least 1.
-fn parse_record_cap(text: &str) -> Result<usize, String> {
-    let records: usize = text
-        .parse()
-        .map_err(|e| format!("not a record count: {e}"))?;
-    if records == 0 {
-        return Err("must be at least 1 record".into());
-    }
-    Ok(records)
 }
 
 /// A map radius: a positive number of metres.
