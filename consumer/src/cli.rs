@@ -229,7 +229,8 @@ fn host_name() -> Option<String> {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Cli {
+    /// The required options and `args`, parsed.
+    fn try_parse(args: &[&str]) -> Result<Cli, clap::Error> {
         let base = [
             "consumer",
             "--kafka-brokers",
@@ -239,7 +240,11 @@ mod tests {
             "--pg-user",
             "u",
         ];
-        Cli::try_parse_from(base.iter().chain(args)).expect("arguments parse")
+        Cli::try_parse_from(base.iter().chain(args))
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        try_parse(args).expect("arguments parse")
     }
 
     #[test]
@@ -281,16 +286,7 @@ mod tests {
         );
         assert_ne!(cli.histogram_bins, HistogramBins::default());
         assert!(!cli.publish_analytics);
-        let base = [
-            "consumer",
-            "--kafka-brokers",
-            "b",
-            "--pg-host",
-            "h",
-            "--pg-user",
-            "u",
-        ];
-        let err = Cli::try_parse_from(base.iter().chain(&["--histogram-bins", "wind=0:1:1"]))
+        let err = try_parse(&["--histogram-bins", "wind=0:1:1"])
             .unwrap_err()
             .to_string();
         assert!(err.contains("wind=0:1:1"), "{err}");
@@ -302,16 +298,7 @@ mod tests {
             parse(&["--batch-max-records", "100000"]).batch_max_records,
             BatchMaxRecords::new(100_000).unwrap()
         );
-        let base = [
-            "consumer",
-            "--kafka-brokers",
-            "b",
-            "--pg-host",
-            "h",
-            "--pg-user",
-            "u",
-        ];
-        let err = Cli::try_parse_from(base.iter().chain(&["--batch-max-records", "200000"]))
+        let err = try_parse(&["--batch-max-records", "200000"])
             .unwrap_err()
             .to_string();
         let expected = BatchMaxRecords::new(200_000).unwrap_err().to_string();
