@@ -54,6 +54,7 @@ async fn assert_hardened(stack: &TestStack) {
     let services: Vec<&str> = containers.iter().map(|c| c.service.as_str()).collect();
     for service in [
         "zookeeper",
+        "broker-storage",
         "broker",
         "broker-host",
         "postgres",
@@ -89,11 +90,13 @@ async fn assert_hardened(stack: &TestStack) {
             !user.is_empty() && user != "root" && user != "0",
             "{name} runs as {user:?}"
         );
+        let storage_password =
+            std::fs::read_to_string(stack.state_dir.join("broker-storage-password"))
+                .expect("the broker storage's password file exists after launch");
         for var in config.env.unwrap_or_default() {
-            assert!(
-                !var.contains(password.trim_end()),
-                "{name} has the password in {var:?}"
-            );
+            for secret in [password.trim_end(), storage_password.trim_end()] {
+                assert!(!var.contains(secret), "{name} has a password in {var:?}");
+            }
         }
         for mount in inspect.mounts.unwrap_or_default() {
             assert_ne!(
@@ -245,7 +248,11 @@ async fn events_flow_from_vehicles_to_postgres() {
 
     // A second launch changes nothing: same containers, same ids.
     let before = container_ids(&docker, &stack.name).await;
-    assert_eq!(before.len(), 6, "six infrastructure containers: {before:?}");
+    assert_eq!(
+        before.len(),
+        7,
+        "seven infrastructure containers (with the broker's storage): {before:?}"
+    );
     stack.fleet_ok(&["launch-infra"]).await;
     assert_eq!(container_ids(&docker, &stack.name).await, before);
 

@@ -906,11 +906,16 @@ mod tests {
                 );
             }
         }
-        // ZooKeeper, the broker and PostgreSQL start together.
+        // ZooKeeper, the broker's storage and PostgreSQL start together, then the brokers.
         assert_eq!(
             waves[0],
-            vec![Service::Zookeeper, Service::Broker, Service::Postgres]
+            vec![
+                Service::Zookeeper,
+                Service::BrokerStorage,
+                Service::Postgres
+            ]
         );
+        assert_eq!(waves[1], vec![Service::Broker, Service::BrokerHost]);
         assert_eq!(
             waves.last().unwrap(),
             &vec![Service::Ingest, Service::Consumer]
@@ -918,11 +923,100 @@ mod tests {
     }
 
     #[test]
+    fn broker_replicas_share_one_name_and_the_storage() {
+        let mut c = config();
+        c.broker.replicas = 3;
+        let plan = infra_plan(&c, &images(), &secrets("pw"));
+        let brokers: Vec<&ServicePlan> = plan
+            .services
+            .iter()
+            .filter(|s| s.service == Service::Broker)
+            .collect();
+        assert_eq!(brokers.len(), 3);
+        for (i, b) in brokers.iter().enumerate() {
+            assert_eq!(b.spec.name, format!("fleet-broker-{i}"));
+            assert_eq!(b.spec.aliases, vec!["fleet-broker".to_owned()]);
+            let advertised = b
+                .spec
+                .cmd
+                .iter()
+                .position(|a| a == "--advertised-listener-url");
+            assert_eq!(
+                b.spec.cmd[advertised.unwrap() + 1],
+                "tcp://fleet-broker:9092",
+                "every broker advertises the shared name"
+            );
+            assert_eq!(
+                b.spec.env["BROKER_STORAGE"],
+                "postgres://nisshi@fleet-broker-storage:5432/nisshi"
+            );
+            assert!(
+                !b.spec.env.values().any(|v| v.contains("pw-broker")),
+                "the storage password is a file, never in the environment"
+            );
+            assert!(
+                b.spec
+                    .files
+                    .iter()
+                    .any(|f| f.path == BROKER_STORAGE_PASSWORD_PATH)
+            );
+        }
+        let host = plan
+            .services
+            .iter()
+            .find(|s| s.service == Service::BrokerHost)
+            .unwrap();
+        assert_eq!(host.spec.cmd[0], "broker", "the host listener is a broker");
+        assert!(
+            host.spec
+                .cmd
+                .contains(&format!("tcp://127.0.0.1:{}", c.broker.host_port))
+        );
+        assert_eq!(host.depends_on, vec![Service::BrokerStorage]);
+    }
+
+    #[test]
+    fn sqlite_storage_has_one_broker_and_a_proxy_on_the_host() {
+        let mut c = config();
+        c.broker.storage = fleet_common::config::BrokerStorage::Sqlite;
+        let plan = infra_plan(&c, &images(), &secrets("pw"));
+        assert!(
+            !plan
+                .services
+                .iter()
+                .any(|s| s.service == Service::BrokerStorage)
+        );
+        let broker = plan
+            .services
+            .iter()
+            .find(|s| s.service == Service::Broker)
+            .unwrap();
+        assert_eq!(broker.spec.env["BROKER_STORAGE"], "sqlite://nisshi.db");
+        assert!(broker.spec.volumes.values().any(|v| v == "/var/lib/nisshi"));
+        let host = plan
+            .services
+            .iter()
+            .find(|s| s.service == Service::BrokerHost)
+            .unwrap();
+        assert_eq!(host.spec.cmd[0], "proxy");
+        assert_eq!(host.depends_on, vec![Service::Broker]);
+    }
+
+    #[test]
     fn dependents_are_transitive() {
         let plan = infra_plan(&config(), &images(), &secrets("pw"));
         assert_eq!(
+            dependents(&plan.services, &[Service::BrokerStorage]),
+            vec![
+                Service::Broker,
+                Service::BrokerHost,
+                Service::Ingest,
+                Service::Consumer
+            ]
+        );
+        assert_eq!(
             dependents(&plan.services, &[Service::Broker]),
-            vec![Service::BrokerHost, Service::Ingest, Service::Consumer]
+            vec![Service::Ingest, Service::Consumer]
         );
         assert_eq!(
             dependents(&plan.services, &[Service::Postgres]),
