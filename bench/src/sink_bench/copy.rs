@@ -44,14 +44,12 @@ const TYPES: [Type; 19] = [
 ];
 
 /// (Re)creates the empty scratch table: `diag`'s columns, defaults, constraints and indexes,
-/// with a sequence of its own for `id`.
+/// with an identity of its own for `id` (`LIKE ... INCLUDING ALL` copies the identity).
 pub async fn create_scratch(client: &Client) -> anyhow::Result<()> {
     client
         .batch_execute(&format!(
             "DROP TABLE IF EXISTS {SCRATCH};
-             CREATE TABLE {SCRATCH} (LIKE diag INCLUDING ALL);
-             CREATE SEQUENCE {SCRATCH}_id_seq OWNED BY {SCRATCH}.id;
-             ALTER TABLE {SCRATCH} ALTER COLUMN id SET DEFAULT nextval('{SCRATCH}_id_seq');"
+             CREATE TABLE {SCRATCH} (LIKE diag INCLUDING ALL);"
         ))
         .await
         .with_context(|| format!("creating the scratch table {SCRATCH}"))

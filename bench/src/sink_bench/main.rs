@@ -50,8 +50,9 @@ struct Cli {
     #[arg(long, default_value_t = 5432)]
     pg_port: u16,
 
-    /// PostgreSQL role.
-    #[arg(long, default_value = "fleet")]
+    /// PostgreSQL role: the schema's owner, which may create the scratch table of the COPY
+    /// baseline (the services' role `fleet` may not).
+    #[arg(long, default_value = fleet_common::roles::ADMIN_ROLE)]
     pg_user: String,
 
     /// PostgreSQL database.
@@ -59,7 +60,7 @@ struct Cli {
     pg_database: String,
 
     /// File holding the PostgreSQL password. Default: the default stack's state file,
-    /// `~/.local/state/fleet/<stack>/postgres-password`.
+    /// `~/.local/state/fleet/<stack>/postgres-admin-password`.
     #[arg(long)]
     pg_password_file: Option<PathBuf>,
 
@@ -89,7 +90,7 @@ impl Cli {
         Ok(PathBuf::from(home)
             .join(".local/state/fleet")
             .join(&self.stack)
-            .join("postgres-password"))
+            .join(fleet_orchestrator::state::ADMIN_PASSWORD_FILE))
     }
 
     fn pg_config(&self) -> tokio_postgres::Config {

@@ -115,4 +115,3 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() {
     );
     assert!(get_root(address).await.starts_with("HTTP/1.1 200"));
 }
-
