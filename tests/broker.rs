@@ -43,30 +43,6 @@ async fn rows(pg: &tokio_postgres::Client) -> i64 {
         .get(0)
 }
 
-/// Every service of the stack is ready in `fleet status --json` within `limit`.
-async fn wait_all_ready(stack: &TestStack, limit: Duration) {
-    let started = Instant::now();
-    loop {
-        let output = stack.fleet_quiet(&["status", "--json"]).await;
-        let status: serde_json::Value =
-            serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
-        let services = status["services"].as_array().cloned().unwrap_or_default();
-        let not_ready: Vec<String> = services
-            .iter()
-            .filter(|s| s["ready"] != true)
-            .map(|s| format!("{}: {}", s["service"], s["detail"]))
-            .collect();
-        if !services.is_empty() && not_ready.is_empty() {
-            return;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "not ready after {limit:?}: {not_ready:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// Rows that arrive in `AWAY` while `broker` is taken away by `how` (`kill` or `stop`), then
 /// starts it again and waits for the stack to be ready.
 async fn away(stack: &TestStack, pg: &tokio_postgres::Client, brokers: &[&str], how: &str) -> i64 {
@@ -85,7 +61,7 @@ async fn away(stack: &TestStack, pg: &tokio_postgres::Client, brokers: &[&str], 
     let mut start = vec!["start"];
     start.extend(names.iter().map(String::as_str));
     docker(&start).await;
-    wait_all_ready(stack, Duration::from_secs(90)).await;
+    stack.wait_all_ready(Duration::from_secs(90)).await;
     eprintln!("{how} {brokers:?}: {during} rows in {AWAY:?}");
     during
 }

@@ -145,6 +145,30 @@ impl TestStack {
             .to_owned()
     }
 
+    /// Waits until every service is ready in `fleet status --json`, at most `limit`.
+    pub async fn wait_all_ready(&self, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            let output = self.fleet_quiet(&["status", "--json"]).await;
+            let status: serde_json::Value =
+                serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+            let services = status["services"].as_array().cloned().unwrap_or_default();
+            let not_ready: Vec<String> = services
+                .iter()
+                .filter(|s| s["ready"] != true)
+                .map(|s| format!("{}: {}", s["service"], s["detail"]))
+                .collect();
+            if !services.is_empty() && not_ready.is_empty() {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "not ready after {limit:?}: {not_ready:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
     /// A client of the stack's PostgreSQL, from the host.
     pub async fn postgres(&self) -> tokio_postgres::Client {
         let password = std::fs::read_to_string(self.state_dir.join("postgres-password"))
