@@ -280,7 +280,9 @@ fn own_schemas() -> Value {
                     "type": "array",
                     "minItems": POSITION_VALUES,
                     "maxItems": POSITION_VALUES,
-                    "items": { "type": "number" },
+                    // OpenAPI 3.0 has no per-index item schema: the items carry the widest of
+                    // the three ranges (x and y; z's altitude range lies inside it).
+                    "items": number(-MAX_HORIZONTAL, MAX_HORIZONTAL, "x, y, then z, each in the range of position_x/y/z."),
                     "description": "The older variant: x, y, z as `position=x&position=y&position=z`, with the ranges of position_x/y/z; not combined with them."
                 },
                 "speed": number(0.0, MAX_SPEED, "m/s."),

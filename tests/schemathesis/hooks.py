@@ -1,11 +1,12 @@
 """Schemathesis hooks for fleet's ingest API (loaded with SCHEMATHESIS_HOOKS=hooks).
 
-Two rules of a telemetry event cannot be stated in JSON Schema, so the strategies for their
-formats are given here, and schema-valid examples are events ingest accepts:
+Some rules of a telemetry event cannot be stated in JSON Schema (OpenAPI 3.0), so they are given
+here, and schema-valid examples are events ingest accepts:
 
 - `vin`: 17 characters of the VIN alphabet whose 9th is the ISO 3779 check digit;
 - `date-time`: an event time from 1970-01-01T00:00:00Z up to now (ingest refuses times more
-  than 5 minutes in the future and before 1970).
+  than 5 minutes in the future and before 1970);
+- the old form's `position` items: z has the altitude range, narrower than x's and y's.
 """
 
 import datetime
@@ -63,8 +64,25 @@ def _clamp(record):
     return record
 
 
+# The old client's `position=x&position=y&position=z`: OpenAPI 3.0 cannot give each item its own
+# range, so the items carry the widest one (x and y, +-1,000,000 m). A z inside that range but
+# outside the altitude range (-500 m to 9,000 m) is schema-valid yet refused; it is moved to the
+# nearest altitude bound. A z outside the items' range (a negative example) is left as it is.
+HORIZONTAL = 1_000_000.0
+ALTITUDE = (-500.0, 9_000.0)
+
+
+def _clamp_altitude(record):
+    position = record.get("position") if isinstance(record, dict) else None
+    if isinstance(position, list) and len(position) == 3:
+        z = position[2]
+        if isinstance(z, (int, float)) and not isinstance(z, bool) and -HORIZONTAL <= z <= HORIZONTAL:
+            position[2] = type(z)(min(max(z, ALTITUDE[0]), ALTITUDE[1]))
+    return record
+
+
 @schemathesis.hook
 def map_body(ctx, body):
     if isinstance(body, list):
         return [_clamp(record) for record in body]
-    return _clamp(body)
+    return _clamp_altitude(_clamp(body))
