@@ -960,6 +960,13 @@ mod tests {
                     .iter()
                     .any(|f| f.path == BROKER_STORAGE_PASSWORD_PATH)
             );
+            assert!(
+                b.spec
+                    .volumes
+                    .contains_key(&format!("fleet-broker-{i}-secrets")),
+                "each broker has a secrets volume of its own: {:?}",
+                b.spec.volumes
+            );
         }
         let host = plan
             .services
@@ -967,6 +974,7 @@ mod tests {
             .find(|s| s.service == Service::BrokerHost)
             .unwrap();
         assert_eq!(host.spec.cmd[0], "broker", "the host listener is a broker");
+        assert!(host.spec.volumes.contains_key("fleet-broker-host-secrets"));
         assert!(
             host.spec
                 .cmd

@@ -143,11 +143,10 @@ fn storage_client(b: &Builder<'_>, spec: &mut crate::docker::ContainerSpec, secr
             BROKER_STORAGE_PASSWORD_PATH.to_owned(),
         ),
     ]);
-    // The password file is placed before start; a read-only root accepts it only in a volume.
-    spec.volumes.insert(
-        secrets_volume(&b.config.stack.name, Service::Broker),
-        "/run/secrets".into(),
-    );
+    // The password file is placed before start; a read-only root accepts it only in a volume,
+    // one per container (`<container>-secrets`, which `replicate` renames per replica).
+    spec.volumes
+        .insert(format!("{}-secrets", spec.name), "/run/secrets".into());
     spec.files.push(SecretFile {
         path: BROKER_STORAGE_PASSWORD_PATH.into(),
         uid: BROKER_UID,
