@@ -28,20 +28,12 @@ use rdkafka::Message as _;
 use rdkafka::consumer::Consumer as _;
 
 use support::TestStack;
-use support::stream::{TOPIC, docker, end_offsets, reader, wait_caught_up};
+use support::stream::{TOPIC, diag_rows, docker, end_offsets, reader, wait_caught_up};
 
 /// Vehicles launched (each reports once a second).
 const VEHICLES: u32 = 3;
 /// How long a broker stays away.
 const AWAY: Duration = Duration::from_secs(12);
-
-/// Rows in `diag`.
-async fn rows(pg: &tokio_postgres::Client) -> i64 {
-    pg.query_one("SELECT count(*) FROM diag", &[])
-        .await
-        .expect("count rows")
-        .get(0)
-}
 
 /// Rows that arrive in `AWAY` while `broker` is taken away by `how` (`kill` or `stop`), then
 /// starts it again and waits for the stack to be ready.
@@ -55,9 +47,9 @@ async fn away(stack: &TestStack, pg: &tokio_postgres::Client, brokers: &[&str], 
     docker(&args).await;
     // Clients notice the lost connections within a few seconds; count from then on.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = rows(pg).await;
+    let before = diag_rows(pg).await;
     tokio::time::sleep(AWAY).await;
-    let during = rows(pg).await - before;
+    let during = diag_rows(pg).await - before;
     let mut start = vec!["start"];
     start.extend(names.iter().map(String::as_str));
     docker(&start).await;
@@ -144,10 +136,10 @@ async fn replicas_share_the_storage_and_nothing_is_lost_when_brokers_die() {
     // Every in-network broker away: ingest answers 503, the vehicles keep their events.
     away(&stack, &pg, &["broker-0", "broker-1"], "kill").await;
     // Ingest recovers by itself: new events are stored again.
-    let after_restart = rows(&pg).await;
+    let after_restart = diag_rows(&pg).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(
-        rows(&pg).await >= after_restart + i64::from(VEHICLES) * 5,
+        diag_rows(&pg).await >= after_restart + i64::from(VEHICLES) * 5,
         "rows arrive again after the brokers are back"
     );
 
@@ -174,7 +166,7 @@ async fn replicas_share_the_storage_and_nothing_is_lost_when_brokers_die() {
         copies.len(),
         twice.len()
     );
-    let stored = rows(&pg).await;
+    let stored = diag_rows(&pg).await;
     assert_eq!(
         copies.len() as i64,
         stored,

@@ -13,18 +13,10 @@ mod support;
 use std::time::Duration;
 
 use support::TestStack;
-use support::stream::{docker, end_offsets};
+use support::stream::{diag_rows, docker, end_offsets};
 
 /// How long each partition lasts.
 const PARTITION: Duration = Duration::from_secs(20);
-
-/// Rows in `diag`.
-async fn rows(pg: &tokio_postgres::Client) -> i64 {
-    pg.query_one("SELECT count(*) FROM diag", &[])
-        .await
-        .expect("count rows")
-        .get(0)
-}
 
 /// Cuts `service`'s container off the stack network for [`PARTITION`], then reconnects it and
 /// waits until every service is ready again.
@@ -49,10 +41,10 @@ async fn partitions_lose_nothing_and_heal_by_themselves() {
     for service in ["broker", "consumer"] {
         partition(&stack, service).await;
         // Stored again after the partition healed.
-        let healed = rows(&pg).await;
+        let healed = diag_rows(&pg).await;
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert!(
-            rows(&pg).await > healed,
+            diag_rows(&pg).await > healed,
             "rows arrive again after the {service} partition"
         );
     }

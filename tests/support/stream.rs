@@ -135,6 +135,14 @@ pub async fn end_offsets(bootstrap: &str, topic: &str) -> BTreeMap<i32, i64> {
     }
 }
 
+/// Rows in `diag`.
+pub async fn diag_rows(pg: &tokio_postgres::Client) -> i64 {
+    pg.query_one("SELECT count(*) FROM diag", &[])
+        .await
+        .expect("count rows")
+        .get(0)
+}
+
 /// The consumer's stored next offsets.
 pub async fn stored_offsets(stack: &TestStack) -> BTreeMap<i32, i64> {
     stack

@@ -133,9 +133,12 @@ impl Stack {
     }
 
     async fn rows(&self) -> anyhow::Result<i64> {
-        let password =
-            std::fs::read_to_string(self.state_dir.join(&self.name).join("postgres-password"))
-                .context("the stack's password file")?;
+        let password = std::fs::read_to_string(
+            self.state_dir
+                .join(&self.name)
+                .join(fleet_orchestrator::state::PASSWORD_FILE),
+        )
+        .context("the stack's password file")?;
         let (client, connection) = tokio_postgres::Config::new()
             .host("127.0.0.1")
             .port(self.pg_port)
