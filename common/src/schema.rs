@@ -109,13 +109,35 @@ CREATE TABLE IF NOT EXISTS window_metrics (
     speed_sum    float8 NOT NULL,
     PRIMARY KEY (granularity, window_start)
 );
--- The vehicles already counted in window_metrics.vehicles.
-CREATE TABLE IF NOT EXISTS window_vehicles (
-    granularity  text NOT NULL,
-    window_start timestamptz NOT NULL,
+-- The vehicles already counted in window_metrics.vehicles: one row per vehicle and minute
+-- window, `seconds` holding a bit per window it is counted in (bit n: second n of the minute,
+-- bit 60: the minute itself); `added` is what the consumer's last upsert of the row set
+-- (read back in the same statement, meaningless otherwise).
+CREATE TABLE IF NOT EXISTS window_vehicle_minutes (
+    minute_start timestamptz NOT NULL,
     vin          text NOT NULL,
-    PRIMARY KEY (granularity, window_start, vin)
+    seconds      bigint NOT NULL,
+    added        bigint NOT NULL,
+    PRIMARY KEY (minute_start, vin)
 );
+-- Stacks made before kept one row per vehicle and second or minute window (window_vehicles):
+-- their rows become bits of window_vehicle_minutes once, and the old table goes.
+DO $$
+BEGIN
+    IF to_regclass('window_vehicles') IS NOT NULL THEN
+        INSERT INTO window_vehicle_minutes (minute_start, vin, seconds, added)
+        SELECT date_trunc('minute', window_start, 'UTC'), vin,
+               bit_or(CASE granularity
+                          WHEN 'second' THEN 1::int8 << extract(second FROM window_start AT TIME ZONE 'UTC')::int
+                          ELSE 1::int8 << 60 END), 0
+          FROM window_vehicles
+         GROUP BY 1, 2
+        ON CONFLICT (minute_start, vin) DO UPDATE
+           SET seconds = window_vehicle_minutes.seconds | EXCLUDED.seconds;
+        DROP TABLE window_vehicles;
+    END IF;
+END
+$$;
 -- The greatest event time stored per input topic; events older than it by more than the
 -- allowed lateness are not counted in windows.
 CREATE TABLE IF NOT EXISTS window_watermark (
@@ -179,6 +201,14 @@ mod tests {
         assert!(!SCHEMA_SQL.contains("serial PRIMARY KEY"));
         assert!(SCHEMA_SQL.contains("ALTER TABLE diag ALTER COLUMN id TYPE bigint"));
         assert!(SCHEMA_SQL.contains("ALTER SEQUENCE %s AS bigint"));
+    }
+
+    #[test]
+    fn window_vehicles_become_bits_of_one_row_per_vehicle_and_minute() {
+        assert!(SCHEMA_SQL.contains("PRIMARY KEY (minute_start, vin)"));
+        assert!(SCHEMA_SQL.contains("INSERT INTO window_vehicle_minutes"));
+        assert!(SCHEMA_SQL.contains("DROP TABLE window_vehicles;"));
+        assert!(!SCHEMA_SQL.contains("CREATE TABLE IF NOT EXISTS window_vehicles "));
     }
 
     #[test]

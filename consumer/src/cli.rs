@@ -76,8 +76,9 @@ pub struct Cli {
           value_parser = clap::value_parser!(BatchMaxRecords))]
     pub batch_max_records: BatchMaxRecords,
 
-    /// Longest time a batch stays open after its first record, e.g. `200ms`.
-    #[arg(long, env = "CONSUMER_BATCH_MAX_WAIT", default_value = "200ms",
+    /// How long a batch lingers for more records after its first one before it is written
+    /// when no write is in flight (while one is, records gather anyway), e.g. `1ms`.
+    #[arg(long, env = "CONSUMER_BATCH_MAX_WAIT", default_value = "1ms",
           value_parser = humantime::parse_duration)]
     pub batch_max_wait: Duration,
 
@@ -257,7 +258,7 @@ mod tests {
         assert_eq!(cli.pg_port, 5432);
         assert_eq!(cli.pg_database, "av_telemetry");
         assert_eq!(cli.batch_max_records.get(), 5000);
-        assert_eq!(cli.batch_max_wait, Duration::from_millis(200));
+        assert_eq!(cli.batch_max_wait, Duration::from_millis(1));
         assert_eq!(cli.pg_target(), "db:5432/av_telemetry");
         assert_eq!(cli.allowed_lateness, Duration::from_secs(3600));
         assert_eq!(cli.histogram_bins, HistogramBins::default());

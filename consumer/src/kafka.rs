@@ -54,6 +54,11 @@ pub struct ConsumerSettings {
     pub debug: Option<String>,
 }
 
+/// Longest time the broker holds an empty fetch (`fetch.wait.max.ms`): what a record that
+/// arrives on an idle partition may wait before it is fetched, at the price of one fetch
+/// request per this long per broker while idle.
+pub const FETCH_WAIT_MAX_MS: &str = "20";
+
 /// The consumer's librdkafka settings: explicit assignment, no automatic commit or offset store.
 pub fn consumer_config(s: &ConsumerSettings) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -63,7 +68,16 @@ pub fn consumer_config(s: &ConsumerSettings) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Latency at low load: the broker answers a fetch at once when it has a byte, and
+        // an empty fetch waits at most this long before the next one is sent (librdkafka's
+        // default, 500 ms, is most of a record's way to PostgreSQL when it comes right after).
+        .set("fetch.min.bytes", "1")
+        .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
+        // While the consumer's queue is full (a backlog), fetch again soon after it has room
+        // rather than after the default second; a fetch error is retried after 100 ms.
+        .set("fetch.queue.backoff.ms", "10")
+        .set("fetch.error.backoff.ms", "100");
     if let Some(debug) = &s.debug {
         c.set("debug", debug);
     }
@@ -276,6 +290,16 @@ mod tests {
         assert_eq!(c.get("auto.offset.reset"), Some("earliest"));
         // No group membership: the coordinator never holds the partitions.
         assert_eq!(c.get("group.instance.id"), None);
+        // Nothing adds hundreds of milliseconds to a record's way at low load.
+        for key in [
+            "fetch.wait.max.ms",
+            "fetch.queue.backoff.ms",
+            "fetch.error.backoff.ms",
+        ] {
+            let ms: u64 = c.get(key).unwrap().parse().unwrap();
+            assert!(ms <= 100, "{key} = {ms}");
+        }
+        assert_eq!(c.get("fetch.min.bytes"), Some("1"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod metrics;
 mod ownership;
 mod pipeline;
 mod row;
+mod schedule;
 mod sink;
 mod sqlstate;
 

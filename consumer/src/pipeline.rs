@@ -1,13 +1,16 @@
-//! The consumer loop: read records into a batch, write it when full or old enough (limits that
-//! may change while it runs), commit the offsets to Kafka after PostgreSQL, follow this
-//! replica's share of the partitions (resuming each from the offsets in PostgreSQL), pause and
-//! retry with backoff while a batch cannot be written, publish a committed batch's aggregates,
-//! and write the open batch on shutdown.
+//! The consumer loop: read records into a batch while the previous one is written (one write
+//! in flight, see [`crate::schedule`]), commit the offsets to Kafka after PostgreSQL, follow
+//! this replica's share of the partitions (resuming each from the offsets in PostgreSQL),
+//! pause and retry with backoff while a batch cannot be written, publish a committed batch's
+//! aggregates, and write the open batch on shutdown; the limits may change while it runs.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
 use tokio::sync::watch;
@@ -17,18 +20,21 @@ use crate::analytics::Publisher;
 use crate::backoff::Backoff;
 use crate::batch::{Batch, Record};
 use crate::dlq::{self, KafkaDeadLetters};
-use crate::flush::{FlushError, flush};
+use crate::flush::{FlushError, Flushed, flush};
 use crate::health::Health;
 use crate::kafka::{self, FleetConsumer};
 use crate::metrics::Metrics;
+use crate::schedule::{self, Next};
 use crate::sink::PgSink;
 
 /// When a batch is written; the live configuration may change them while the loop runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
-    /// A batch is written when it holds this many records...
+    /// A batch holds at most this many records: the open batch stops receiving when full
+    /// and is written as soon as no write is in flight.
     pub max_records: usize,
-    /// ... or this long after its first record.
+    /// How long the open batch lingers for more records after its first one before it is
+    /// written when no write is in flight (while one is, records gather anyway).
     pub max_wait: Duration,
 }
 
@@ -53,19 +59,40 @@ pub struct Inputs {
     pub limits: watch::Receiver<BatchLimits>,
 }
 
+/// What writes: the sink and the dead-letter producer, owned by the write in flight while
+/// there is one.
+struct Writer {
+    sink: PgSink,
+    dead_letters: KafkaDeadLetters,
+}
+
+/// What a write hands back: the writer, the batch (`None` for a check of PostgreSQL) and the
+/// outcome.
+struct Done {
+    writer: Writer,
+    batch: Option<Batch>,
+    result: Result<Option<Flushed>, FlushError>,
+}
+
+type InFlight = Pin<Box<dyn Future<Output = Done> + Send>>;
+
 /// The loop's state.
 pub struct Pipeline {
     consumer: Arc<FleetConsumer>,
     inputs: Inputs,
     /// The partitions assigned now.
     owned: Vec<i32>,
-    sink: PgSink,
-    dead_letters: KafkaDeadLetters,
+    /// `None` while a write is in flight (it owns the writer).
+    writer: Option<Writer>,
+    in_flight: Option<InFlight>,
     publisher: Option<Publisher>,
     settings: Settings,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
-    batch: Batch,
+    /// The batch records are received into.
+    open: Batch,
+    /// A batch whose write failed, written again before `open`.
+    pending: Option<Batch>,
     backoff: Backoff,
     /// Set after a failure: when to try again.
     retry_at: Option<Instant>,
@@ -91,16 +118,27 @@ impl Pipeline {
             consumer,
             inputs,
             owned: Vec::new(),
-            sink,
-            dead_letters,
+            writer: Some(Writer { sink, dead_letters }),
+            in_flight: None,
             publisher,
             settings,
             health,
             metrics,
-            batch: Batch::new(),
+            open: Batch::new(),
+            pending: None,
             backoff,
             retry_at: None,
             paused: false,
+        }
+    }
+
+    fn state(&self, limits: BatchLimits) -> schedule::State {
+        schedule::State {
+            writing: self.in_flight.is_some(),
+            retrying: self.retry_at.is_some(),
+            pending: self.pending.is_some(),
+            open_len: self.open.len(),
+            open_deadline: self.open.deadline(limits.max_wait),
         }
     }
 
@@ -110,10 +148,13 @@ impl Pipeline {
         self.on_share().await;
         let mut limits = *self.inputs.limits.borrow_and_update();
         loop {
-            let flush_at = self
+            self.start_next(limits);
+            let state = self.state(limits);
+            let wake_at = self
                 .retry_at
-                .or_else(|| self.batch.deadline(limits.max_wait).map(Instant::from_std));
-            let idle = flush_at.is_none();
+                .or_else(|| schedule::linger_until(state).map(Instant::from_std));
+            let idle = !state.writing && !state.retrying && !state.pending && state.open_len == 0;
+            let receive = schedule::may_receive(state.open_len, limits);
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -123,12 +164,21 @@ impl Pipeline {
                     tracing::info!(max_records = limits.max_records, max_wait = ?limits.max_wait,
                         "batch limits changed");
                 }
-                _ = sleep_until(flush_at), if flush_at.is_some() => self.attempt().await,
-                received = next_record(&consumer) => self.on_record(received),
-                _ = tokio::time::sleep(self.settings.idle_check), if idle => self.attempt().await,
-            }
-            if self.retry_at.is_none() && self.batch.len() >= limits.max_records {
-                self.attempt().await;
+                done = in_flight(&mut self.in_flight), if state.writing => self.on_done(done),
+                _ = sleep_until(wake_at), if wake_at.is_some() => self.on_wake(),
+                received = next_record(&consumer), if receive => {
+                    self.on_record(received);
+                    // Take what librdkafka already holds before a write starts.
+                    while schedule::may_receive(self.open.len(), limits) {
+                        match next_record(&consumer).now_or_never() {
+                            Some(received) => self.on_record(received),
+                            None => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(self.settings.idle_check), if idle => {
+                    self.start(None);
+                }
             }
         }
         self.shut_down().await;
@@ -138,35 +188,169 @@ impl Pipeline {
         match received {
             Ok(record) => {
                 let verdict = dlq::classify(&record, chrono::Utc::now());
-                self.batch.add(record, verdict);
+                self.open.add(record, verdict);
             }
             Err(e) => tracing::warn!(error = %e, "receiving from Kafka"),
         }
     }
 
-    /// Follows a new share: writes the open batch while its partitions are still ours (or
-    /// drops it when it cannot be written: its records are read again from the stored
-    /// offsets), then assigns the new share, each partition from its offset in PostgreSQL.
+    /// Starts the write [`schedule::next`] asks for, if any.
+    fn start_next(&mut self, limits: BatchLimits) {
+        match schedule::next(self.state(limits), limits, std::time::Instant::now()) {
+            Next::Nothing => {}
+            Next::Pending => {
+                let batch = self.pending.take();
+                self.start(batch);
+            }
+            Next::Open => {
+                let batch = std::mem::take(&mut self.open);
+                self.start(Some(batch));
+            }
+        }
+    }
+
+    /// The retry time came: the next turn writes what waits, or checks PostgreSQL when
+    /// nothing does.
+    fn on_wake(&mut self) {
+        if self.retry_at.is_some_and(|at| at <= Instant::now()) {
+            self.retry_at = None;
+            if self.pending.is_none() && self.open.is_empty() {
+                self.start(None);
+            }
+        }
+    }
+
+    /// Starts writing `batch`, or checking PostgreSQL when there is none. Does nothing while
+    /// a write is in flight.
+    fn start(&mut self, batch: Option<Batch>) {
+        let Some(mut writer) = self.writer.take() else {
+            if let Some(batch) = batch {
+                self.pending = Some(batch);
+            }
+            return;
+        };
+        self.in_flight = Some(Box::pin(async move {
+            let (batch, result) = match batch {
+                Some(mut batch) => {
+                    let result = flush(&mut batch, &mut writer.sink, &writer.dead_letters).await;
+                    (Some(batch), result.map(Some))
+                }
+                None => {
+                    let result = writer.sink.ping().await.map_err(FlushError::from);
+                    (None, result.map(|()| None))
+                }
+            };
+            Done {
+                writer,
+                batch,
+                result,
+            }
+        }));
+    }
+
+    /// Waits for the write in flight, if any, and takes its outcome.
+    async fn finish_write(&mut self) {
+        if self.in_flight.is_some() {
+            let done = in_flight(&mut self.in_flight).await;
+            self.on_done(done);
+        }
+    }
+
+    /// Writes what waits (a failed batch, then the open batch) now, one after the other,
+    /// stopping at the first failure.
+    async fn write_all(&mut self) {
+        self.finish_write().await;
+        while self.retry_at.is_none() && (self.pending.is_some() || !self.open.is_empty()) {
+            let batch = match self.pending.take() {
+                Some(batch) => batch,
+                None => std::mem::take(&mut self.open),
+            };
+            self.start(Some(batch));
+            self.finish_write().await;
+        }
+    }
+
+    /// Takes a finished write's outcome: commits the offsets to Kafka and publishes the
+    /// aggregates of a written batch and resumes; on failure keeps the batch for a retry,
+    /// pauses consumption and schedules the retry.
+    fn on_done(&mut self, done: Done) {
+        self.in_flight = None;
+        self.writer = Some(done.writer);
+        match done.result {
+            Ok(flushed) => {
+                if let (Some(flushed), Some(batch)) = (flushed, &done.batch) {
+                    kafka::commit_async(&self.consumer, &self.settings.topic, batch.next_offsets());
+                    self.metrics.record_batch(&flushed);
+                    if let Some(publisher) = &self.publisher {
+                        publisher.publish(&flushed.aggregates);
+                    }
+                    tracing::debug!(
+                        records = flushed.records,
+                        inserted = flushed.inserted,
+                        duplicates = flushed.duplicates,
+                        dead_letters = flushed.dead_letters,
+                        late = flushed.aggregates.late_dropped,
+                        elapsed = ?flushed.elapsed,
+                        "batch written"
+                    );
+                }
+                self.health.set_postgres_ok(true);
+                if self.paused {
+                    tracing::info!("PostgreSQL and the dead-letter topic answer again; resuming");
+                }
+                self.backoff.reset();
+                self.set_paused(false);
+            }
+            Err(e) => {
+                if matches!(e, FlushError::Sink(_)) {
+                    self.health.set_postgres_ok(false);
+                }
+                let delay = self.backoff.next_delay();
+                match done.batch {
+                    Some(batch) => {
+                        self.metrics.record_flush_failure();
+                        tracing::warn!(error = %e, retry_in = ?delay, records = batch.len(),
+                            "batch not written; consumption paused");
+                        self.pending = Some(batch);
+                    }
+                    None => tracing::warn!(error = %e, retry_in = ?delay,
+                        "PostgreSQL check failed; consumption paused"),
+                }
+                self.retry_at = Some(Instant::now() + delay);
+                self.set_paused(true);
+            }
+        }
+    }
+
+    /// The batches not yet written, failed one first, as one count.
+    fn unwritten(&self) -> usize {
+        self.pending.as_ref().map_or(0, Batch::len) + self.open.len()
+    }
+
+    /// Follows a new share: writes what waits while its partitions are still ours (or drops
+    /// it when it cannot be written: its records are read again from the stored offsets),
+    /// then assigns the new share, each partition from its offset in PostgreSQL.
     async fn on_share(&mut self) {
         let partitions = self.inputs.share.borrow_and_update().clone();
         if partitions == self.owned {
             return;
         }
         self.metrics.record_rebalance();
-        if !self.batch.is_empty() && self.retry_at.is_none() {
-            self.attempt().await;
-        }
-        if !self.batch.is_empty() {
+        self.finish_write().await;
+        self.write_all().await;
+        if self.unwritten() > 0 {
             tracing::info!(
-                records = self.batch.len(),
+                records = self.unwritten(),
                 "share changed before the open batch could be written: dropping it, its records will be read again"
             );
-            self.batch.clear();
+            self.pending = None;
+            self.open.clear();
         }
         let stored = if partitions.is_empty() {
             BTreeMap::new()
         } else {
-            match self.sink.stored_offsets(&partitions).await {
+            let sink = &mut self.writer.as_mut().expect("no write in flight").sink;
+            match sink.stored_offsets(&partitions).await {
                 Ok(stored) => {
                     self.health.set_postgres_ok(true);
                     stored
@@ -202,71 +386,6 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Writes the open batch, or only checks PostgreSQL when there is none. On failure pauses
-    /// consumption and schedules a retry; on success resumes it.
-    async fn attempt(&mut self) {
-        let result = if self.batch.is_empty() {
-            self.sink
-                .ping()
-                .await
-                .map(|()| None)
-                .map_err(FlushError::from)
-        } else {
-            flush(&mut self.batch, &mut self.sink, &self.dead_letters)
-                .await
-                .map(Some)
-        };
-        match result {
-            Ok(flushed) => {
-                if let Some(flushed) = flushed {
-                    kafka::commit_async(
-                        &self.consumer,
-                        &self.settings.topic,
-                        self.batch.next_offsets(),
-                    );
-                    self.metrics.record_batch(&flushed);
-                    if let Some(publisher) = &self.publisher {
-                        publisher.publish(&flushed.aggregates);
-                    }
-                    tracing::debug!(
-                        records = flushed.records,
-                        inserted = flushed.inserted,
-                        duplicates = flushed.duplicates,
-                        dead_letters = flushed.dead_letters,
-                        late = flushed.aggregates.late_dropped,
-                        elapsed = ?flushed.elapsed,
-                        "batch written"
-                    );
-                    self.batch.clear();
-                }
-                self.health.set_postgres_ok(true);
-                if self.retry_at.take().is_some() {
-                    tracing::info!("PostgreSQL and the dead-letter topic answer again; resuming");
-                }
-                self.backoff.reset();
-                self.set_paused(false);
-            }
-            Err(e) => {
-                if matches!(e, FlushError::Sink(_)) {
-                    self.health.set_postgres_ok(false);
-                }
-                if !self.batch.is_empty() {
-                    self.metrics.record_flush_failure();
-                }
-                let delay = self.backoff.next_delay();
-                if self.batch.is_empty() {
-                    tracing::warn!(error = %e, retry_in = ?delay,
-                        "PostgreSQL check failed; consumption paused");
-                } else {
-                    tracing::warn!(error = %e, retry_in = ?delay, records = self.batch.len(),
-                        "batch not written; consumption paused");
-                }
-                self.retry_at = Some(Instant::now() + delay);
-                self.set_paused(true);
-            }
-        }
-    }
-
     fn set_paused(&mut self, pause: bool) {
         if self.paused == pause {
             return;
@@ -287,21 +406,28 @@ impl Pipeline {
         }
     }
 
-    /// Writes the open batch once more; what cannot be written is read again from the stored
-    /// offsets by whoever reads the partitions next.
+    /// Finishes the write in flight and writes what waits once more; what cannot be written
+    /// is read again from the stored offsets by whoever reads the partitions next.
     async fn shut_down(mut self) {
-        tracing::info!(records = self.batch.len(), "shutting down");
-        if !self.batch.is_empty() {
-            self.retry_at = None;
-            self.attempt().await;
-            if self.retry_at.is_some() {
-                tracing::warn!(
-                    records = self.batch.len(),
-                    "open batch not written; its records will be read again"
-                );
-            }
+        self.finish_write().await;
+        tracing::info!(records = self.unwritten(), "shutting down");
+        self.retry_at = None;
+        self.write_all().await;
+        if self.unwritten() > 0 {
+            tracing::warn!(
+                records = self.unwritten(),
+                "open batch not written; its records will be read again"
+            );
         }
         self.health.set_assigned(0);
+    }
+}
+
+/// The outcome of the write in flight (never called without one).
+async fn in_flight(write: &mut Option<InFlight>) -> Done {
+    match write.as_mut() {
+        Some(write) => write.await,
+        None => std::future::pending().await,
     }
 }
 

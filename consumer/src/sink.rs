@@ -1,6 +1,6 @@
 //! PostgreSQL writes: a check of the schema at connect, one transaction per batch or part of a
-//! batch (rows with `ON CONFLICT (event_id) DO NOTHING`, which returns the rows it really
-//! inserted; then, sent at once, the analytics of those rows and, with the batch's last part,
+//! batch (rows copied into a staging table with a binary `COPY`, then inserted from there with
+//! `ON CONFLICT (event_id) DO NOTHING`, which returns the rows it really inserted; then, sent at once, the analytics of those rows and, with the batch's last part,
 //! the partitions' next offsets), the stored offsets to resume from, and the probe that finds
 //! the rows PostgreSQL refuses by halving (a few statements, not three round trips per row).
 //!
@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Statement};
 use uuid::Uuid;
 
@@ -33,6 +34,57 @@ SELECT * FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::float
                      $15::float8[], $16::float8[], $17::float8[], $18::int4[], $19::int8[])
 ON CONFLICT (event_id) DO NOTHING
 "#;
+
+/// The columns a batch gives `diag`, in the order of the staging table and of the copy.
+const DIAG_COLUMNS: &str = r#""timestamp", vin, make, model, position_x, position_y, position_z, speed,
+                  event_id, seq, ts, heading, lat, lon, temperature_c, humidity_pct,
+                  pressure_hpa, kafka_partition, kafka_offset"#;
+
+/// The connection's staging table: a batch's rows are copied into it (binary `COPY`) and
+/// inserted into `diag` from there by one statement; emptied at every commit, and rolled back
+/// with a failed transaction.
+const CREATE_STAGING: &str = r#"
+CREATE TEMP TABLE IF NOT EXISTS diag_staging (
+    "timestamp" float8, vin text, make text, model text, position_x float8, position_y float8,
+    position_z float8, speed float8, event_id uuid, seq int8, ts timestamptz, heading float8,
+    lat float8, lon float8, temperature_c float8, humidity_pct float8, pressure_hpa float8,
+    kafka_partition int4, kafka_offset int8
+) ON COMMIT DELETE ROWS
+"#;
+
+/// The types of the staging table's columns, in order (those of [`Columns::params`]).
+const STAGING_TYPES: [Type; 19] = [
+    Type::FLOAT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::UUID,
+    Type::INT8,
+    Type::TIMESTAMPTZ,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::INT4,
+    Type::INT8,
+];
+
+/// The copy of a batch's rows into the staging table.
+const COPY_STAGING: &str = "COPY diag_staging FROM STDIN (FORMAT binary)";
+
+/// The rows of the staging table into `diag`, each event once (a replay inserts nothing).
+fn insert_from_staging() -> String {
+    format!(
+        "INSERT INTO diag ({DIAG_COLUMNS})\nSELECT {DIAG_COLUMNS} FROM diag_staging\n\
+         ON CONFLICT (event_id) DO NOTHING"
+    )
+}
 
 const UPSERT_OFFSETS: &str = r#"
 INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset, updated_at)
@@ -200,7 +252,7 @@ pub struct PgSink {
     conn: Option<Conn>,
     /// Rows the aggregate tables are known to hold (forgotten on every new connection).
     known: Known,
-    /// Where `window_vehicles` was last pruned.
+    /// Where `window_vehicle_minutes` was last pruned.
     pruned: Pruned,
 }
 
@@ -254,11 +306,6 @@ impl Columns {
             c.kafka_offset.push(r.kafka_offset);
         }
         c
-    }
-
-    /// True without rows.
-    pub fn is_empty(&self) -> bool {
-        self.event_id.is_empty()
     }
 
     /// The parameters `$1..$19` of the insert, in column order.
@@ -432,10 +479,15 @@ impl PgSink {
                 });
             }
         }
+        if let Err(source) = client.batch_execute(CREATE_STAGING).await {
+            driver.abort();
+            return Err(self.error("creating the staging table", source));
+        }
+        let insert_staged = insert_from_staging();
         let prepared = futures::try_join!(
             client.prepare(INSERT_DIAG),
             client.prepare(UPSERT_OFFSETS),
-            Statements::prepare(&client, INSERT_DIAG),
+            Statements::prepare(&client, &insert_staged),
         );
         match prepared {
             Ok((insert, upsert, analytics)) => Ok(Conn {
@@ -530,19 +582,18 @@ async fn write_batch(
     known: &mut Known,
     pruned: &mut Pruned,
 ) -> Result<(u64, Aggregates), tokio_postgres::Error> {
-    let columns = Columns::new(entries);
     let (partitions, offsets): (Vec<i32>, Vec<i64>) = next_offsets
         .into_iter()
         .flatten()
         .map(|(p, o)| (*p, *o))
         .unzip();
     let tx = conn.client.transaction().await?;
-    let returned = if columns.is_empty() {
+    let returned = if entries.is_empty() {
         Vec::new()
     } else {
-        let mut params: Vec<&(dyn ToSql + Sync)> = columns.params().to_vec();
-        params.push(&settings.analytics.topic);
-        tx.query(&conn.analytics.insert, &params).await?
+        copy_rows(&tx, entries).await?;
+        tx.query(&conn.analytics.insert, &[&settings.analytics.topic])
+            .await?
     };
     let mut positions = Vec::with_capacity(returned.len());
     let mut watermark: Option<DateTime<Utc>> = None;
@@ -575,6 +626,44 @@ async fn write_batch(
     tx.commit().await?;
     learnt.apply(known, pruned);
     Ok((positions.len() as u64, aggregates))
+}
+
+/// Copies `entries` into the staging table (binary `COPY`).
+async fn copy_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    entries: &[Entry],
+) -> Result<(), tokio_postgres::Error> {
+    let sink = tx.copy_in(COPY_STAGING).await?;
+    let writer = BinaryCopyInWriter::new(sink, &STAGING_TYPES);
+    let mut writer = std::pin::pin!(writer);
+    for Entry { row: r, .. } in entries {
+        writer
+            .as_mut()
+            .write(&[
+                &r.timestamp,
+                &r.vin,
+                &r.make,
+                &r.model,
+                &r.position_x,
+                &r.position_y,
+                &r.position_z,
+                &r.speed,
+                &r.event_id,
+                &r.seq,
+                &r.ts,
+                &r.heading,
+                &r.lat,
+                &r.lon,
+                &r.temperature_c,
+                &r.humidity_pct,
+                &r.pressure_hpa,
+                &r.kafka_partition,
+                &r.kafka_offset,
+            ])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
 }
 
 /// Finds the rows of `entries` whose own values PostgreSQL refuses by halving: a part that
@@ -705,7 +794,7 @@ mod tests {
     fn columns_keep_row_order() {
         let entries = [entry(1), entry(2), entry(3)];
         let c = Columns::new(&entries);
-        assert!(!c.is_empty() && Columns::default().is_empty());
+        assert!(Columns::default().event_id.is_empty());
         assert_eq!(c.seq, vec![1, 2, 3]);
         assert_eq!(c.kafka_offset, vec![101, 102, 103]);
         assert_eq!(c.kafka_partition, vec![1, 1, 1]);
@@ -722,6 +811,31 @@ mod tests {
             .unwrap();
         assert_eq!(columns_in_sql, Columns::default().params().len());
         assert!(INSERT_DIAG.contains("$19::int8[]") && !INSERT_DIAG.contains("$20"));
+    }
+
+    #[test]
+    fn the_copy_fills_the_columns_the_unnest_insert_fills() {
+        let names = |sql: &str| -> Vec<String> {
+            sql.split(',')
+                .map(|c| c.trim().trim_matches('"').to_owned())
+                .collect()
+        };
+        let unnest_columns = INSERT_DIAG
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(cols, _)| names(cols))
+            .unwrap();
+        assert_eq!(names(DIAG_COLUMNS), unnest_columns);
+        assert_eq!(STAGING_TYPES.len(), unnest_columns.len());
+        for column in &unnest_columns {
+            assert!(CREATE_STAGING.contains(column.as_str()), "{column}");
+        }
+        let insert = insert_from_staging();
+        assert!(
+            insert.contains("FROM diag_staging")
+                && insert.contains("ON CONFLICT (event_id) DO NOTHING")
+        );
+        assert!(CREATE_STAGING.contains("ON COMMIT DELETE ROWS"));
     }
 
     #[test]

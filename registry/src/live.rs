@@ -92,7 +92,7 @@ impl Default for LiveConfig {
             },
             consumer: LiveConsumer {
                 batch_max_records: BatchMaxRecords::DEFAULT,
-                batch_max_wait: Duration::from_millis(200),
+                batch_max_wait: Duration::from_millis(1),
             },
             log: LiveLog {
                 level: "info".into(),

@@ -284,7 +284,8 @@ pub struct ConsumerConfig {
     pub group: String,
     /// Most records written in one transaction (1 to 100,000, checked while reading).
     pub batch_max_records: BatchMaxRecords,
-    /// Longest a batch waits to fill.
+    /// How long a batch lingers for more records after its first one before it is written,
+    /// when no write is in flight (while one is, records gather into the next batch anyway).
     #[serde(with = "humantime_serde")]
     pub batch_max_wait: Duration,
     /// Containers running the consumer (`consumer-0`, `consumer-1`, ...), sharing the topic's

@@ -27,7 +27,7 @@ const TABLES: [&str; 8] = [
     "make_model_counts",
     "make_model_vehicles",
     "window_metrics",
-    "window_vehicles",
+    "window_vehicle_minutes",
     "window_watermark",
     "sensor_histograms",
 ];
@@ -350,7 +350,7 @@ async fn events_beyond_the_lateness_are_stored_but_not_windowed() {
             .unwrap()
             .get(0)
     };
-    let remembered = "SELECT count(*) FROM window_vehicles WHERE window_start < $1";
+    let remembered = "SELECT count(*) FROM window_vehicle_minutes WHERE minute_start < $1";
     assert!(count(remembered).await > 0);
 
     // Half an hour later the early windows are out of reach: their vehicles are forgotten,
@@ -571,6 +571,82 @@ async fn an_old_serial_id_is_migrated_to_bigint() {
         assert_eq!(row.get::<_, i64>(2), 2_000_000_000);
         assert_eq!(row.get::<_, i64>(3), 1);
     }
+    drop(owner);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CONSUMER_TEST_PG"]
+async fn old_window_vehicles_become_minute_rows_and_keep_counting_once() {
+    let db = TestDb::create_empty("window_vehicles").await;
+    let mut owner = connect(&db.owner_config).await;
+    let vin = "TESTVIN0000000001";
+    // The old table as stacks made before hold it: the vehicle counted in second 10:00:05
+    // and in the minute 10:00; a second row of another minute without its minute row.
+    owner
+        .batch_execute(&format!(
+            "CREATE TABLE window_vehicles (granularity text NOT NULL,
+                 window_start timestamptz NOT NULL, vin text NOT NULL,
+                 PRIMARY KEY (granularity, window_start, vin));
+             INSERT INTO window_vehicles VALUES
+                 ('second', '2026-11-21T10:00:05Z', '{vin}'),
+                 ('minute', '2026-11-21T10:00:00Z', '{vin}'),
+                 ('second', '2026-11-21T10:01:59Z', '{vin}');"
+        ))
+        .await
+        .expect("the old table");
+    let app_role = db.config.get_user().unwrap().to_owned();
+    for _ in 0..2 {
+        fleet_common::schema::apply(&mut owner, &app_role)
+            .await
+            .expect("applying the schema over the old table");
+        let rows = owner
+            .query(
+                "SELECT minute_start, seconds, to_regclass('window_vehicles') IS NULL
+                   FROM window_vehicle_minutes ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        let got: Vec<(DateTime<Utc>, i64, bool)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (t("2026-11-21T10:00:00Z"), (1 << 60) | (1 << 5), true),
+                (t("2026-11-21T10:01:00Z"), 1 << 59, true)
+            ]
+        );
+    }
+    // New events of that vehicle: second 5 and the minute already count it, second 6 not yet.
+    let mut rows = events(1, 2, start(), 1);
+    for (row, ts) in rows
+        .iter_mut()
+        .zip(["2026-11-21T10:00:05.5Z", "2026-11-21T10:00:06.5Z"])
+    {
+        row.vin = vin.into();
+        row.ts = ts.parse().unwrap();
+    }
+    let mut sink = db.sink(Duration::from_secs(365 * 24 * 3600));
+    let w = write(&mut sink, &batch(&rows, 0, 0)).await;
+    let mut vehicles: Vec<(String, i64)> = w
+        .aggregates
+        .windows
+        .iter()
+        .map(|m| (m.window_start.format("%H:%M:%S").to_string(), m.vehicles))
+        .collect();
+    vehicles.sort();
+    assert_eq!(
+        vehicles,
+        vec![
+            ("10:00:00".to_owned(), 0),
+            ("10:00:05".to_owned(), 0),
+            ("10:00:06".to_owned(), 1)
+        ]
+    );
     drop(owner);
     db.drop_db().await;
 }

@@ -3,16 +3,15 @@
 //! arrays (`unnest`) so that every aggregate is one upsert of already grouped rows.
 //!
 //! The distinct-vehicle counts still come from PostgreSQL (`make_model_vehicles`,
-//! `window_vehicles`, whose primary keys also decide between concurrent writers); [`Known`]
-//! remembers the pairs those tables are known to hold after a commit, so they are not probed
-//! again.
+//! `window_vehicle_minutes`, whose rows also decide between concurrent writers); [`Known`]
+//! remembers what those tables are known to hold after a commit, so it is not probed again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 use super::histograms::{HistogramBins, Sensor};
-use super::windows::Granularity;
+use super::windows::{self, Granularity};
 use crate::row::DiagRow;
 
 /// `ts` as PostgreSQL stores it: the driver sends whole microseconds since 2000-01-01,
@@ -75,8 +74,9 @@ pub struct MakeModelColumns {
     pub pair_vin: Vec<String>,
 }
 
-/// New events per second and minute window, and the `(granularity, window_start, vin)`
-/// triples not known to be counted yet.
+/// New events per second and minute window, and the `(minute start, vin, second)` triples of
+/// the second windows whose vehicles are not known to be counted yet (see
+/// `windows::UPSERT_WINDOWS`).
 #[derive(Debug, Default, PartialEq)]
 pub struct WindowColumns {
     /// Granularity of each window.
@@ -87,12 +87,12 @@ pub struct WindowColumns {
     pub events: Vec<i64>,
     /// Sum of their speeds.
     pub speed_sum: Vec<f64>,
-    /// Granularity of each triple to probe.
-    pub vehicle_granularity: Vec<String>,
-    /// Window start of each triple to probe.
-    pub vehicle_window_start: Vec<DateTime<Utc>>,
+    /// Minute window of each triple to probe.
+    pub vehicle_minute_start: Vec<DateTime<Utc>>,
     /// VIN of each triple to probe.
     pub vehicle_vin: Vec<String>,
+    /// Second of the minute (0 to 59) of each triple to probe.
+    pub vehicle_second: Vec<i32>,
 }
 
 /// New readings per sensor, minute window and bin, and the histograms they touch.
@@ -129,28 +129,28 @@ pub struct Delta {
 
 /// A `(make, model, vin)` pair of `make_model_vehicles`.
 type MakeModelVin = (String, String, String);
-/// A `(granularity, window_start, vin)` triple of `window_vehicles`.
-type WindowVin = (Granularity, DateTime<Utc>, String);
+/// A `(minute start, vin)` key of `window_vehicle_minutes`.
+type MinuteVin = (DateTime<Utc>, String);
 
 /// Most entries [`Known`] keeps per table; beyond it, new ones are not remembered (they are
 /// probed again, which costs time, not correctness).
 const KNOWN_LIMIT: usize = 200_000;
 
-/// Pairs that `make_model_vehicles` and `window_vehicles` hold, as learnt from committed
-/// batches. Only minute windows are remembered (a vehicle reporting once a second rarely has
-/// two events in one second window). Sound as long as nothing deletes these rows behind the
-/// consumer's back; `window_vehicles` rows that pruning deletes are forgotten here too.
+/// What `make_model_vehicles` and `window_vehicle_minutes` hold, as learnt from committed
+/// batches: pairs, and per vehicle and minute the window bits (minute and seconds) it is
+/// counted in. Sound as long as nothing deletes these rows behind the consumer's back;
+/// `window_vehicle_minutes` rows that pruning deletes are forgotten here too.
 #[derive(Debug, Default)]
 pub struct Known {
     make_models: HashSet<MakeModelVin>,
-    windows: HashSet<WindowVin>,
+    windows: HashMap<MinuteVin, i64>,
 }
 
 /// What a batch probed, to remember after its commit.
 #[derive(Debug, Default, PartialEq)]
 pub struct Probed {
     make_models: Vec<MakeModelVin>,
-    windows: Vec<WindowVin>,
+    windows: Vec<(MinuteVin, i64)>,
 }
 
 impl Known {
@@ -162,17 +162,18 @@ impl Known {
             }
             self.make_models.insert(pair);
         }
-        for triple in probed.windows {
-            if self.windows.len() >= KNOWN_LIMIT {
-                break;
+        for (key, bits) in probed.windows {
+            if let Some(known) = self.windows.get_mut(&key) {
+                *known |= bits;
+            } else if self.windows.len() < KNOWN_LIMIT {
+                self.windows.insert(key, bits);
             }
-            self.windows.insert(triple);
         }
     }
 
-    /// Forgets the windows starting before `before` (pruned from `window_vehicles`).
+    /// Forgets the minutes starting before `before` (pruned from `window_vehicle_minutes`).
     pub fn forget_windows_before(&mut self, before: DateTime<Utc>) {
-        self.windows.retain(|(_, start, _)| *start >= before);
+        self.windows.retain(|(start, _), _| *start >= before);
     }
 }
 
@@ -273,15 +274,18 @@ fn windows(
     probed: &mut Probed,
 ) {
     let mut sums: BTreeMap<(Granularity, DateTime<Utc>), WindowSums> = BTreeMap::new();
-    let mut triples: BTreeMap<(Granularity, DateTime<Utc>, &str), ()> = BTreeMap::new();
+    // Per vehicle and minute: the bits of the windows its new events are in.
+    let mut bits: BTreeMap<(DateTime<Utc>, &str), i64> = BTreeMap::new();
     for (row, ts) in rows {
         for g in Granularity::ALL {
-            let start = g.window_start(*ts);
-            let sum = sums.entry((g, start)).or_default();
+            let sum = sums.entry((g, g.window_start(*ts))).or_default();
             sum.events += 1;
             sum.speed_sum += row.speed;
-            triples.insert((g, start, &row.vin), ());
         }
+        let second = Granularity::Second.window_start(*ts);
+        *bits
+            .entry((Granularity::Minute.window_start(*ts), &row.vin))
+            .or_default() |= windows::MINUTE_BIT | windows::second_bit(second);
     }
     for ((g, start), sum) in sums {
         out.granularity.push(g.as_str().to_owned());
@@ -289,17 +293,21 @@ fn windows(
         out.events.push(sum.events);
         out.speed_sum.push(sum.speed_sum);
     }
-    for (g, start, vin) in triples.into_keys() {
-        let triple = (g, start, vin.to_owned());
-        if g == Granularity::Minute && known.windows.contains(&triple) {
+    for ((minute, vin), bits) in bits {
+        let key = (minute, vin.to_owned());
+        let known_bits = known.windows.get(&key).copied().unwrap_or(0);
+        if bits & !known_bits == 0 {
             continue;
         }
-        out.vehicle_granularity.push(g.as_str().to_owned());
-        out.vehicle_window_start.push(start);
-        out.vehicle_vin.push(triple.2.clone());
-        if g == Granularity::Minute {
-            probed.windows.push(triple);
+        // Every second is sent, known or not: the minute bit rides on them.
+        for second in 0..60 {
+            if bits & (1 << second) != 0 {
+                out.vehicle_minute_start.push(minute);
+                out.vehicle_vin.push(key.1.clone());
+                out.vehicle_second.push(second);
+            }
         }
+        probed.windows.push((key, bits));
     }
 }
 
@@ -435,45 +443,69 @@ mod tests {
             row(2, A, "2026-11-21T10:00:00.7Z", 2.0),
             row(3, B, "2026-11-21T10:00:59Z", 4.0),
             row(4, B, "2026-11-21T09:00:00Z", 8.0),
+            row(5, A, "2026-11-21T10:00:03Z", 16.0),
         ];
         let refs: Vec<&DiagRow> = rows.iter().collect();
         let cutoff = Some(t("2026-11-21T09:30:00Z"));
         let (d, probed) = compute(&refs, cutoff, &HistogramBins::default(), &Known::default());
         assert_eq!(d.late, 1);
         let w = &d.windows;
-        assert_eq!(w.granularity, vec!["second", "second", "minute"]);
+        assert_eq!(w.granularity, vec!["second", "second", "second", "minute"]);
         assert_eq!(
             w.window_start,
             vec![
                 t("2026-11-21T10:00:00Z"),
+                t("2026-11-21T10:00:03Z"),
                 t("2026-11-21T10:00:59Z"),
                 t("2026-11-21T10:00:00Z")
             ]
         );
-        assert_eq!(w.events, vec![2, 1, 3]);
-        assert_eq!(w.speed_sum, vec![3.0, 4.0, 7.0]);
-        assert_eq!(w.vehicle_vin, vec![A, B, A, B]);
-        assert_eq!(
-            w.vehicle_granularity,
-            vec!["second", "second", "minute", "minute"]
+        assert_eq!(w.events, vec![2, 1, 1, 4]);
+        assert_eq!(w.speed_sum, vec![3.0, 16.0, 4.0, 23.0]);
+        // One triple per vehicle and second window, each vehicle's in its minute.
+        assert_eq!(w.vehicle_vin, vec![A, A, B]);
+        assert_eq!(w.vehicle_second, vec![0, 3, 59]);
+        assert!(
+            w.vehicle_minute_start
+                .iter()
+                .all(|m| *m == t("2026-11-21T10:00:00Z"))
         );
+        let minute_bits: Vec<i64> = probed.windows.iter().map(|(_, b)| *b).collect();
         assert_eq!(
-            probed.windows.len(),
-            2,
-            "only minute windows are remembered"
+            minute_bits,
+            vec![
+                windows::MINUTE_BIT | 1 | 1 << 3,
+                windows::MINUTE_BIT | 1 << 59
+            ]
         );
         // The late row still counts for its vehicle and make.
-        assert_eq!(d.vehicles.events, vec![2, 2]);
+        assert_eq!(d.vehicles.events, vec![3, 2]);
 
         let mut known = Known::default();
         known.learn(probed);
-        let (d, _) = compute(&refs, cutoff, &HistogramBins::default(), &known);
-        assert_eq!(d.windows.vehicle_granularity, vec!["second", "second"]);
+        let (d, probed_again) = compute(&refs, cutoff, &HistogramBins::default(), &known);
+        assert!(
+            d.windows.vehicle_vin.is_empty(),
+            "all known: nothing to probe"
+        );
+        assert_eq!(probed_again.windows, vec![]);
+        assert_eq!(d.windows.events, vec![2, 1, 1, 4], "events still count");
+
+        // A new second of a known minute: only that vehicle and minute are probed again.
+        let next = [
+            row(6, A, "2026-11-21T10:00:04Z", 1.0),
+            row(7, B, "2026-11-21T10:00:59.5Z", 1.0),
+        ];
+        let refs_next: Vec<&DiagRow> = next.iter().collect();
+        let (d, _) = compute(&refs_next, cutoff, &HistogramBins::default(), &known);
+        assert_eq!(d.windows.vehicle_vin, vec![A]);
+        assert_eq!(d.windows.vehicle_second, vec![4]);
+
         known.forget_windows_before(t("2026-11-21T10:01:00Z"));
         let (d, _) = compute(&refs, cutoff, &HistogramBins::default(), &known);
         assert_eq!(
             d.windows.vehicle_vin.len(),
-            4,
+            3,
             "forgotten windows are probed again"
         );
     }

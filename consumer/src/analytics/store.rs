@@ -40,12 +40,12 @@ pub struct Aggregates {
     pub late_dropped: u64,
 }
 
-/// Where `window_vehicles` was last pruned: windows before this start were deleted.
+/// Where `window_vehicle_minutes` was last pruned: windows before this start were deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Pruned(pub Option<DateTime<Utc>>);
 
 impl Pruned {
-    /// The bound to prune `window_vehicles` to for `cutoff`, when it moved into a later minute
+    /// The bound to prune `window_vehicle_minutes` to for `cutoff`, when it moved into a later minute
     /// since the last pruning (pruning is garbage collection: once a minute is enough).
     pub fn due(self, cutoff: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
         let bound = cutoff?.checked_sub_signed(windows::PRUNE_MARGIN)?;
@@ -63,7 +63,7 @@ impl Pruned {
 pub struct Learnt {
     /// Pairs the aggregate tables hold now.
     pub probed: Probed,
-    /// The bound `window_vehicles` was pruned to, if it was.
+    /// The bound `window_vehicle_minutes` was pruned to, if it was.
     pub pruned: Option<DateTime<Utc>>,
 }
 
@@ -80,7 +80,7 @@ impl Learnt {
 
 /// The analytics statements, prepared on one connection.
 pub struct Statements {
-    /// The `diag` insert that returns what it inserted and raises the watermark (`$20` =
+    /// The `diag` insert that returns what it inserted and raises the watermark (`$1` =
     /// topic); see [`windows::watermarked_insert`].
     pub insert: Statement,
     vehicles: Statement,
@@ -92,7 +92,7 @@ pub struct Statements {
 }
 
 impl Statements {
-    /// Prepares the statements; `insert_diag` is the plain `diag` insert.
+    /// Prepares the statements; `insert_diag` is the plain `diag` insert (no parameters).
     pub async fn prepare(
         client: &Client,
         insert_diag: &str,
@@ -167,9 +167,9 @@ impl Statements {
             &w.window_start,
             &w.events,
             &w.speed_sum,
-            &w.vehicle_granularity,
-            &w.vehicle_window_start,
+            &w.vehicle_minute_start,
             &w.vehicle_vin,
+            &w.vehicle_second,
         ];
         let histogram_params: [&(dyn ToSql + Sync); 4] =
             [&h.sensor, &h.window_start, &h.bin_lower, &h.count];
