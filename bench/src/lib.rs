@@ -1,7 +1,12 @@
 //! What the benchmark commands share: a measured Kafka produce loop with stated producer
 //! settings, and the machine's load average that every result is quoted with.
 
+pub mod copy;
+pub mod events;
+pub mod load;
 pub mod produce;
+pub mod stack;
+pub mod stats;
 
 /// The load average (1, 5, 15 min) from `/proc/loadavg`.
 pub fn load_average() -> String {

@@ -6,15 +6,12 @@
 //!
 //! Every event is valid and has a fresh `event_id`, so a running consumer stores them all.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
-use chrono::Utc;
+use anyhow::bail;
 use clap::Parser;
-use fleet_common::{EventTime, TelemetryEvent, Vin};
+use ingest_bench::load::{self, Load, Pace, quantile};
 use ingest_bench::produce::{Settings, produce_for};
-use uuid::Uuid;
 
 /// Load generator for fleet's ingest, compared with a plain Kafka producer.
 #[derive(Debug, Parser)]
@@ -57,125 +54,8 @@ struct Cli {
     no_kafka: bool,
 }
 
-/// A fresh valid event of vehicle `serial`.
-fn event(serial: u64, seq: u64) -> TelemetryEvent {
-    TelemetryEvent::example(
-        Uuid::new_v4(),
-        Vin::from_serial("YS2", serial),
-        seq,
-        EventTime(Utc::now()),
-    )
-}
-
-/// What one HTTP scenario measured.
-#[derive(Debug, Default)]
-struct HttpRun {
-    requests: usize,
-    accepted_events: usize,
-    latencies: Vec<Duration>,
-    /// Requests by status (or `error` when no answer came).
-    statuses: BTreeMap<String, usize>,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-/// `concurrency` connections post `batch` events per request for `warmup + duration`; only
-/// requests started after the warm-up count.
-async fn http_scenario(cli: &Cli, batch: usize, scenario: u64) -> anyhow::Result<HttpRun> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(cli.concurrency)
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let start = Instant::now();
-    let measure_from = start + cli.warmup;
-    let end = measure_from + cli.duration;
-    let tasks: Vec<_> = (0..cli.concurrency as u64)
-        .map(|task| {
-            let client = client.clone();
-            let url = cli.ingest_url.clone();
-            // One VIN range per connection and scenario, so seqs stay per vehicle.
-            let base = 8_000_000 + scenario * 100_000 + task * 1_000;
-            tokio::spawn(async move {
-                let mut run = HttpRun::default();
-                let mut seq = 0;
-                loop {
-                    let sent_at = Instant::now();
-                    if sent_at >= end {
-                        break;
-                    }
-                    let events: Vec<TelemetryEvent> =
-                        (0..batch as u64).map(|i| event(base + i, seq)).collect();
-                    seq += 1;
-                    let body = if batch == 1 {
-                        serde_json::to_vec(&events[0])
-                    } else {
-                        serde_json::to_vec(&events)
-                    }
-                    .expect("events serialize");
-                    let answer = client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await;
-                    let (status, accepted) = match answer {
-                        Ok(response) => {
-                            let status = response.status();
-                            let accepted = match response.bytes().await {
-                                Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
-                                    .ok()
-                                    .and_then(|v| v["accepted"].as_u64())
-                                    .unwrap_or(0),
-                                Err(_) => 0,
-                            };
-                            (status.as_u16().to_string(), accepted as usize)
-                        }
-                        Err(e) => {
-                            let kind = if e.is_timeout() { "timeout" } else { "error" };
-                            (kind.to_owned(), 0)
-                        }
-                    };
-                    let latency = sent_at.elapsed();
-                    if sent_at < measure_from {
-                        continue;
-                    }
-                    run.requests += 1;
-                    run.accepted_events += accepted;
-                    *run.statuses.entry(status.clone()).or_default() += 1;
-                    if status == "200" {
-                        run.latencies.push(latency);
-                    }
-                    if status != "200" {
-                        // Do not hammer a failing service.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-                run
-            })
-        })
-        .collect();
-    let mut total = HttpRun::default();
-    for task in tasks {
-        let run = task.await.context("load task")?;
-        total.requests += run.requests;
-        total.accepted_events += run.accepted_events;
-        total.latencies.extend(run.latencies);
-        for (status, n) in run.statuses {
-            *total.statuses.entry(status).or_default() += n;
-        }
-    }
-    total.latencies.sort();
-    Ok(total)
 }
 
 #[tokio::main]
@@ -195,17 +75,28 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut http_rates = Vec::new();
     for (scenario, &batch) in cli.batch_sizes.iter().enumerate() {
-        let run = http_scenario(&cli, batch, scenario as u64).await?;
+        let load = Load {
+            url: cli.ingest_url.clone(),
+            batch,
+            pace: Pace::Closed {
+                connections: cli.concurrency,
+            },
+            warmup: cli.warmup,
+            duration: cli.duration,
+            samples_per_s: 0.0,
+            run: 80 + scenario as u64,
+        };
+        let run = load::run(load, None).await?;
         let secs = cli.duration.as_secs_f64();
-        let rate = run.accepted_events as f64 / secs;
+        let rate = run.accepted as f64 / secs;
         http_rates.push((batch, rate));
         println!(
             "ingest, {batch:>3} event(s)/request: {:>9.0} accepted events/s, {:>8.1} requests/s, \
              ack latency p50 {} p99 {} (of {} requests, statuses {:?})",
             rate,
             run.requests as f64 / secs,
-            ms(percentile(&run.latencies, 50.0)),
-            ms(percentile(&run.latencies, 99.0)),
+            ms(quantile(&run.latencies, 0.5)),
+            ms(quantile(&run.latencies, 0.99)),
             run.requests,
             run.statuses
         );

@@ -12,8 +12,6 @@
 //! (mean and max) during the run and the drain, the verify output. Exit status 1 when the rows
 //! did not all arrive or verify failed.
 
-mod samples;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -25,7 +23,8 @@ use fleet_orchestrator::commands::{Ctx, launch_fleet};
 use fleet_orchestrator::output::ProgressMode;
 use tokio::process::Command;
 
-use crate::samples::{Sampler, Summary};
+use ingest_bench::load_average;
+use ingest_bench::stats::{self as samples, Sampler, Summary};
 
 /// The 10,000-vehicle proof as one command against a running stack.
 #[derive(Debug, Parser)]
@@ -58,13 +57,6 @@ struct Cli {
     /// `fleet verify --timeout`.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     verify_timeout: Duration,
-}
-
-/// Load average of the machine (1, 5, 15 minutes).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Runs `fleet <args>` with the environment of this process; stdout and whether it succeeded

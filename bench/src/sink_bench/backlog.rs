@@ -10,7 +10,7 @@ use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use crate::rows::Events;
+use ingest_bench::events::Events;
 
 /// Where each event landed, by index, and how long producing took.
 pub struct Backlog {

@@ -9,9 +9,6 @@
 //! indexes) on the same server, and prints both rates and their ratio.
 
 mod backlog;
-mod copy;
-mod rows;
-mod stack;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -20,7 +17,8 @@ use anyhow::{Context, bail, ensure};
 use chrono::Utc;
 use clap::Parser;
 
-use crate::rows::Events;
+use ingest_bench::events::Events;
+use ingest_bench::{copy, load_average, stack};
 
 /// Consumer throughput into PostgreSQL for a backlog, compared with a plain binary COPY.
 #[derive(Debug, Parser)]
@@ -115,12 +113,6 @@ struct ConsumerRun {
 
 fn rate(rows: u64, elapsed: Duration) -> f64 {
     rows as f64 / elapsed.as_secs_f64()
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Starts the consumer and polls `consumer_offsets` until it holds `ends`.

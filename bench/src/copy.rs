@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::rows::Events;
+use crate::events::Events;
 
 /// The scratch table.
 pub const SCRATCH: &str = "sink_bench_copy";

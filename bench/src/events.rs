@@ -39,6 +39,11 @@ impl Events {
         self.events
     }
 
+    /// True without events.
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
     /// Event `i`: vehicle `i % vehicles`, its `seq` is `i / vehicles`.
     pub fn event(&self, i: u64) -> TelemetryEvent {
         let (vehicle, seq) = (i % self.vehicles, i / self.vehicles);
