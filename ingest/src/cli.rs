@@ -75,14 +75,14 @@ pub struct Cli {
     #[arg(long, env = "INGEST_DASHBOARD_VEHICLE_TTL", default_value = "1h", value_parser = parse_ttl)]
     pub dashboard_vehicle_ttl: Duration,
 
-    /// Dashboard updates (one per second) kept for a browser that reconnects; one further
-    /// behind gets a snapshot.
-    #[arg(long, env = "INGEST_DASHBOARD_RESUME_UPDATES", default_value_t = 30, value_parser = parse_count)]
-    pub dashboard_resume_updates: usize,
+    /// Vehicles drawn on the dashboard's map: the positions of this many most recently seen
+    /// vehicles go into every update (fewer when they would not fit in the message cap).
+    #[arg(long, env = "INGEST_DASHBOARD_MAP_VEHICLES", default_value_t = 5_000, value_parser = parse_count)]
+    pub dashboard_map_vehicles: usize,
 
-    /// Largest dashboard update, bytes of JSON: vehicles that do not fit follow in the next
-    /// updates; a snapshot carries the most recently seen vehicles that fit.
-    #[arg(long, env = "INGEST_DASHBOARD_MAX_MESSAGE_BYTES", default_value_t = 1_048_576, value_parser = parse_message_cap)]
+    /// Largest dashboard update, bytes of JSON: the map shows fewer vehicles, the table fewer
+    /// trails or rows, rather than exceed it.
+    #[arg(long, env = "INGEST_DASHBOARD_MAX_MESSAGE_BYTES", default_value_t = 262_144, value_parser = parse_message_cap)]
     pub dashboard_max_message_bytes: usize,
 
     /// Output topic of the consumer's per-vehicle summaries, read by the dashboard.
@@ -215,8 +215,8 @@ mod tests {
         assert_eq!(cli.max_connections, 1024);
         assert!(cli.dashboard_requires_token);
         assert_eq!(cli.dashboard_vehicle_ttl, Duration::from_secs(3600));
-        assert_eq!(cli.dashboard_resume_updates, 30);
-        assert_eq!(cli.dashboard_max_message_bytes, 1_048_576);
+        assert_eq!(cli.dashboard_map_vehicles, 5_000);
+        assert_eq!(cli.dashboard_max_message_bytes, 262_144);
     }
 
     #[test]
@@ -235,7 +235,7 @@ mod tests {
             "false",
             "--dashboard-vehicle-ttl",
             "10m",
-            "--dashboard-resume-updates",
+            "--dashboard-map-vehicles",
             "5",
             "--dashboard-max-message-bytes",
             "100000",
@@ -246,13 +246,13 @@ mod tests {
         assert_eq!(cli.max_connections, 9);
         assert!(!cli.dashboard_requires_token);
         assert_eq!(cli.dashboard_vehicle_ttl, Duration::from_secs(600));
-        assert_eq!(cli.dashboard_resume_updates, 5);
+        assert_eq!(cli.dashboard_map_vehicles, 5);
         assert_eq!(cli.dashboard_max_message_bytes, 100_000);
         for (flag, value) in [
             ("--max-concurrent-requests", "0"),
             ("--max-connections", "0"),
             ("--dashboard-vehicle-ttl", "5s"),
-            ("--dashboard-resume-updates", "0"),
+            ("--dashboard-map-vehicles", "0"),
             ("--dashboard-max-message-bytes", "1000"),
             ("--dashboard-requires-token", "maybe"),
         ] {

@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let dashboard_limits = DashboardLimits {
         vehicle_ttl: cli.dashboard_vehicle_ttl,
-        resume_updates: cli.dashboard_resume_updates,
+        map_vehicles: cli.dashboard_map_vehicles,
         max_message_bytes: cli.dashboard_max_message_bytes,
     };
     let dashboard = Arc::new(Dashboard::starting_now(

@@ -1,16 +1,21 @@
 //! The live page of `GET /events`: one self-contained HTML document (inline style and script,
 //! no external resources, so it works offline). The server renders the current counters; the
-//! script then follows `GET /events/stream` (Server-Sent Events: a snapshot, then one delta per
-//! second; vehicles forgotten after the time-to-live leave with it; a dashboard token given as
-//! `?access_token=` is passed on to the stream) and draws the counters, the events/s chart, the map with trails, the make and model
-//! counts, the sensor histograms and a sortable, paged vehicle table. Without JavaScript the
-//! page reloads itself instead.
+//! script then follows `GET /events/stream?sort=&order=&page=&page_size=` (Server-Sent Events:
+//! one whole picture per second, see [`crate::routes::stream`]; a dashboard token given as
+//! `?access_token=` is passed on to the stream) and draws what each event carries: the
+//! counters, the events/s chart, the map (the most recently seen vehicles as dots, the table
+//! page's vehicles with their trails), the make and model counts, the sensor histograms and the
+//! page of the vehicle table. Sorting or paging the table opens a stream for the new page. So
+//! the page stays as light with 30,000 vehicles as with 5. Without JavaScript the page reloads
+//! itself instead.
 //!
 //! Stable hooks for tests: every counter has an id and its raw value in `data-value`
 //! (`received`, `stored`, `rate`, `vehicles-total`, `vehicles-online`, `accepted`); the map
-//! canvas `#map` carries `data-drawn` (vehicles drawn); table rows carry `data-vin`,
-//! `data-make` (with `data-vehicles`, `data-events`); `<body>` carries `data-last-event-id` and
-//! `data-draw-ms` (how long the last redraw took).
+//! canvas `#map` carries `data-drawn` (vehicles drawn) and `data-omitted` (kept, not drawn);
+//! table rows carry `data-vin`, `data-make` (with `data-vehicles`, `data-events`); the pager
+//! `#page-info` carries `data-page` (from 0), `data-pages` and `data-total`; `<body>` carries
+//! `data-last-event-id`, `data-draw-ms` (how long the last redraw took) and `data-first-draw-ms`
+//! (milliseconds from navigation start to the first drawn update).
 
 use crate::routes::watch::EventCounts;
 
@@ -111,7 +116,7 @@ const TEMPLATE: &str = r##"<!DOCTYPE html>
   @media (max-width: 1100px) { .counter { grid-column: span 4; } .chart, .map, .counts, .hists { grid-column: span 12; } }
 </style>
 </head>
-<body data-last-event-id="" data-draw-ms="">
+<body data-last-event-id="" data-draw-ms="" data-first-draw-ms="">
 <header>
   <h1>fleet: live dashboard</h1>
   <span class="muted">input topic <code>{{topic}}</code>, figures from the consumer's output topics</span>
@@ -126,7 +131,7 @@ const TEMPLATE: &str = r##"<!DOCTYPE html>
   <div class="card counter"><h2>This replica</h2><div class="big" data-value="{{accepted}}" id="accepted">{{accepted}}</div><div class="sub">accepted since start</div></div>
   <div class="card chart"><h2>Events per second (event time, last 2 minutes)</h2><canvas id="rate-chart" width="800" height="300"></canvas></div>
   <div class="card map"><h2>Map: <span id="map-caption">radius {{radius_m}} m around {{origin_lat}}, {{origin_lon}}</span></h2>
-    <canvas id="map" width="640" height="640" data-drawn="0" data-radius="{{radius_m}}"></canvas>
+    <canvas id="map" width="640" height="640" data-drawn="0" data-omitted="0" data-radius="{{radius_m}}"></canvas>
     <div id="legend" class="sub"></div></div>
   <div class="card counts">
     <div><h2>Per make</h2><table id="makes"><thead><tr><th>make</th><th>vehicles</th><th>events</th></tr></thead><tbody></tbody></table></div>
@@ -137,22 +142,22 @@ const TEMPLATE: &str = r##"<!DOCTYPE html>
     <div><div class="text" id="hist-title-humidity_pct">humidity_pct</div><canvas id="hist-humidity_pct" width="420" height="160" data-total="0"></canvas></div>
     <div><div class="text" id="hist-title-pressure_hpa">pressure_hpa</div><canvas id="hist-pressure_hpa" width="420" height="160" data-total="0"></canvas></div>
   </div></div>
-  <div class="card table"><h2>Vehicles</h2>
+  <div class="card table"><h2>Vehicles (trails on the map)</h2>
     <table id="vehicles"><thead><tr>
       <th data-key="vin">VIN</th><th data-key="make" class="text">make</th><th data-key="model" class="text">model</th>
       <th data-key="first_seen">first seen</th><th data-key="last_seen">last seen</th>
       <th data-key="events" class="sorted">events</th><th data-key="last_speed">speed (km/h)</th>
     </tr></thead><tbody></tbody></table>
-    <div class="pager"><button id="prev" type="button">&larr;</button><span id="page-info">no vehicles yet</span><button id="next" type="button">&rarr;</button></div>
+    <div class="pager"><button id="prev" type="button">&larr;</button><span id="page-info" data-page="0" data-pages="1" data-total="0">no vehicles yet</span><button id="next" type="button">&rarr;</button></div>
   </div>
 </main>
 <footer><span class="error" id="error">{{error}}</span> Updated <span id="updated">at page load</span>, update <span id="last-id">none</span>.</footer>
 <script>
 (function () {
   "use strict";
-  var TRAIL = 30, PAGE = 25;
-  var vehicles = new Map(), trails = new Map(), last = null;
-  var sort = { key: "events", asc: false }, page = 0, pending = false;
+  var PAGE = 25;
+  var last = null, pending = false, source = null;
+  var query = { sort: "events", order: "desc", page: 0 };
   var colors = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d"];
   var makeColor = new Map();
   function $(id) { return document.getElementById(id); }
@@ -184,21 +189,7 @@ const TEMPLATE: &str = r##"<!DOCTYPE html>
     return { ctx: ctx, w: w, h: h };
   }
 
-  function apply(u, kind) {
-    if (kind === "snapshot") {
-      vehicles.clear(); trails.clear();
-      Object.keys(u.trails || {}).forEach(function (vin) { trails.set(vin, u.trails[vin].slice()); });
-    }
-    u.vehicles.forEach(function (v) {
-      var before = vehicles.get(v.vin), trail = trails.get(v.vin);
-      if (!trail) { trail = []; trails.set(v.vin, trail); }
-      if (kind === "delta" && (!before || before.last_seen !== v.last_seen)) {
-        trail.push([v.last_position.x, v.last_position.y]);
-        if (trail.length > TRAIL) { trail.splice(0, trail.length - TRAIL); }
-      }
-      vehicles.set(v.vin, v);
-    });
-    (u.gone || []).forEach(function (vin) { vehicles.delete(vin); trails.delete(vin); });
+  function apply(u) {
     last = u;
     document.body.dataset.lastEventId = String(u.id);
     if (!pending) { pending = true; window.requestAnimationFrame(draw); }
@@ -219,11 +210,13 @@ const TEMPLATE: &str = r##"<!DOCTYPE html>
     $("updated").textContent = new Date(u.at).toLocaleTimeString();
     $("last-id").textContent = String(u.id);
     drawRate(secs);
-    drawMap(u.map);
+    drawMap(u);
     drawCounts(u);
     (u.histograms || []).forEach(drawHistogram);
-    drawTable();
-    document.body.dataset.drawMs = (performance.now() - started).toFixed(1);
+    drawTable(u.table);
+    var done = performance.now();
+    document.body.dataset.drawMs = (done - started).toFixed(1);
+    if (!document.body.dataset.firstDrawMs) { document.body.dataset.firstDrawMs = done.toFixed(0); }
   }
 
   function drawRate(secs) {
@@ -259,8 +252,8 @@ const TEMPLATE: &str = r##"<!DOCTYPE html>
     ctx.fillStyle = "rgba(37, 99, 235, 0.12)"; ctx.fill();
   }
 
-  function drawMap(area) {
-    var canvas = $("map"), c = fit(canvas), ctx = c.ctx, r = area.radius_m;
+  function drawMap(u) {
+    var canvas = $("map"), c = fit(canvas), ctx = c.ctx, r = u.map.radius_m;
     var size = Math.min(c.w, c.h), cx = c.w / 2, cy = c.h / 2, scale = (size / 2 - 12) / r;
     ctx.clearRect(0, 0, c.w, c.h);
     ctx.fillStyle = "#f8fafc"; ctx.beginPath(); ctx.arc(cx, cy, r * scale, 0, 2 * Math.PI); ctx.fill();
@@ -271,41 +264,45 @@ const TEMPLATE: &str = r##"<!DOCTYPE html>
     }
     ctx.beginPath(); ctx.moveTo(cx - 6, cy); ctx.lineTo(cx + 6, cy); ctx.moveTo(cx, cy - 6); ctx.lineTo(cx, cy + 6); ctx.stroke();
     ctx.fillText("N", cx - 3, 10);
-    var px = function (p) { return cx + p[0] * scale; }, py = function (p) { return cy - p[1] * scale; };
-    var groups = new Map();
-    vehicles.forEach(function (v) {
-      var g = groups.get(v.make);
-      if (!g) { g = []; groups.set(v.make, g); }
-      g.push(v);
-    });
-    var drawn = 0, dot = vehicles.size > 2000 ? 1.5 : 3.5;
-    groups.forEach(function (list, make) {
-      var color = colorOf(make);
-      ctx.strokeStyle = color; ctx.globalAlpha = vehicles.size > 1000 ? 0.12 : 0.35; ctx.beginPath();
-      list.forEach(function (v) {
-        var t = trails.get(v.vin) || [];
-        for (var i = 0; i < t.length; i++) {
-          if (i === 0) { ctx.moveTo(px(t[i]), py(t[i])); } else { ctx.lineTo(px(t[i]), py(t[i])); }
-        }
-        if (t.length) { ctx.lineTo(px([v.last_position.x, v.last_position.y]), py([v.last_position.x, v.last_position.y])); }
-      });
-      ctx.stroke(); ctx.globalAlpha = 1; ctx.fillStyle = color; ctx.beginPath();
-      list.forEach(function (v) {
-        var p = [v.last_position.x, v.last_position.y], x = px(p), y = py(p);
+    var groups = u.positions || [], drawn = 0;
+    groups.forEach(function (g) { drawn += g.xy.length / 2; });
+    var dot = drawn > 2000 ? 1.5 : 3.5;
+    groups.forEach(function (g) {
+      var xy = g.xy;
+      ctx.globalAlpha = drawn > 2000 ? 0.6 : 1; ctx.fillStyle = colorOf(g.make); ctx.beginPath();
+      for (var i = 0; i + 1 < xy.length; i += 2) {
+        var x = cx + xy[i] * scale, y = cy - xy[i + 1] * scale;
         ctx.moveTo(x + dot, y); ctx.arc(x, y, dot, 0, 2 * Math.PI);
-        drawn++;
-      });
+      }
       ctx.fill();
     });
+    ctx.globalAlpha = 1; ctx.lineWidth = 2;
+    (u.table.rows || []).forEach(function (v) {
+      var t = v.trail || [];
+      if (!t.length) { return; }
+      ctx.strokeStyle = colorOf(v.make); ctx.beginPath();
+      t.forEach(function (p, i) {
+        var x = cx + p[0] * scale, y = cy - p[1] * scale;
+        if (i === 0) { ctx.moveTo(x, y); } else { ctx.lineTo(x, y); }
+      });
+      ctx.stroke();
+      var end = t[t.length - 1];
+      ctx.fillStyle = colorOf(v.make); ctx.beginPath(); ctx.arc(cx + end[0] * scale, cy - end[1] * scale, 4, 0, 2 * Math.PI); ctx.fill();
+    });
+    ctx.lineWidth = 1;
     canvas.dataset.drawn = String(drawn);
+    canvas.dataset.omitted = String(u.positions_omitted || 0);
     var legend = $("legend");
     legend.textContent = "";
-    groups.forEach(function (list, make) {
+    groups.forEach(function (g) {
       var s = document.createElement("span"), sw = document.createElement("span");
-      sw.className = "swatch"; sw.style.background = colorOf(make);
-      s.appendChild(sw); s.appendChild(document.createTextNode(make + " (" + list.length + ")  "));
+      sw.className = "swatch"; sw.style.background = colorOf(g.make);
+      s.appendChild(sw); s.appendChild(document.createTextNode(g.make + " (" + (g.xy.length / 2) + ")  "));
       legend.appendChild(s);
     });
+    if (u.positions_omitted) {
+      legend.appendChild(document.createTextNode("the " + drawn + " most recently seen of " + (drawn + u.positions_omitted) + " vehicles drawn"));
+    }
   }
 
   function drawCounts(u) {
@@ -354,19 +351,10 @@ const TEMPLATE: &str = r##"<!DOCTYPE html>
     ctx.fillText("max " + max, 5, 10);
   }
 
-  function drawTable() {
-    var rows = Array.from(vehicles.values()), key = sort.key, dir = sort.asc ? 1 : -1;
-    rows.sort(function (a, b) {
-      var x = a[key], y = b[key];
-      if (x < y) { return -dir; }
-      if (x > y) { return dir; }
-      return a.vin < b.vin ? -1 : 1;
-    });
-    var pages = Math.max(1, Math.ceil(rows.length / PAGE));
-    page = Math.min(page, pages - 1);
+  function drawTable(t) {
     var body = $("vehicles").tBodies[0];
     body.textContent = "";
-    rows.slice(page * PAGE, page * PAGE + PAGE).forEach(function (v) {
+    t.rows.forEach(function (v) {
       var tr = document.createElement("tr");
       tr.dataset.vin = v.vin;
       cell(tr, v.vin); cell(tr, v.make, "text"); cell(tr, v.model, "text");
@@ -374,31 +362,40 @@ const TEMPLATE: &str = r##"<!DOCTYPE html>
       cell(tr, v.events.toLocaleString("en-US")); cell(tr, (v.last_speed * 3.6).toFixed(1));
       body.appendChild(tr);
     });
-    $("page-info").textContent = rows.length
-      ? "vehicles " + (page * PAGE + 1) + "\u2013" + Math.min(rows.length, page * PAGE + PAGE) + " of " + rows.length
+    var info = $("page-info"), first = t.page * t.page_size;
+    info.dataset.page = String(t.page); info.dataset.pages = String(t.pages); info.dataset.total = String(t.total);
+    info.textContent = t.total
+      ? "vehicles " + (first + 1) + "\u2013" + (first + t.rows.length) + " of " + t.total.toLocaleString("en-US") + " (page " + (t.page + 1) + " of " + t.pages + ")"
       : "no vehicles yet";
+    $("prev").disabled = t.page === 0;
+    $("next").disabled = t.page + 1 >= t.pages;
+    query.page = t.page;
     Array.prototype.forEach.call($("vehicles").tHead.rows[0].cells, function (th) {
-      th.classList.toggle("sorted", th.dataset.key === key);
-      th.classList.toggle("asc", th.dataset.key === key && sort.asc);
+      th.classList.toggle("sorted", th.dataset.key === t.sort);
+      th.classList.toggle("asc", th.dataset.key === t.sort && t.order === "asc");
     });
   }
 
+  var token = new URLSearchParams(window.location.search).get("access_token");
+  var streamPath = window.location.pathname.replace(/\/$/, "") + "/stream";
+  function connect() {
+    if (source) { source.close(); }
+    var params = new URLSearchParams({ sort: query.sort, order: query.order, page: String(query.page), page_size: String(PAGE) });
+    if (token) { params.set("access_token", token); }
+    source = new EventSource(streamPath + "?" + params.toString());
+    source.addEventListener("view", function (e) { apply(JSON.parse(e.data)); });
+    source.onopen = function () { $("status").className = "live"; $("status").textContent = "live"; };
+    source.onerror = function () { $("status").className = "down"; $("status").textContent = "reconnecting"; };
+  }
   Array.prototype.forEach.call($("vehicles").tHead.rows[0].cells, function (th) {
     th.addEventListener("click", function () {
-      if (sort.key === th.dataset.key) { sort.asc = !sort.asc; } else { sort.key = th.dataset.key; sort.asc = th.dataset.key !== "events"; }
-      page = 0; drawTable();
+      if (query.sort === th.dataset.key) { query.order = query.order === "asc" ? "desc" : "asc"; } else { query.sort = th.dataset.key; query.order = th.dataset.key === "events" || th.dataset.key === "last_seen" ? "desc" : "asc"; }
+      query.page = 0; connect();
     });
   });
-  $("prev").addEventListener("click", function () { page = Math.max(0, page - 1); drawTable(); });
-  $("next").addEventListener("click", function () { page += 1; drawTable(); });
-
-  var token = new URLSearchParams(window.location.search).get("access_token");
-  var source = new EventSource(window.location.pathname.replace(/\/$/, "") + "/stream" +
-    (token ? "?access_token=" + encodeURIComponent(token) : ""));
-  source.addEventListener("snapshot", function (e) { apply(JSON.parse(e.data), "snapshot"); });
-  source.addEventListener("delta", function (e) { apply(JSON.parse(e.data), "delta"); });
-  source.onopen = function () { $("status").className = "live"; $("status").textContent = "live"; };
-  source.onerror = function () { $("status").className = "down"; $("status").textContent = "reconnecting"; };
+  $("prev").addEventListener("click", function () { query.page = Math.max(0, query.page - 1); connect(); });
+  $("next").addEventListener("click", function () { query.page += 1; connect(); });
+  connect();
 })();
 </script>
 </body>

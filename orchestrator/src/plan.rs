@@ -539,8 +539,8 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
             humantime::format_duration(config.ingest.dashboard_vehicle_ttl).to_string(),
         ),
         (
-            "INGEST_DASHBOARD_RESUME_UPDATES".to_owned(),
-            config.ingest.dashboard_resume_updates.to_string(),
+            "INGEST_DASHBOARD_MAP_VEHICLES".to_owned(),
+            config.ingest.dashboard_map_vehicles.to_string(),
         ),
         (
             "INGEST_DASHBOARD_MAX_MESSAGE_BYTES".to_owned(),
@@ -1203,8 +1203,8 @@ mod tests {
         assert_eq!(env["INGEST_MAX_CONNECTIONS"], "77");
         assert_eq!(env["INGEST_DASHBOARD_REQUIRES_TOKEN"], "false");
         assert_eq!(env["INGEST_DASHBOARD_VEHICLE_TTL"], "1h");
-        assert_eq!(env["INGEST_DASHBOARD_RESUME_UPDATES"], "30");
-        assert_eq!(env["INGEST_DASHBOARD_MAX_MESSAGE_BYTES"], "1048576");
+        assert_eq!(env["INGEST_DASHBOARD_MAP_VEHICLES"], "5000");
+        assert_eq!(env["INGEST_DASHBOARD_MAX_MESSAGE_BYTES"], "262144");
     }
 
     #[test]

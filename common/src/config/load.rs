@@ -253,7 +253,8 @@ mod tests {
         assert_eq!(c.ingest.max_concurrent_requests, 512);
         assert_eq!(c.ingest.max_connections, 1024);
         assert!(c.ingest.dashboard_requires_token);
-        assert_eq!(c.ingest.dashboard_resume_updates, 30);
+        assert_eq!(c.ingest.dashboard_map_vehicles, 5_000);
+        assert_eq!(c.ingest.dashboard_max_message_bytes, 262_144);
         for (var, value, key) in [
             (
                 "FLEET_INGEST__REQUEST_TIMEOUT",
@@ -276,9 +277,9 @@ mod tests {
                 "ingest.dashboard_vehicle_ttl",
             ),
             (
-                "FLEET_INGEST__DASHBOARD_RESUME_UPDATES",
+                "FLEET_INGEST__DASHBOARD_MAP_VEHICLES",
                 "0",
-                "ingest.dashboard_resume_updates",
+                "ingest.dashboard_map_vehicles",
             ),
             (
                 "FLEET_INGEST__DASHBOARD_MAX_MESSAGE_BYTES",

@@ -259,11 +259,13 @@ pub struct IngestConfig {
     /// restarted ingest reads back this much of the consumer's output topics.
     #[serde(default = "default_dashboard_vehicle_ttl", with = "humantime_serde")]
     pub dashboard_vehicle_ttl: Duration,
-    /// Dashboard updates (one per second) kept for a browser that reconnects (1 to 3600).
-    #[serde(default = "default_dashboard_resume_updates")]
-    pub dashboard_resume_updates: usize,
-    /// Largest dashboard update, bytes of JSON (64 KiB to 64 MiB): changed vehicles that do
-    /// not fit follow in the next updates; a snapshot carries the newest that fit.
+    /// Vehicles drawn on the dashboard's map: the positions of this many most recently seen
+    /// vehicles go into every update (1 to 100,000; fewer when they would not fit in
+    /// `dashboard_max_message_bytes`).
+    #[serde(default = "default_dashboard_map_vehicles")]
+    pub dashboard_map_vehicles: usize,
+    /// Largest dashboard update, bytes of JSON (64 KiB to 64 MiB): the map shows fewer
+    /// vehicles, the table fewer trails or rows, rather than exceed it.
     #[serde(default = "default_dashboard_max_message_bytes")]
     pub dashboard_max_message_bytes: usize,
     /// Containers running ingest (`ingest-0`, `ingest-1`, ...). They share the network alias
@@ -374,10 +376,10 @@ fn default_dashboard_vehicle_ttl() -> Duration {
     Duration::from_secs(3_600)
 }
 
-fn default_dashboard_resume_updates() -> usize {
-    30
+fn default_dashboard_map_vehicles() -> usize {
+    5_000
 }
 
 fn default_dashboard_max_message_bytes() -> usize {
-    1_048_576
+    262_144
 }

@@ -31,10 +31,10 @@ fn validate_ingest_limits(i: &super::model::IngestConfig) -> Result<(), Failure>
             "must lie between 1m and 30days",
         )?;
     }
-    if !(1..=3_600).contains(&i.dashboard_resume_updates) {
+    if !(1..=100_000).contains(&i.dashboard_map_vehicles) {
         fail(
-            "ingest.dashboard_resume_updates",
-            "must be between 1 and 3600",
+            "ingest.dashboard_map_vehicles",
+            "must be between 1 and 100000",
         )?;
     }
     if !(65_536..=67_108_864).contains(&i.dashboard_max_message_bytes) {

@@ -1,16 +1,13 @@
-//! The live feed of the dashboard: the shared [`Dashboard`] holding the fleet state, one
-//! update per tick (a delta: the fleet figures plus the vehicles changed since the last tick
-//! and those forgotten) with monotonically increasing ids, broadcast to every open stream, and
-//! the last [`DashboardLimits::resume_updates`] deltas kept so that a client reconnecting with
-//! `Last-Event-ID` gets exactly what it missed. A client too far behind (or from an earlier
-//! run) gets a snapshot.
-//!
-//! Memory and messages are bounded by [`DashboardLimits`]: vehicles not seen for
-//! `vehicle_ttl` are forgotten, and no update is larger than `max_message_bytes`: changed
-//! vehicles that do not fit follow in the next deltas, a snapshot carries the most recently
-//! seen vehicles that fit (with their trails) and says how many it left out.
+//! The live feed of the dashboard: the shared [`Dashboard`] holding the fleet state and, once
+//! per tick, a [`Frame`] (id, time, topic counts, fleet figures, map positions) broadcast to
+//! every open stream. Each stream turns every frame into one message of its own: the frame plus
+//! the page of the vehicle table it asked for ([`TableQuery`]). So every message is the whole
+//! picture the page shows, and its size does not grow with the fleet: the figures are bounded
+//! ([`super::state`]), the map carries at most [`DashboardLimits::map_vehicles`] positions and
+//! the table one page. No message exceeds [`DashboardLimits::max_message_bytes`]: the map
+//! gets at most three quarters of it and draws fewer vehicles rather than more, the table
+//! leaves out trails, then rows, before it would overflow.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,10 +16,12 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::messages::Incoming;
+use super::positions::{Positions, recent_positions};
 use super::state::{Figures, FleetState, VehicleRow};
+use super::table::{TablePage, TableQuery, table_page};
 use crate::topic_counts::TopicFigures;
 
-/// Updates buffered per open stream; a stream further behind gets a fresh snapshot.
+/// Frames buffered per open stream; a stream further behind skips to the newest.
 const STREAM_BUFFER: usize = 16;
 
 /// What bounds the dashboard's memory and messages.
@@ -31,9 +30,9 @@ pub struct DashboardLimits {
     /// A vehicle whose latest event is older than this is forgotten
     /// (`INGEST_DASHBOARD_VEHICLE_TTL`).
     pub vehicle_ttl: Duration,
-    /// Deltas kept for clients that reconnect (`INGEST_DASHBOARD_RESUME_UPDATES`).
-    pub resume_updates: usize,
-    /// Largest update, bytes of JSON (`INGEST_DASHBOARD_MAX_MESSAGE_BYTES`).
+    /// Most vehicles drawn on the map: the most recently seen (`INGEST_DASHBOARD_MAP_VEHICLES`).
+    pub map_vehicles: usize,
+    /// Largest message, bytes of JSON (`INGEST_DASHBOARD_MAX_MESSAGE_BYTES`).
     pub max_message_bytes: usize,
 }
 
@@ -42,8 +41,8 @@ impl Default for DashboardLimits {
     fn default() -> Self {
         Self {
             vehicle_ttl: Duration::from_secs(3_600),
-            resume_updates: 30,
-            max_message_bytes: 1_048_576,
+            map_vehicles: 5_000,
+            max_message_bytes: 262_144,
         }
     }
 }
@@ -70,61 +69,38 @@ impl Default for MapArea {
     }
 }
 
-/// Whether an update replaces the client's picture or amends it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Everything: all vehicles with their trails.
-    Snapshot,
-    /// The figures and the vehicles changed since the previous update.
-    Delta,
-}
+/// The SSE event name of every message.
+pub const EVENT_NAME: &str = "view";
 
-impl Kind {
-    /// The SSE event name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Snapshot => "snapshot",
-            Self::Delta => "delta",
-        }
-    }
-}
-
-/// The JSON of an update.
+/// The JSON of a frame.
 #[derive(Debug, Serialize)]
-struct Update<'a> {
-    id: u64,
-    kind: Kind,
+struct FrameJson<'a> {
     at: DateTime<Utc>,
     #[serde(flatten)]
     received: &'a TopicFigures,
     #[serde(flatten)]
     figures: Figures,
     map: MapArea,
+    #[serde(flatten)]
+    positions: Positions,
     #[serde(skip_serializing_if = "Option::is_none")]
     reader_error: Option<&'a str>,
-    vehicles: Vec<VehicleRow>,
-    /// Vehicles forgotten since the previous update (deltas only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    gone: Vec<String>,
-    /// Vehicles a snapshot left out to stay under the message cap.
-    #[serde(skip_serializing_if = "is_zero")]
-    vehicles_omitted: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trails: Option<BTreeMap<String, Vec<[f64; 2]>>>,
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
+/// One tick's part of every stream's message: everything but the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// The SSE event id: increasing, one per tick.
+    pub id: u64,
+    /// The members of the message's JSON object (without the braces), `id` and `table` aside.
+    members: String,
 }
 
-/// An update ready to send: its id, kind and JSON text.
+/// A message ready to send: its id and JSON text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sent {
     /// The SSE event id.
     pub id: u64,
-    /// Snapshot or delta.
-    pub kind: Kind,
     /// The JSON.
     pub data: String,
 }
@@ -149,7 +125,7 @@ pub struct FleetView {
 struct Inner {
     state: FleetState,
     last_id: u64,
-    recent: VecDeque<Arc<Sent>>,
+    latest: Option<Arc<Frame>>,
     received: TopicFigures,
     reader_error: Option<String>,
 }
@@ -160,11 +136,11 @@ pub struct Dashboard {
     map: MapArea,
     limits: DashboardLimits,
     inner: Mutex<Inner>,
-    sender: broadcast::Sender<Arc<Sent>>,
+    sender: broadcast::Sender<Arc<Frame>>,
 }
 
 impl Dashboard {
-    /// An empty dashboard whose first update gets id `last_id + 1`. Starting from the wall
+    /// An empty dashboard whose first tick gets id `last_id + 1`. Starting from the wall
     /// clock in milliseconds ([`Self::starting_now`]) keeps ids increasing across restarts,
     /// as ticks come at most once per millisecond.
     pub fn new(map: MapArea, limits: DashboardLimits, last_id: u64) -> Self {
@@ -175,7 +151,7 @@ impl Dashboard {
             inner: Mutex::new(Inner {
                 state: FleetState::default(),
                 last_id,
-                recent: VecDeque::new(),
+                latest: None,
                 received: TopicFigures::default(),
                 reader_error: None,
             }),
@@ -219,9 +195,9 @@ impl Dashboard {
         self.lock().reader_error = error;
     }
 
-    /// Ends a tick at `now`: builds the delta since the previous one, keeps it for reconnecting
-    /// clients and sends it to every open stream.
-    pub fn tick(&self, received: TopicFigures, now: DateTime<Utc>) -> Arc<Sent> {
+    /// Ends a tick at `now`: forgets the vehicles past their time-to-live, makes the next frame
+    /// and sends it to every open stream.
+    pub fn tick(&self, received: TopicFigures, now: DateTime<Utc>) -> Arc<Frame> {
         let mut inner = self.lock();
         inner.received = received;
         let forgotten = inner.state.forget_older_than(self.cutoff(now));
@@ -231,48 +207,32 @@ impl Dashboard {
                 "dashboard: forgot vehicles past their time-to-live"
             );
         }
-        let changed = inner.state.take_changed();
-        let gone = inner.state.take_gone();
         let id = inner.last_id + 1;
-        let (sent, left) = self.render(&inner, id, Kind::Delta, changed, gone, now);
-        inner
-            .state
-            .mark_changed(left.into_iter().map(|row| row.vin));
-        let sent = Arc::new(sent);
+        let frame = Arc::new(self.frame(&inner, id, now));
         inner.last_id = id;
-        inner.recent.push_back(sent.clone());
-        while inner.recent.len() > self.limits.resume_updates {
-            inner.recent.pop_front();
-        }
+        inner.latest = Some(frame.clone());
         // No open stream is not an error.
-        let _ = self.sender.send(sent.clone());
-        sent
+        let _ = self.sender.send(frame.clone());
+        frame
     }
 
-    /// What a stream opened at `now` after `last_event_id` starts with, and the receiver of
-    /// the updates after it: the missed deltas when they are all kept (nothing when the client
-    /// is up to date), else a snapshot with the current id.
-    pub fn subscribe(
-        &self,
-        last_event_id: Option<u64>,
-        now: DateTime<Utc>,
-    ) -> (Vec<Arc<Sent>>, broadcast::Receiver<Arc<Sent>>) {
+    /// What a stream opened at `now` starts with (the latest frame, or one made now before
+    /// the first tick) and the receiver of the frames after it.
+    pub fn subscribe(&self, now: DateTime<Utc>) -> (Arc<Frame>, broadcast::Receiver<Arc<Frame>>) {
         let inner = self.lock();
         let receiver = self.sender.subscribe();
-        let first_kept = inner.recent.front().map_or(inner.last_id + 1, |s| s.id);
-        let backlog = match last_event_id {
-            Some(id) if id == inner.last_id => Vec::new(),
-            Some(id) if id < inner.last_id && id + 1 >= first_kept => {
-                inner.recent.iter().filter(|s| s.id > id).cloned().collect()
-            }
-            _ => {
-                let vehicles = inner.state.recent_vehicles(usize::MAX);
-                let id = inner.last_id;
-                let (sent, _) = self.render(&inner, id, Kind::Snapshot, vehicles, Vec::new(), now);
-                vec![Arc::new(sent)]
-            }
+        let frame = match &inner.latest {
+            Some(frame) => frame.clone(),
+            None => Arc::new(self.frame(&inner, inner.last_id, now)),
         };
-        (backlog, receiver)
+        (frame, receiver)
+    }
+
+    /// The message of `frame` for a stream showing the table page `query`.
+    pub fn message(&self, frame: &Frame, query: &TableQuery) -> Sent {
+        let table = table_page(&self.lock().state, query);
+        let data = fit_table(frame, table, self.limits.max_message_bytes);
+        Sent { id: frame.id, data }
     }
 
     /// The figures at `now` and the `limit` most recently seen vehicles.
@@ -286,88 +246,99 @@ impl Dashboard {
         }
     }
 
-    /// The update of `kind` with as many of `vehicles` (in their order; a snapshot with their
-    /// trails) as fit in the message cap, and the vehicles left out.
-    fn render(
-        &self,
-        inner: &Inner,
-        id: u64,
-        kind: Kind,
-        mut vehicles: Vec<VehicleRow>,
-        gone: Vec<String>,
-        now: DateTime<Utc>,
-    ) -> (Sent, Vec<VehicleRow>) {
-        let snapshot = kind == Kind::Snapshot;
-        let mut update = Update {
-            id,
-            kind,
-            at: now,
-            received: &inner.received,
-            figures: inner.state.figures(now),
-            map: self.map,
-            reader_error: inner.reader_error.as_deref(),
-            vehicles: Vec::new(),
-            gone,
-            // Room for the counter of left-out vehicles, should it be needed.
-            vehicles_omitted: usize::MAX,
-            trails: snapshot.then(BTreeMap::new),
-        };
-        let encode = |update: &Update| {
-            serde_json::to_string(update).unwrap_or_else(|e| {
-                serde_json::json!({ "id": id, "reader_error": format!("encoding the update: {e}") })
-                    .to_string()
-            })
-        };
-        // Each vehicle adds its row (and a snapshot its trail) and a comma to the empty update.
-        let mut size = encode(&update).len();
-        let mut trails = BTreeMap::new();
-        let mut fit = 0;
-        for row in &vehicles {
-            let trail = if snapshot {
-                inner.state.trail(&row.vin)
-            } else {
-                Vec::new()
-            };
-            let mut more = json_len(row) + 1;
-            if snapshot {
-                more += json_len(&row.vin) + 1 + json_len(&trail) + 1;
+    /// The frame `id` at `now`, with as many of the most recently seen vehicles (up to the
+    /// map's cap) as fit in three quarters of the message cap.
+    fn frame(&self, inner: &Inner, id: u64, now: DateTime<Utc>) -> Frame {
+        let budget = self.limits.max_message_bytes - self.limits.max_message_bytes / 4;
+        let figures = inner.state.figures(now);
+        let mut limit = self.limits.map_vehicles;
+        loop {
+            let positions = recent_positions(&inner.state, limit);
+            let drawn = positions.drawn();
+            let positions_bytes = json_len(&positions.positions);
+            let json = encode(&FrameJson {
+                at: now,
+                received: &inner.received,
+                figures: figures.clone(),
+                map: self.map,
+                positions,
+                reader_error: inner.reader_error.as_deref(),
+            });
+            if json.len() <= budget || drawn == 0 {
+                if json.len() > budget {
+                    tracing::warn!(
+                        bytes = json.len(),
+                        budget,
+                        "dashboard: the fleet figures alone exceed their part of the message cap"
+                    );
+                }
+                let members = json[1..json.len() - 1].to_owned();
+                return Frame { id, members };
             }
-            if size + more > self.limits.max_message_bytes {
-                break;
-            }
-            size += more;
-            fit += 1;
-            if snapshot {
-                trails.insert(row.vin.clone(), trail);
-            }
+            // Draw proportionally fewer, and at least one fewer, until the frame fits.
+            let over = json.len() - budget;
+            let fewer = drawn * positions_bytes.saturating_sub(over) / positions_bytes.max(1);
+            limit = fewer.min(drawn - 1);
         }
-        let left = vehicles.split_off(fit);
-        update.vehicles = vehicles;
-        update.vehicles_omitted = if snapshot { left.len() } else { 0 };
-        if snapshot {
-            update.trails = Some(trails);
-        }
-        let data = encode(&update);
-        if data.len() > self.limits.max_message_bytes {
+    }
+}
+
+/// The message of `frame` with `table`, leaving out trails, then rows, from the end of the
+/// page while it exceeds `cap` bytes.
+fn fit_table(frame: &Frame, mut table: TablePage, cap: usize) -> String {
+    let compose = |table: &TablePage| {
+        format!(
+            r#"{{"id":{},{},"table":{}}}"#,
+            frame.id,
+            frame.members,
+            encode(table)
+        )
+    };
+    let mut data = compose(&table);
+    while data.len() > cap {
+        if let Some(row) = table.rows.iter_mut().rev().find(|r| !r.trail.is_empty()) {
+            row.trail.clear();
+            table.trails_omitted += 1;
+        } else if table.rows.pop().is_some() {
+            table.rows_omitted += 1;
+        } else {
             tracing::warn!(
                 bytes = data.len(),
-                cap = self.limits.max_message_bytes,
-                "dashboard: the fleet figures alone exceed the message cap"
+                cap,
+                "dashboard: a message without table rows exceeds the message cap"
             );
+            break;
         }
-        (Sent { id, kind, data }, left)
+        data = compose(&table);
     }
+    data
+}
+
+/// `value` as JSON; a value that cannot be encoded (none of the dashboard's) as an object
+/// naming the error, so that a message stays valid JSON.
+fn encode(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| {
+        serde_json::json!({ "reader_error": format!("encoding the dashboard message: {e}") })
+            .to_string()
+    })
 }
 
 /// The length of `value` as JSON.
 fn json_len(value: &impl Serialize) -> usize {
-    serde_json::to_string(value).map_or(0, |s| s.len())
+    encode(value).len()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dashboard::messages::{
+        Bin, Granularity, HistogramMessage, LastPosition, SummaryMessage, WindowMessage,
+    };
     use crate::dashboard::state::tests::summary;
+    use crate::dashboard::table::{MAX_PAGE_SIZE, Order, SortKey};
+
+    /// The SSE cap the issue asks for, also the default.
+    const CAP: usize = 256 * 1024;
 
     fn now() -> DateTime<Utc> {
         "2026-11-21T10:00:10Z".parse().unwrap()
@@ -384,154 +355,261 @@ mod tests {
         }
     }
 
+    fn vins(message: &serde_json::Value) -> Vec<String> {
+        message["table"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["vin"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     #[test]
-    fn deltas_carry_the_changed_vehicles_and_increasing_ids() {
+    fn every_message_is_the_frame_and_the_page_asked_for() {
         let d = Dashboard::new(MapArea::default(), DashboardLimits::default(), 100);
+        // Before the first tick a stream gets a frame made at once, with the current id.
+        let (first, mut receiver) = d.subscribe(now());
+        assert_eq!(first.id, 100);
+        let v = json(&d.message(&first, &TableQuery::default()));
+        assert_eq!(v["table"]["total"], 0);
+        assert_eq!(v["vehicles_total"], 0);
+
         d.apply(
             [
                 summary("A", "Volvo", "XC40", 1, 0),
-                summary("B", "Ford", "Transit", 1, 0),
+                summary("B", "Ford", "Transit", 3, 2),
+                summary("C", "Ford", "Transit", 2, 1),
             ],
             now(),
         );
-        let first = d.tick(received(2), now());
-        assert_eq!((first.id, first.kind), (101, Kind::Delta));
-        let v = json(&first);
-        assert_eq!(v["vehicles"].as_array().unwrap().len(), 2);
-        assert_eq!(v["events_received"], 2);
-        assert_eq!(v["events_stored"], 2);
+        let frame = d.tick(received(6), now());
+        assert_eq!(frame.id, 101);
+        assert_eq!(receiver.try_recv().unwrap().id, 101);
+        let query = TableQuery {
+            page_size: 2,
+            ..TableQuery::default()
+        };
+        let sent = d.message(&frame, &query);
+        assert_eq!(sent.id, 101);
+        let v = json(&sent);
+        assert_eq!(v["id"], 101);
+        assert_eq!(v["events_received"], 6);
+        assert_eq!(v["events_stored"], 6);
         assert_eq!(v["map"]["radius_m"], 2000.0);
-        assert!(v.get("trails").is_none());
-
-        d.apply([summary("B", "Ford", "Transit", 2, 1)], now());
-        let second = json(&d.tick(received(3), now()));
-        assert_eq!(second["id"], 102);
-        assert_eq!(second["vehicles"][0]["vin"], "B");
-        assert_eq!(second["vehicles"].as_array().unwrap().len(), 1);
-        assert_eq!(second["events_stored"], 3);
-        assert_eq!(
-            json(&d.tick(received(3), now()))["vehicles"],
-            serde_json::json!([])
-        );
-    }
-
-    const KEPT: usize = 30;
-
-    #[test]
-    fn a_stream_resumes_after_its_last_event_id_or_gets_a_snapshot() {
-        let d = Dashboard::new(MapArea::default(), DashboardLimits::default(), 0);
-        for n in 1..=(KEPT as i64 + 5) {
-            d.apply([summary("A", "Volvo", "XC40", n, n as u32)], now());
-            d.tick(received(n), now());
-        }
-        let last = KEPT as u64 + 5;
-
-        // Missed the last three: gets exactly those, in order.
-        let (backlog, _) = d.subscribe(Some(last - 3), now());
-        let ids: Vec<u64> = backlog.iter().map(|s| s.id).collect();
-        assert_eq!(ids, [last - 2, last - 1, last]);
-        assert!(backlog.iter().all(|s| s.kind == Kind::Delta));
-
-        // Up to date: nothing until the next tick, which the receiver gets.
-        let (backlog, mut receiver) = d.subscribe(Some(last), now());
-        assert!(backlog.is_empty());
-        d.tick(received(0), now());
-        assert_eq!(receiver.try_recv().unwrap().id, last + 1);
-
-        // The oldest kept delta can still be resumed from the id before it.
-        let oldest = last + 1 - KEPT as u64 + 1;
-        let (backlog, _) = d.subscribe(Some(oldest - 1), now());
-        assert_eq!(backlog.len(), KEPT);
-
-        // Too old, from the future (an earlier run) or none: one snapshot with the current id.
-        for last_event_id in [Some(oldest - 2), Some(last + 50), None] {
-            let (backlog, _) = d.subscribe(last_event_id, now());
-            assert_eq!(backlog.len(), 1, "{last_event_id:?}");
-            assert_eq!((backlog[0].id, backlog[0].kind), (last + 1, Kind::Snapshot));
-            let v = json(&backlog[0]);
-            assert_eq!(v["vehicles"][0]["events"], KEPT as i64 + 5);
-            assert_eq!(v["trails"]["A"].as_array().unwrap().len(), 30);
-        }
+        assert_eq!(v["positions"][0]["make"], "Ford");
+        assert_eq!(v["positions"][0]["xy"], serde_json::json!([2, -2, 1, -1]));
+        assert_eq!(v["positions_omitted"], 0);
+        assert_eq!(vins(&v), ["B", "C"], "most events first");
+        assert_eq!(v["table"]["pages"], 2);
+        assert_eq!(v["table"]["rows"][0]["trail"], serde_json::json!([[2, -2]]));
+        let second = json(&d.message(&frame, &TableQuery { page: 1, ..query }));
+        assert_eq!(vins(&second), ["A"]);
+        assert_eq!(second["table"]["page"], 1);
+        // Subscribing after a tick starts with that tick's frame.
+        assert_eq!(d.subscribe(now()).0.id, 101);
+        assert_eq!(d.tick(received(6), now()).id, 102);
     }
 
     #[test]
-    fn vehicles_past_the_time_to_live_are_dropped_and_named_gone() {
+    fn vehicles_past_the_time_to_live_leave_the_figures_the_map_and_the_table() {
         let limits = DashboardLimits {
             vehicle_ttl: Duration::from_secs(60),
             ..DashboardLimits::default()
         };
         let d = Dashboard::new(MapArea::default(), limits, 0);
-        // 200 vehicles last seen at 10:00:00..10:00:199, one seen at 10:05.
+        // 200 vehicles last seen at 10:00:00..10:03:19, one seen at 10:05.
         let old: Vec<Incoming> = (0..200u32)
             .map(|n| summary(&format!("OLD{n:03}"), "Volvo", "XC40", 1, n))
             .collect();
         d.apply(old, now());
         d.apply([summary("NEW", "Ford", "Transit", 1, 300)], now());
         assert_eq!(d.view(usize::MAX, now()).vehicles.len(), 201);
-        // At 10:05:30 the ones last seen before 10:04:30 (270 s) are forgotten: all the old.
+        // At 10:05:30 the ones last seen before 10:04:30 are forgotten: all the old.
         let later = now() + TimeDelta::seconds(320);
-        let v = json(&d.tick(received(0), later));
+        let frame = d.tick(received(0), later);
+        let v = json(&d.message(&frame, &TableQuery::default()));
         assert_eq!(v["vehicles_total"], 1);
-        assert_eq!(v["gone"].as_array().unwrap().len(), 200);
-        assert_eq!(v["vehicles"].as_array().unwrap().len(), 1, "NEW changed");
+        assert_eq!(v["table"]["total"], 1);
+        assert_eq!(vins(&v), ["NEW"]);
+        assert_eq!(v["positions"].as_array().unwrap().len(), 1);
         assert_eq!(d.view(usize::MAX, later).vehicles.len(), 1);
-        assert!(json(&d.tick(received(0), later)).get("gone").is_none());
         // A summary already past the time-to-live is not taken in.
         d.apply([summary("LATE", "Ford", "Transit", 1, 10)], later);
         assert_eq!(d.view(usize::MAX, later).vehicles.len(), 1);
-        let (snapshot, _) = d.subscribe(None, later);
-        let v = json(&snapshot[0]);
-        assert_eq!(v["trails"].as_object().unwrap().len(), 1);
+    }
+
+    /// `n` vehicles of 150 makes and 300 models with 17-character VINs, spread over the area,
+    /// last seen over the 10 minutes before `now()`; VIN `n` has `n + 1` events.
+    fn fleet(n: u32) -> Vec<Incoming> {
+        (0..n)
+            .map(|i| {
+                let angle = f64::from(i) * 0.618;
+                let r = 1999.0 * f64::from(i % 1000) / 1000.0;
+                Incoming::Summary(SummaryMessage {
+                    vin: format!("1FLT{i:013}"),
+                    make: format!("Make number {:03}", i % 150),
+                    model: format!("Model number {:03}", i % 300),
+                    first_seen: now() - TimeDelta::seconds(3_000),
+                    last_seen: now() - TimeDelta::milliseconds(i64::from(i % 600_000) * 17),
+                    events: i64::from(i) + 1,
+                    last_position: LastPosition {
+                        x: r * angle.cos() + 0.123_456_789,
+                        y: r * angle.sin() - 0.987_654_321,
+                    },
+                    last_speed: 13.888_888_888_9,
+                })
+            })
+            .collect()
+    }
+
+    /// Full windows and histograms: the figures as large as they get.
+    fn windows_and_histograms() -> Vec<Incoming> {
+        let mut out = Vec::new();
+        for s in 0..200 {
+            for granularity in [Granularity::Second, Granularity::Minute] {
+                out.push(Incoming::Window(WindowMessage {
+                    granularity,
+                    window_start: now() - TimeDelta::seconds(s),
+                    events: 29_876,
+                    vehicles: 29_876,
+                    mean_speed: Some(13.888_888_888_9),
+                }));
+            }
+        }
+        for sensor in ["temperature_c", "humidity_pct", "pressure_hpa"] {
+            out.push(Incoming::Histogram(HistogramMessage {
+                sensor: sensor.into(),
+                window_start: now(),
+                bins: (0..100)
+                    .map(|b| Bin {
+                        lower: Some(f64::from(b) * 0.5 + 0.25),
+                        count: 1_234_567,
+                    })
+                    .collect(),
+            }));
+        }
+        out
     }
 
     #[test]
-    fn no_message_exceeds_the_cap_and_what_does_not_fit_follows() {
+    fn thirty_thousand_vehicles_give_messages_under_256_kib_with_the_page_asked_for() {
+        let d = Dashboard::new(MapArea::default(), DashboardLimits::default(), 0);
+        d.apply(fleet(30_000), now());
+        d.apply(windows_and_histograms(), now());
+        let (first, _) = d.subscribe(now());
+        let mut largest = 0;
+        let queries = [
+            TableQuery::default(),
+            TableQuery {
+                sort: SortKey::Vin,
+                order: Order::Asc,
+                page: 7,
+                page_size: MAX_PAGE_SIZE,
+            },
+            TableQuery {
+                sort: SortKey::LastSeen,
+                order: Order::Desc,
+                page: 1_000_000,
+                page_size: MAX_PAGE_SIZE,
+            },
+        ];
+        let opened = d.message(&first, &queries[0]);
+        assert!(opened.data.len() <= CAP, "{} bytes", opened.data.len());
+        // Ten ticks in which every vehicle moves (its trail grows to the full length).
+        for tick in 1..=10u32 {
+            let moved: Vec<Incoming> = fleet(30_000)
+                .into_iter()
+                .map(|m| match m {
+                    Incoming::Summary(mut s) => {
+                        s.events += i64::from(tick);
+                        s.last_seen += TimeDelta::seconds(tick.into());
+                        s.last_position.x -= f64::from(tick) * 3.3;
+                        Incoming::Summary(s)
+                    }
+                    other => other,
+                })
+                .collect();
+            d.apply(moved, now());
+            let frame = d.tick(received(0), now() + TimeDelta::seconds(tick.into()));
+            for query in &queries {
+                let sent = d.message(&frame, query);
+                assert!(sent.data.len() <= CAP, "{} bytes", sent.data.len());
+                largest = largest.max(sent.data.len());
+            }
+        }
+        let frame = d.tick(received(0), now() + TimeDelta::seconds(10));
+        let by_events = json(&d.message(&frame, &queries[0]));
+        let by_vin = json(&d.message(&frame, &queries[1]));
+        let oldest = json(&d.message(&frame, &queries[2]));
+        eprintln!(
+            "30,000 vehicles: first message {} bytes, largest update {largest} bytes",
+            opened.data.len()
+        );
+
+        // Every figure is whole, the map draws its cap, the table is the page asked for.
+        assert_eq!(by_events["vehicles_total"], 30_000);
+        assert_eq!(by_events["makes"].as_array().unwrap().len(), 100);
+        assert_eq!(by_events["per_second"].as_array().unwrap().len(), 120);
+        assert_eq!(by_events["histograms"].as_array().unwrap().len(), 3);
+        let drawn: usize = by_events["positions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["xy"].as_array().unwrap().len() / 2)
+            .sum();
+        assert_eq!(drawn, 5_000);
+        assert_eq!(by_events["positions_omitted"], 25_000);
+        let expected: Vec<String> = (0..25).map(|i| format!("1FLT{:013}", 29_999 - i)).collect();
+        assert_eq!(vins(&by_events), expected, "most events first");
+        let expected: Vec<String> = (700..800).map(|i| format!("1FLT{i:013}")).collect();
+        assert_eq!(vins(&by_vin), expected, "page 7 of 100 by VIN");
+        assert_eq!(by_vin["table"]["pages"], 300);
+        assert_eq!(oldest["table"]["page"], 299, "past the end: the last page");
+        for v in [&by_events, &by_vin, &oldest] {
+            assert!(v.get("table").unwrap().get("rows_omitted").is_none());
+            assert!(v["table"].get("trails_omitted").is_none());
+            assert_eq!(v["table"]["rows"][0]["trail"].as_array().unwrap().len(), 11);
+        }
+    }
+
+    #[test]
+    fn a_small_cap_draws_fewer_vehicles_and_keeps_the_page() {
+        let cap = 65_536;
         let limits = DashboardLimits {
-            max_message_bytes: 65_536,
-            resume_updates: 5,
+            map_vehicles: 100_000,
+            max_message_bytes: cap,
             ..DashboardLimits::default()
         };
         let d = Dashboard::new(MapArea::default(), limits, 0);
-        let many: Vec<Incoming> = (0..2000u32)
-            .map(|n| summary(&format!("V{n:05}"), "Volvo", "XC40", 1, n % 30))
-            .collect();
-        d.apply(many, now());
-        let mut seen = std::collections::BTreeSet::new();
-        let mut ticks = 0;
-        while seen.len() < 2000 {
-            let sent = d.tick(received(0), now());
-            assert!(sent.data.len() <= 65_536, "{} bytes", sent.data.len());
-            let v = json(&sent);
-            let vehicles = v["vehicles"].as_array().unwrap();
-            assert!(!vehicles.is_empty(), "every delta carries some of the rest");
-            seen.extend(
-                vehicles
-                    .iter()
-                    .map(|r| r["vin"].as_str().unwrap().to_owned()),
-            );
-            ticks += 1;
-            assert!(ticks < 50, "the changed vehicles are never all sent");
-        }
-        assert!(ticks > 1, "2000 vehicles do not fit in 64 KiB");
-        assert!(
-            json(&d.tick(received(0), now()))["vehicles"]
-                .as_array()
-                .unwrap()
-                .is_empty()
+        d.apply(fleet(30_000), now());
+        let frame = d.tick(received(0), now());
+        let sent = d.message(&frame, &TableQuery::default());
+        assert!(sent.data.len() <= cap, "{} bytes", sent.data.len());
+        let v = json(&sent);
+        let omitted = v["positions_omitted"].as_u64().unwrap();
+        assert!(omitted > 0 && omitted < 30_000, "{omitted}");
+        assert_eq!(vins(&v).len(), 25, "the page whole");
+        assert!(v["table"].get("trails_omitted").is_none());
+        // A cap too small for the page: the trails go first, then rows, never the cap.
+        let query = TableQuery {
+            page_size: MAX_PAGE_SIZE,
+            ..TableQuery::default()
+        };
+        let one_row = d.message(
+            &frame,
+            &TableQuery {
+                page_size: 1,
+                ..query
+            },
         );
-        // The snapshot carries the newest that fit, with their trails, and counts the rest.
-        let (snapshot, _) = d.subscribe(None, now());
-        assert!(snapshot[0].data.len() <= 65_536);
-        let v = json(&snapshot[0]);
-        let listed = v["vehicles"].as_array().unwrap().len();
-        assert!(listed > 0 && listed < 2000);
-        assert_eq!(v["vehicles_omitted"], 2000 - listed as u64);
-        assert_eq!(v["trails"].as_object().unwrap().len(), listed);
-        assert_eq!(v["vehicles"][0]["last_seen"], "2026-11-21T10:00:29Z");
-        // Only the configured number of updates is kept for resuming.
-        let (backlog, _) = d.subscribe(Some(1), now());
-        assert_eq!(backlog.len(), 1, "id 1 is no longer kept: a snapshot");
-        assert_eq!(backlog[0].kind, Kind::Snapshot);
+        let tiny = one_row.data.len() + 20_000;
+        let fitted = fit_table(&frame, table_page(&d.lock().state, &query), tiny);
+        assert!(fitted.len() <= tiny, "{} bytes", fitted.len());
+        let v: serde_json::Value = serde_json::from_str(&fitted).unwrap();
+        assert_eq!(v["table"]["trails_omitted"], MAX_PAGE_SIZE);
+        let kept = vins(&v).len();
+        assert!(kept > 0 && kept < MAX_PAGE_SIZE, "{kept}");
+        assert_eq!(v["table"]["rows_omitted"], MAX_PAGE_SIZE - kept);
     }
 
     #[test]
@@ -550,5 +628,8 @@ mod tests {
         assert_eq!(view.vehicles.len(), 1);
         assert_eq!(view.vehicles[0].vin, "B");
         assert_eq!(view.reader_error.as_deref(), Some("no metadata"));
+        let frame = d.tick(received(0), now());
+        let v = json(&d.message(&frame, &TableQuery::default()));
+        assert_eq!(v["reader_error"], "no metadata");
     }
 }

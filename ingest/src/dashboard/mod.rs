@@ -1,17 +1,22 @@
 //! The live fleet dashboard of `GET /events`: the consumer's output topics read into an
-//! in-memory fleet state, broadcast once per second over Server-Sent Events.
+//! in-memory fleet state, sent once per second over Server-Sent Events as what the page shows.
 //!
 //! - [`messages`]: the output topics' JSON.
 //! - [`state`]: the fleet state and its figures.
-//! - [`feed`]: the shared dashboard, its deltas, snapshots and resumable stream.
+//! - [`table`]: the page of the vehicle table a stream asks for.
+//! - [`positions`]: the vehicles the map draws.
+//! - [`feed`]: the shared dashboard, its per-tick frames and each stream's messages.
 //! - [`reader`]: the background Kafka reader.
 //! - [`ticker`]: the once-per-second update.
 
 pub mod feed;
 pub mod messages;
+pub mod positions;
 pub mod reader;
 pub mod state;
+pub mod table;
 pub mod ticker;
 
-pub use feed::{Dashboard, DashboardLimits, FleetView, MapArea, Sent};
+pub use feed::{Dashboard, DashboardLimits, EVENT_NAME, FleetView, Frame, MapArea, Sent};
 pub use reader::OutputTopics;
+pub use table::TableQuery;

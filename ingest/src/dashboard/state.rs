@@ -1,13 +1,14 @@
 //! The fleet as the dashboard knows it, rebuilt from the consumer's output topics: the latest
 //! summary of every vehicle with a short trail of its positions, the recent per-second and
-//! per-minute windows, and the recent sensor histograms. It remembers which vehicles changed
-//! since the last update so that updates carry only those, and which were forgotten.
+//! per-minute windows, and the recent sensor histograms. What a stream sends of the vehicles is
+//! cut from it by [`super::table`] (a page of the table) and [`super::positions`] (the map).
 //!
 //! Everything is bounded: vehicles not seen for the dashboard's time-to-live are forgotten
 //! ([`FleetState::forget_older_than`]), trails, windows and histograms keep what the page
 //! shows, and the make and model lists keep the [`MAX_LISTED`] largest.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -118,8 +119,6 @@ pub struct FleetState {
     seconds: BTreeMap<DateTime<Utc>, WindowPoint>,
     minutes: BTreeMap<DateTime<Utc>, WindowPoint>,
     histograms: BTreeMap<String, BTreeMap<DateTime<Utc>, Vec<Bin>>>,
-    changed: HashSet<String>,
-    gone: BTreeSet<String>,
     applied: u64,
 }
 
@@ -139,7 +138,7 @@ impl FleetState {
         let vin = row.vin.clone();
         let point = [row.last_position.x, row.last_position.y];
         match self.vehicles.get_mut(&vin) {
-            Some(t) if row.events < t.row.events => return,
+            Some(t) if row.events < t.row.events => {}
             Some(t) => {
                 if row.last_seen > t.row.last_seen {
                     push_trail(&mut t.trail, point);
@@ -148,33 +147,27 @@ impl FleetState {
             }
             None => {
                 let trail = VecDeque::from([point]);
-                self.vehicles.insert(vin.clone(), Tracked { row, trail });
+                self.vehicles.insert(vin, Tracked { row, trail });
             }
         }
-        self.gone.remove(&vin);
-        self.changed.insert(vin);
     }
 
-    /// Forgets every vehicle whose latest event is older than `cutoff`; the next
-    /// [`Self::take_gone`] names them. How many were forgotten.
+    /// Forgets every vehicle whose latest event is older than `cutoff`. How many were
+    /// forgotten.
     pub fn forget_older_than(&mut self, cutoff: DateTime<Utc>) -> usize {
         let before = self.vehicles.len();
-        let gone = &mut self.gone;
-        let changed = &mut self.changed;
-        self.vehicles.retain(|vin, t| {
-            let keep = t.row.last_seen >= cutoff;
-            if !keep {
-                changed.remove(vin);
-                gone.insert(vin.clone());
-            }
-            keep
-        });
+        self.vehicles.retain(|_, t| t.row.last_seen >= cutoff);
         before - self.vehicles.len()
     }
 
-    /// The vehicles forgotten since the last call, by VIN; forgets them.
-    pub fn take_gone(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.gone).into_iter().collect()
+    /// Vehicles kept.
+    pub fn vehicle_count(&self) -> usize {
+        self.vehicles.len()
+    }
+
+    /// Every vehicle kept, in no particular order, with its trail (oldest position first).
+    pub fn tracked(&self) -> impl Iterator<Item = (&VehicleRow, &VecDeque<[f64; 2]>)> {
+        self.vehicles.values().map(|t| (&t.row, &t.trail))
     }
 
     fn apply_window(&mut self, w: &WindowMessage) {
@@ -257,6 +250,7 @@ impl FleetState {
     }
 
     /// Every vehicle, by VIN.
+    #[cfg(test)]
     pub fn vehicles(&self) -> Vec<VehicleRow> {
         let mut rows: Vec<VehicleRow> = self.vehicles.values().map(|t| t.row.clone()).collect();
         rows.sort_by(|a, b| a.vin.cmp(&b.vin));
@@ -265,22 +259,19 @@ impl FleetState {
 
     /// The `limit` most recently seen vehicles, newest first (ties by VIN).
     pub fn recent_vehicles(&self, limit: usize) -> Vec<VehicleRow> {
-        let mut rows = self.vehicles();
-        rows.sort_by(|a, b| {
-            b.last_seen
-                .cmp(&a.last_seen)
-                .then_with(|| a.vin.cmp(&b.vin))
-        });
-        rows.truncate(limit);
-        rows
+        self.newest(limit)
+            .into_iter()
+            .map(|(row, _)| row.clone())
+            .collect()
     }
 
-    /// The trail of `vin`, oldest position first (empty for a vehicle not kept).
-    pub fn trail(&self, vin: &str) -> Vec<[f64; 2]> {
-        self.vehicles
-            .get(vin)
-            .map(|t| t.trail.iter().copied().collect())
-            .unwrap_or_default()
+    /// The `limit` most recently seen vehicles with their trails, newest first (ties by VIN).
+    pub fn newest(&self, limit: usize) -> Vec<(&VehicleRow, &VecDeque<[f64; 2]>)> {
+        first_sorted(self.tracked().collect(), limit, |a, b| {
+            b.0.last_seen
+                .cmp(&a.0.last_seen)
+                .then_with(|| a.0.vin.cmp(&b.0.vin))
+        })
     }
 
     /// Every vehicle's trail, oldest position first.
@@ -291,22 +282,20 @@ impl FleetState {
             .map(|(vin, t)| (vin.clone(), t.trail.iter().copied().collect()))
             .collect()
     }
+}
 
-    /// Marks the vehicles `vins` as changed again (they did not fit in an update).
-    pub fn mark_changed(&mut self, vins: impl IntoIterator<Item = String>) {
-        self.changed.extend(vins);
+/// The first `n` of `items` in the order of `cmp`, in that order: a selection first, so that
+/// the first page of a large fleet costs no full sort.
+pub fn first_sorted<T>(mut items: Vec<T>, n: usize, cmp: impl Fn(&T, &T) -> Ordering) -> Vec<T> {
+    if n < items.len() {
+        if n == 0 {
+            return Vec::new();
+        }
+        items.select_nth_unstable_by(n - 1, &cmp);
+        items.truncate(n);
     }
-
-    /// The vehicles changed since the last call, by VIN; forgets them.
-    pub fn take_changed(&mut self) -> Vec<VehicleRow> {
-        let mut rows: Vec<VehicleRow> = self
-            .changed
-            .drain()
-            .filter_map(|vin| self.vehicles.get(&vin).map(|t| t.row.clone()))
-            .collect();
-        rows.sort_by(|a, b| a.vin.cmp(&b.vin));
-        rows
-    }
+    items.sort_unstable_by(cmp);
+    items
 }
 
 /// The `MAX_LISTED` entries of `by_name` (sorted by name) with the largest `size`, still by
@@ -406,34 +395,28 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn vehicles_older_than_the_cutoff_are_forgotten_and_named_once() {
+    fn vehicles_older_than_the_cutoff_are_forgotten() {
         let mut state = FleetState::default();
         for n in 0..50u32 {
             state.apply(summary(&format!("OLD{n:02}"), "Volvo", "XC40", 1, n));
         }
         state.apply(summary("NEW", "Ford", "Transit", 4, 100));
         state.apply(summary("OLD49", "Volvo", "XC40", 2, 90));
-        state.take_changed();
         let cutoff = t("2026-11-21T10:00:00Z") + TimeDelta::seconds(60);
         assert_eq!(state.forget_older_than(cutoff), 49);
         let vins: Vec<String> = state.vehicles().into_iter().map(|r| r.vin).collect();
         assert_eq!(vins, ["NEW", "OLD49"]);
         let f = state.figures(cutoff);
         assert_eq!((f.vehicles_total, f.events_stored), (2, 6));
-        let gone = state.take_gone();
-        assert_eq!(gone.len(), 49);
-        assert_eq!(gone[0], "OLD00");
-        assert!(state.take_gone().is_empty());
         assert!(
             state
                 .trails()
                 .keys()
                 .all(|vin| vin == "NEW" || vin == "OLD49")
         );
-        // A forgotten vehicle that reports again is back, and not named gone.
+        // A forgotten vehicle that reports again is back.
         state.apply(summary("OLD00", "Volvo", "XC40", 3, 120));
-        state.forget_older_than(cutoff);
-        assert!(state.take_gone().is_empty());
+        assert_eq!(state.forget_older_than(cutoff), 0);
         assert_eq!(state.vehicles().len(), 3);
     }
 
@@ -455,19 +438,6 @@ pub(crate) mod tests {
             Some(("ZZZ", 3))
         );
         assert!(f.makes.windows(2).all(|w| w[0].make < w[1].make));
-    }
-
-    #[test]
-    fn changed_vehicles_are_taken_once() {
-        let mut state = FleetState::default();
-        state.apply(summary("B", "Volvo", "XC40", 1, 0));
-        state.apply(summary("A", "Volvo", "XC40", 1, 0));
-        state.apply(summary("A", "Volvo", "XC40", 2, 1));
-        let vins: Vec<String> = state.take_changed().into_iter().map(|r| r.vin).collect();
-        assert_eq!(vins, ["A", "B"]);
-        assert!(state.take_changed().is_empty());
-        state.apply(summary("B", "Volvo", "XC40", 2, 1));
-        assert_eq!(state.take_changed().len(), 1);
     }
 
     #[test]
@@ -516,10 +486,7 @@ pub(crate) mod tests {
         assert_eq!(f.histograms.len(), 1);
         assert_eq!(f.histograms[0].window_start, start + TimeDelta::minutes(2));
         assert_eq!(f.histograms[0].bins[0].count, 3);
-        assert!(
-            state.take_changed().is_empty(),
-            "only summaries change vehicles"
-        );
+        assert!(state.vehicles().is_empty(), "only summaries add vehicles");
     }
 
     #[test]

@@ -4,14 +4,16 @@
 use serde_json::{Map, Value, json};
 
 use crate::auth::ACCESS_TOKEN_PARAM;
+use crate::dashboard::EVENT_NAME;
 use crate::dashboard::state::{
     HISTOGRAM_WINDOWS_KEPT, MAX_LISTED, MINUTES_KEPT, ONLINE_WITHIN, SECONDS_KEPT, TRAIL_LEN,
 };
+use crate::dashboard::table::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SortKey};
 use crate::routes::stream::RETRY;
 use crate::routes::watch::VEHICLES_LISTED;
 
-/// The keys every dashboard answer has: the topic's counts, the fleet's figures and vehicles.
-const FIGURES_REQUIRED: [&str; 8] = [
+/// The keys every dashboard answer has: the topic's counts and the fleet's figures.
+const FIGURES_REQUIRED: [&str; 7] = [
     "events_received",
     "accepted_by_this_replica",
     "partitions",
@@ -19,7 +21,6 @@ const FIGURES_REQUIRED: [&str; 8] = [
     "vehicles_total",
     "vehicles_online",
     "map",
-    "vehicles",
 ];
 
 /// What both dashboard operations share when the dashboard needs a token (`auth`): the
@@ -64,19 +65,45 @@ pub(super) fn get_events(auth: bool, unauthorized: &Value, error: &Value) -> Val
 /// `GET /events/stream`, as [`get_events`].
 pub(super) fn get_stream(auth: bool, unauthorized: &Value, error: &Value) -> Value {
     let retry_ms = RETRY.as_millis();
+    let mut bad_query = error.clone();
+    bad_query["description"] = json!(format!(
+        "The query cannot be read (an unknown sort or order, a page that is not a whole number) or page_size is not between 1 and {MAX_PAGE_SIZE}."
+    ));
     let operation = json!({
         "operationId": "streamEvents",
         "summary": "The dashboard's live updates as Server-Sent Events, one per second.",
         "description": format!(
-            "Every SSE event carries `id` (increasing, also across restarts of ingest), `event` (`snapshot` or `delta`), `retry: {retry_ms}` and `data`: one DashboardUpdate as JSON (see `x-event-data`). A new stream starts with a snapshot (the most recently seen vehicles, with their trails, as many as fit in INGEST_DASHBOARD_MAX_MESSAGE_BYTES; `vehicles_omitted` counts the others), then one delta per second (the figures whole, the vehicles changed since the previous update as far as they fit, the rest in the next deltas, and in `gone` the vehicles forgotten after INGEST_DASHBOARD_VEHICLE_TTL without an event). Reconnecting with Last-Event-ID gets exactly the deltas missed while they are kept (the last INGEST_DASHBOARD_RESUME_UPDATES), nothing until the next tick when up to date, and a new snapshot otherwise (an id too old, unknown or from an earlier run); a stream that falls behind also gets a new snapshot. Comment lines keep an idle connection alive."
+            "Every SSE event carries `id` (increasing by one per second, also across restarts of ingest), `event: {EVENT_NAME}`, `retry: {retry_ms}` and `data`: one DashboardUpdate as JSON (see `x-event-data`), the whole picture the page shows: the topic's counts, the fleet's figures, the positions of the INGEST_DASHBOARD_MAP_VEHICLES most recently seen vehicles for the map, and the page of the vehicle table the query asks for, each row with its trail. Its size does not grow with the fleet, and no event exceeds INGEST_DASHBOARD_MAX_MESSAGE_BYTES (the map draws fewer vehicles, the table leaves out trails, then rows, rather). The first event comes at once, then one per second; a reconnecting client gets the current picture (Last-Event-ID is not needed); another page or order is another stream. Comment lines keep an idle connection alive."
         ),
-        "parameters": [{
-            "name": "Last-Event-ID",
-            "in": "header",
-            "required": false,
-            "description": "The id of the last update received (a whole number), sent by a reconnecting EventSource; anything else counts as absent.",
-            "schema": { "type": "string" }
-        }],
+        "parameters": [
+            {
+                "name": "sort",
+                "in": "query",
+                "required": false,
+                "description": "The table's column: the rows are sorted by it, then by VIN.",
+                "schema": { "type": "string", "enum": SortKey::NAMES, "default": "events" }
+            },
+            {
+                "name": "order",
+                "in": "query",
+                "required": false,
+                "schema": { "type": "string", "enum": ["asc", "desc"], "default": "desc" }
+            },
+            {
+                "name": "page",
+                "in": "query",
+                "required": false,
+                "description": "The table's page, from 0; a page past the last one gets the last one.",
+                "schema": { "type": "integer", "minimum": 0, "default": 0 }
+            },
+            {
+                "name": "page_size",
+                "in": "query",
+                "required": false,
+                "description": "Rows of the page.",
+                "schema": { "type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE }
+            }
+        ],
         "responses": {
             "200": {
                 "description": "The stream; it stays open.",
@@ -88,7 +115,7 @@ pub(super) fn get_stream(auth: bool, unauthorized: &Value, error: &Value) -> Val
                             "required": ["data"],
                             "properties": {
                                 "id": { "type": "string" },
-                                "event": { "type": "string", "enum": ["snapshot", "delta"] },
+                                "event": { "type": "string", "enum": [EVENT_NAME] },
                                 "retry": { "type": "integer", "minimum": 0 },
                                 "data": { "type": "string", "contentMediaType": "application/json" }
                             }
@@ -96,7 +123,8 @@ pub(super) fn get_stream(auth: bool, unauthorized: &Value, error: &Value) -> Val
                         "x-event-data": { "$ref": "#/components/schemas/DashboardUpdate" }
                     }
                 }
-            }
+            },
+            "400": bad_query
         }
     });
     with_auth(operation, auth, unauthorized, error)
@@ -127,39 +155,58 @@ pub(super) fn schemas() -> Map<String, Value> {
                 }
             })),
         ],
-        &[&["topic"][..], &FIGURES_REQUIRED].concat(),
+        &[&["topic", "vehicles"][..], &FIGURES_REQUIRED].concat(),
     );
     let update = object(
         [
             props(json!({
                 "id": { "type": "integer", "format": "int64", "description": "The SSE event id." },
-                "kind": { "type": "string", "enum": ["snapshot", "delta"], "description": "The SSE event name: a snapshot replaces the client's picture, a delta amends it." },
                 "at": { "type": "string", "format": "date-time", "description": "When the update was made." },
-                "vehicles": {
+                "positions": {
                     "type": "array",
-                    "items": { "$ref": "#/components/schemas/Vehicle" },
-                    "description": "Snapshot: the most recently seen vehicles that fit in the message cap, newest first. Delta: vehicles whose summary changed since the previous update (those that did not fit follow in the next deltas)."
+                    "items": { "$ref": "#/components/schemas/MakePositions" },
+                    "description": "The map: the latest positions of the most recently seen vehicles (at most INGEST_DASHBOARD_MAP_VEHICLES), per make, by name."
                 },
-                "gone": {
-                    "type": "array",
-                    "items": { "type": "string" },
-                    "description": "Delta only, when any: VINs forgotten since the previous update (no event for INGEST_DASHBOARD_VEHICLE_TTL)."
-                },
-                "vehicles_omitted": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "description": "Snapshot only, when any: vehicles left out to stay under INGEST_DASHBOARD_MAX_MESSAGE_BYTES; they arrive with their next change."
-                },
-                "trails": {
-                    "type": "object",
-                    "additionalProperties": { "type": "array", "items": { "$ref": "#/components/schemas/Point" } },
-                    "description": format!("Snapshot only: per VIN its last {TRAIL_LEN} positions, oldest first.")
-                }
+                "positions_omitted": { "type": "integer", "minimum": 0, "description": "Vehicles kept but not on the map (beyond its cap, or to stay under the message cap)." },
+                "table": { "$ref": "#/components/schemas/TablePage" }
             })),
             topic_properties(),
             fleet_properties(),
         ],
-        &[&["id", "kind", "at"][..], &FIGURES_REQUIRED].concat(),
+        &[
+            &["id", "at", "positions", "positions_omitted", "table"][..],
+            &FIGURES_REQUIRED,
+        ]
+        .concat(),
+    );
+    let make_positions = object(
+        [props(json!({
+            "make": { "type": "string" },
+            "xy": { "type": "array", "items": { "type": "integer" }, "description": "x0, y0, x1, y1, ...: each vehicle's latest position, whole metres east and north of the area's origin." }
+        }))],
+        &["make", "xy"],
+    );
+    let table = object(
+        [props(json!({
+            "sort": { "type": "string", "enum": SortKey::NAMES },
+            "order": { "type": "string", "enum": ["asc", "desc"] },
+            "page": { "type": "integer", "minimum": 0, "description": "The page sent (the last one when a later one was asked for)." },
+            "page_size": { "type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE },
+            "pages": { "type": "integer", "minimum": 1 },
+            "total": { "type": "integer", "minimum": 0, "description": "Vehicles in the table: every vehicle seen within INGEST_DASHBOARD_VEHICLE_TTL." },
+            "rows": { "type": "array", "items": { "$ref": "#/components/schemas/TableRow" }, "description": "The page, in the table's order." },
+            "rows_omitted": { "type": "integer", "minimum": 1, "description": "When any: rows of the page left out to stay under the message cap." },
+            "trails_omitted": { "type": "integer", "minimum": 1, "description": "When any: rows sent without their trail to stay under the message cap." }
+        }))],
+        &[
+            "sort",
+            "order",
+            "page",
+            "page_size",
+            "pages",
+            "total",
+            "rows",
+        ],
     );
     let window = object(
         [props(json!({
@@ -200,6 +247,16 @@ pub(super) fn schemas() -> Map<String, Value> {
             "last_speed",
         ],
     );
+    let mut table_row = vehicle.clone();
+    table_row["properties"]["trail"] = json!({
+        "type": "array",
+        "items": { "$ref": "#/components/schemas/Point" },
+        "description": format!("Its last {TRAIL_LEN} positions, oldest first, whole metres.")
+    });
+    table_row["required"]
+        .as_array_mut()
+        .expect("an object schema lists its required members")
+        .push(json!("trail"));
     let count = |model: bool| {
         let mut p = props(json!({
             "make": { "type": "string" },
@@ -257,6 +314,9 @@ pub(super) fn schemas() -> Map<String, Value> {
         ("DashboardUpdate".to_owned(), update),
         ("WindowPoint".to_owned(), window),
         ("Vehicle".to_owned(), vehicle),
+        ("TableRow".to_owned(), table_row),
+        ("TablePage".to_owned(), table),
+        ("MakePositions".to_owned(), make_positions),
         ("MakeCount".to_owned(), count(false)),
         ("ModelCount".to_owned(), count(true)),
         ("SensorHistogram".to_owned(), histogram),

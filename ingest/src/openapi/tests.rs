@@ -186,31 +186,8 @@ async fn the_events_json_holds_to_its_schema_also_when_the_broker_is_away() {
     }
 }
 
-#[tokio::test]
-async fn the_stream_sends_described_frames_of_described_updates() {
-    let dashboard = dashboard();
-    let broker = FakeBroker::new(Mode::Ack);
-    let doc = document(router(broker.clone(), dashboard.clone())).await;
-    let stream = &doc["paths"]["/events/stream"]["get"];
-    assert_eq!(stream["parameters"][0]["name"], "Last-Event-ID");
-    assert_eq!(stream["parameters"][0]["in"], "header");
-    let media = &stream["responses"]["200"]["content"]["text/event-stream"];
-    assert_eq!(
-        media["x-event-data"]["$ref"],
-        "#/components/schemas/DashboardUpdate"
-    );
-
-    let request = Request::get("/events/stream").body(Body::empty()).unwrap();
-    let response = router(broker, dashboard.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers()[header::CONTENT_TYPE],
-        "text/event-stream"
-    );
-    let mut body = response.into_body().into_data_stream();
+/// The next SSE event of `body`: its id and data; asserts its name and retry.
+async fn next_event(body: &mut axum::body::BodyDataStream) -> (String, Value) {
     let frame = body.next().await.unwrap().unwrap();
     let frame = String::from_utf8(frame.to_vec()).unwrap();
     let field = |name: &str| {
@@ -221,21 +198,74 @@ async fn the_stream_sends_described_frames_of_described_updates() {
             .unwrap_or_else(|| panic!("no {name} in {frame}"))
             .to_owned()
     };
-    assert_eq!(field("event"), "snapshot");
-    assert_eq!(field("id"), "7");
+    assert_eq!(field("event"), "view");
     assert_eq!(field("retry"), "1000");
-    let snapshot: Value = serde_json::from_str(&field("data")).unwrap();
-    assert_eq!(snapshot["trails"].as_object().unwrap().len(), 2);
-    assert_holds(&doc, "DashboardUpdate", &snapshot);
+    let data: Value = serde_json::from_str(&field("data")).unwrap();
+    (field("id"), data)
+}
 
-    // The next tick reaches the open stream as a delta, described as well.
-    let sent = dashboard.tick(Default::default(), now());
-    let frame = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
-    assert!(frame.contains("event: delta"), "{frame}");
-    assert!(frame.contains(&format!("id: {}", sent.id)), "{frame}");
-    let delta: Value = serde_json::from_str(&sent.data).unwrap();
-    assert_eq!(delta["kind"], "delta");
-    assert_holds(&doc, "DashboardUpdate", &delta);
+#[tokio::test]
+async fn the_stream_sends_described_frames_of_described_updates() {
+    let dashboard = dashboard();
+    let broker = FakeBroker::new(Mode::Ack);
+    let doc = document(router(broker.clone(), dashboard.clone())).await;
+    let stream = &doc["paths"]["/events/stream"]["get"];
+    let parameters: Vec<&str> = stream["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(parameters, ["sort", "order", "page", "page_size"]);
+    let media = &stream["responses"]["200"]["content"]["text/event-stream"];
+    assert_eq!(
+        media["x-event-data"]["$ref"],
+        "#/components/schemas/DashboardUpdate"
+    );
+
+    // A query the table cannot answer: 400, as described.
+    for query in ["sort=colour", "page=-1", "page_size=0", "page_size=101"] {
+        let request = Request::get(format!("/events/stream?{query}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = router(broker.clone(), dashboard.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert!(stream["responses"]["400"].is_object());
+        assert!(body_json(response).await["error"].is_string());
+    }
+
+    let request = Request::get("/events/stream?sort=vin&order=asc&page_size=1&page=1")
+        .body(Body::empty())
+        .unwrap();
+    let response = router(broker, dashboard.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body().into_data_stream();
+    let (id, first) = next_event(&mut body).await;
+    assert_eq!(id, "7", "before the first tick: the current id");
+    assert_holds(&doc, "DashboardUpdate", &first);
+    assert_eq!(first["table"]["rows"][0]["vin"], "1M8GDM9AXKP042789");
+    assert_eq!(first["table"]["pages"], 2);
+
+    // The next tick reaches the open stream, with the same page, described as well.
+    let frame = dashboard.tick(Default::default(), now());
+    let (id, update) = next_event(&mut body).await;
+    assert_eq!(id, frame.id.to_string());
+    assert_eq!(update["table"]["page"], 1);
+    assert_eq!(
+        update["table"]["rows"][0]["trail"][0],
+        serde_json::json!([9, -9])
+    );
+    assert_holds(&doc, "DashboardUpdate", &update);
 }
 
 #[test]
