@@ -37,6 +37,11 @@ pub struct Cli {
     #[arg(long, env = "INGEST_PRODUCE_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub produce_timeout: Duration,
 
+    /// How long the producer waits for more records before it sends a batch to the broker
+    /// (librdkafka's `linger.ms`; e.g. `1ms`, `500us`; `0s` sends at once). At most 1 s.
+    #[arg(long, env = "INGEST_PRODUCER_LINGER", default_value = "5ms", value_parser = parse_linger)]
+    pub producer_linger: Duration,
+
     /// Events per second one vehicle (VIN) may send, in bursts of up to as many; records over it
     /// are refused with 429 and `Retry-After`. 0 (the default) turns the limit off. The starting
     /// value: with a registry, ingest follows the live `ingest.rate_limit_per_vin` from then on.
@@ -192,6 +197,14 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     Ok(timeout)
 }
 
+fn parse_linger(text: &str) -> Result<Duration, String> {
+    let linger = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if linger > Duration::from_secs(1) {
+        return Err("must be at most 1s".to_owned());
+    }
+    Ok(linger)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +268,7 @@ mod tests {
             ("--dashboard-map-vehicles", "0"),
             ("--dashboard-max-message-bytes", "1000"),
             ("--dashboard-requires-token", "maybe"),
+            ("--producer-linger", "2s"),
         ] {
             let args = ["ingest", "--kafka-brokers", "b:9092", flag, value];
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");

@@ -33,11 +33,14 @@ impl KafkaBroker {
     /// it again with the same `event_id`, which the consumer stores once. The queue stays
     /// bounded by librdkafka's `queue.buffering.max.messages`; beyond it requests get 503 at
     /// once.
-    pub fn new(brokers: &str, topic: &str) -> Result<Self, BrokerError> {
+    ///
+    /// `linger` is how long librdkafka waits for more records before it sends a batch.
+    pub fn new(brokers: &str, topic: &str, linger: Duration) -> Result<Self, BrokerError> {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", brokers)
-            .set("client.id", "fleet-ingest");
+            .set("client.id", "fleet-ingest")
+            .set("linger.ms", linger_ms(linger));
         let producer = ReplaceableProducer::new(config)
             .map_err(|e| BrokerError::new("creating the producer", topic, e))?;
         Ok(Self {
@@ -65,6 +68,11 @@ impl KafkaBroker {
             .usable()
             .map_err(|e| BrokerError::new(operation, &self.topic, e))
     }
+}
+
+/// `linger` as librdkafka's `linger.ms`, which takes fractions of a millisecond.
+fn linger_ms(linger: Duration) -> String {
+    format!("{}", linger.as_secs_f64() * 1e3)
 }
 
 /// Runs a blocking librdkafka call on the blocking pool.

@@ -555,6 +555,10 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
             humantime::format_duration(config.ingest.produce_timeout).to_string(),
         ),
         (
+            "INGEST_PRODUCER_LINGER".to_owned(),
+            humantime::format_duration(config.ingest.producer_linger).to_string(),
+        ),
+        (
             "INGEST_RATE_LIMIT_PER_VIN".to_owned(),
             config.ingest.rate_limit_per_vin.to_string(),
         ),
@@ -1191,6 +1195,7 @@ mod tests {
         c.ingest.request_timeout = std::time::Duration::from_secs(45);
         c.ingest.max_connections = 77;
         c.ingest.dashboard_requires_token = false;
+        c.ingest.producer_linger = std::time::Duration::from_micros(500);
         let plan = infra_plan(&c, &images(), &secrets("pw"));
         let ingest = plan
             .services
@@ -1201,6 +1206,7 @@ mod tests {
         assert_eq!(env["INGEST_REQUEST_TIMEOUT"], "45s");
         assert_eq!(env["INGEST_MAX_CONCURRENT_REQUESTS"], "512");
         assert_eq!(env["INGEST_MAX_CONNECTIONS"], "77");
+        assert_eq!(env["INGEST_PRODUCER_LINGER"], "500us");
         assert_eq!(env["INGEST_DASHBOARD_REQUIRES_TOKEN"], "false");
         assert_eq!(env["INGEST_DASHBOARD_VEHICLE_TTL"], "1h");
         assert_eq!(env["INGEST_DASHBOARD_MAP_VEHICLES"], "5000");

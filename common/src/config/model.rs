@@ -229,6 +229,11 @@ pub struct IngestConfig {
     /// How long a request waits for the broker's acknowledgement before answering 503.
     #[serde(with = "humantime_serde")]
     pub produce_timeout: Duration,
+    /// How long ingest's producer waits for more records before it sends a batch to the
+    /// broker (librdkafka's `linger.ms`, at most 1 s): shorter answers a lone event sooner,
+    /// longer sends fewer and larger produce requests.
+    #[serde(default = "default_producer_linger", with = "humantime_serde")]
+    pub producer_linger: Duration,
     /// Events per second one vehicle (VIN) may send; more get 429 with `Retry-After`. 0: off.
     #[serde(default)]
     pub rate_limit_per_vin: u32,
@@ -358,6 +363,10 @@ fn one() -> u32 {
 
 fn yes() -> bool {
     true
+}
+
+fn default_producer_linger() -> Duration {
+    Duration::from_millis(5)
 }
 
 fn default_request_timeout() -> Duration {

@@ -15,6 +15,9 @@ fn validate_ingest_limits(i: &super::model::IngestConfig) -> Result<(), Failure>
             "must exceed ingest.produce_timeout (a request waits for the broker within it) and be at most 1h",
         )?;
     }
+    if i.producer_linger > Duration::from_secs(1) {
+        fail("ingest.producer_linger", "must be at most 1s")?;
+    }
     for (key, count) in [
         ("ingest.max_concurrent_requests", i.max_concurrent_requests),
         ("ingest.max_connections", i.max_connections),

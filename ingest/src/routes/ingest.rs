@@ -163,7 +163,8 @@ async fn ingest(
     let limit = state.settings.max_body_bytes;
     let body = body.map_err(|e| ApiError::body_rejection(e, limit))?;
     let max_records = state.settings.max_records_per_request;
-    let records = offload::run(move || -> Result<Vec<Record>, ApiError> {
+    let plain_bytes = matches!(encoding, ContentEncoding::Identity).then_some(body.len());
+    let records = offload::run_sized(plain_bytes, move || -> Result<Vec<Record>, ApiError> {
         let body = encoding.decode(body, limit)?;
         Ok(decode::decode(format, &body, max_records, Utc::now())?)
     })
