@@ -39,7 +39,7 @@ pub struct Cli {
 
     /// How long the producer waits for more records before it sends a batch to the broker
     /// (librdkafka's `linger.ms`; e.g. `1ms`, `500us`; `0s` sends at once). At most 1 s.
-    #[arg(long, env = "INGEST_PRODUCER_LINGER", default_value = "5ms", value_parser = parse_linger)]
+    #[arg(long, env = "INGEST_PRODUCER_LINGER", default_value = "1ms", value_parser = parse_linger)]
     pub producer_linger: Duration,
 
     /// Events per second one vehicle (VIN) may send, in bursts of up to as many; records over it

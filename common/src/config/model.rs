@@ -366,7 +366,7 @@ fn yes() -> bool {
 }
 
 fn default_producer_linger() -> Duration {
-    Duration::from_millis(5)
+    Duration::from_millis(1)
 }
 
 fn default_request_timeout() -> Duration {
