@@ -82,6 +82,13 @@ pub struct Cli {
           value_parser = humantime::parse_duration)]
     pub batch_max_wait: Duration,
 
+    /// Longest time the broker holds a fetch that found nothing (`fetch.wait.max.ms`), 10ms to
+    /// 10s. Nisshi also stops assembling a storage read's records at this budget, so a value
+    /// below its read time makes a backlog drain one record per fetch.
+    #[arg(long, env = "CONSUMER_FETCH_WAIT", default_value = "100ms",
+          value_parser = parse_fetch_wait)]
+    pub fetch_wait: Duration,
+
     /// How far behind the greatest stored event time an event may be and still count in its
     /// second and minute windows and histograms; later events are stored and counted
     /// everywhere else (and in `late_events_dropped_from_windows_total`).
@@ -209,6 +216,15 @@ impl Cli {
     }
 }
 
+/// `--fetch-wait`: a duration from 10ms to 10s.
+fn parse_fetch_wait(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(10) {
+        return Err(format!("{text} is outside 10ms..10s"));
+    }
+    Ok(d)
+}
+
 fn read_password(path: &Path) -> Result<String, CliError> {
     let text = std::fs::read_to_string(path).map_err(|source| CliError::PasswordFile {
         path: path.to_owned(),
@@ -259,6 +275,9 @@ mod tests {
         assert_eq!(cli.pg_database, "av_telemetry");
         assert_eq!(cli.batch_max_records.get(), 5000);
         assert_eq!(cli.batch_max_wait, Duration::from_millis(1));
+        assert_eq!(cli.fetch_wait, Duration::from_millis(100));
+        assert!(try_parse(&["--fetch-wait", "5ms"]).is_err());
+        assert!(try_parse(&["--fetch-wait", "11s"]).is_err());
         assert_eq!(cli.pg_target(), "db:5432/av_telemetry");
         assert_eq!(cli.allowed_lateness, Duration::from_secs(3600));
         assert_eq!(cli.histogram_bins, HistogramBins::default());

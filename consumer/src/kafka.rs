@@ -52,12 +52,9 @@ pub struct ConsumerSettings {
     pub instance_id: String,
     /// librdkafka `debug` contexts, if any.
     pub debug: Option<String>,
+    /// Longest time the broker holds a fetch that found nothing (`fetch.wait.max.ms`).
+    pub fetch_wait: std::time::Duration,
 }
-
-/// Longest time the broker holds an empty fetch (`fetch.wait.max.ms`): what a record that
-/// arrives on an idle partition may wait before it is fetched, at the price of one fetch
-/// request per this long per broker while idle.
-pub const FETCH_WAIT_MAX_MS: &str = "20";
 
 /// The consumer's librdkafka settings: explicit assignment, no automatic commit or offset store.
 pub fn consumer_config(s: &ConsumerSettings) -> ClientConfig {
@@ -69,11 +66,12 @@ pub fn consumer_config(s: &ConsumerSettings) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        // Latency at low load: the broker answers a fetch at once when it has a byte, and
-        // an empty fetch waits at most this long before the next one is sent (librdkafka's
-        // default, 500 ms, is most of a record's way to PostgreSQL when it comes right after).
+        // Latency at low load: the broker answers a fetch at once when it has a byte, and an
+        // empty fetch waits at most `fetch_wait` (librdkafka's default, 500 ms, lets Nisshi
+        // look again only after 250 ms). Not much lower: Nisshi returns one record from a
+        // storage read that outlasts it (`consumer.fetch_wait`).
         .set("fetch.min.bytes", "1")
-        .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
+        .set("fetch.wait.max.ms", s.fetch_wait.as_millis().to_string())
         // While the consumer's queue is full (a backlog), fetch again soon after it has room
         // rather than after the default second; a fetch error is retried after 100 ms.
         .set("fetch.queue.backoff.ms", "10")
@@ -277,6 +275,7 @@ mod tests {
             group: "fleet-consumer".into(),
             instance_id: "c-1".into(),
             debug: None,
+            fetch_wait: std::time::Duration::from_millis(100),
         }
     }
 

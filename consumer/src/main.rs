@@ -122,6 +122,7 @@ async fn run(cli: Cli, log_level: fleet_common::logging::LogLevel) -> anyhow::Re
         group: cli.group.clone(),
         instance_id: instance_id.clone(),
         debug: cli.kafka_debug.clone(),
+        fetch_wait: cli.fetch_wait,
     };
     let consumer =
         Arc::new(kafka::create(&consumer_settings).context("starting the Kafka consumer")?);

@@ -653,6 +653,10 @@ pub fn infra_plan(config: &Config, images: &ImageSet, secrets: &Secrets) -> Infr
             humantime::format_duration(config.consumer.batch_max_wait).to_string(),
         ),
         (
+            "CONSUMER_FETCH_WAIT".to_owned(),
+            humantime::format_duration(config.consumer.fetch_wait).to_string(),
+        ),
+        (
             "CONSUMER_SUMMARY_TOPIC".to_owned(),
             config.broker.summary_topic.clone(),
         ),
@@ -1120,6 +1124,9 @@ mod tests {
             .map(|s| s.spec.env["CONSUMER_INSTANCE_ID"].as_str())
             .collect();
         assert_eq!(ids, ["fleet-consumer-0", "fleet-consumer-1"]);
+        for consumer in &consumers {
+            assert_eq!(consumer.spec.env["CONSUMER_FETCH_WAIT"], "100ms");
+        }
         let secrets: Vec<&String> = consumers
             .iter()
             .flat_map(|s| s.spec.volumes.keys())

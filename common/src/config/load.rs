@@ -247,6 +247,23 @@ mod tests {
     }
 
     #[test]
+    fn consumer_fetch_wait_defaults_and_is_checked() {
+        let text = MASTER.replace("fetch_wait = \"100ms\"\n", "");
+        let c = load_from_str(&text, "x.toml", no_env()).unwrap();
+        assert_eq!(c.consumer.fetch_wait, std::time::Duration::from_millis(100));
+        for bad in ["5ms", "11s"] {
+            let text = MASTER.replace("fetch_wait = \"100ms\"", &format!("fetch_wait = \"{bad}\""));
+            match load_from_str(&text, "x.toml", no_env()).unwrap_err() {
+                ConfigError::Invalid { key, line, .. } => {
+                    assert_eq!(key, "consumer.fetch_wait");
+                    assert!(line.is_some());
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+    }
+
+    #[test]
     fn ingest_limits_default_and_are_checked() {
         let c = load_from_str(MASTER, "x.toml", no_env()).unwrap();
         assert_eq!(c.ingest.request_timeout, std::time::Duration::from_secs(30));

@@ -295,6 +295,15 @@ pub struct ConsumerConfig {
     /// when no write is in flight (while one is, records gather into the next batch anyway).
     #[serde(with = "humantime_serde")]
     pub batch_max_wait: Duration,
+    /// Longest time the broker holds a fetch that found nothing (librdkafka's
+    /// `fetch.wait.max.ms`, 10ms to 10s; optional, default 100ms). Nisshi looks again at
+    /// half of the time left, so at low load a record waits up to about half of this to be
+    /// fetched. It also bounds how long Nisshi assembles records from one storage read: a read
+    /// that takes longer than this returns a single record, so under a backlog a value below
+    /// the storage's read time (about 25 ms on 2 cores) drains at tens of records per second
+    /// (`results/end_to_end.md`).
+    #[serde(with = "humantime_serde", default = "default_fetch_wait")]
+    pub fetch_wait: Duration,
     /// Containers running the consumer (`consumer-0`, `consumer-1`, ...), sharing the topic's
     /// partitions: the live replicas in the registry split them, each resuming from the offsets
     /// in PostgreSQL. 1: a single container `consumer`.
@@ -359,6 +368,11 @@ fn default_max_records_per_request() -> usize {
 
 fn one() -> u32 {
     1
+}
+
+/// The default of `consumer.fetch_wait`.
+pub fn default_fetch_wait() -> Duration {
+    Duration::from_millis(100)
 }
 
 fn yes() -> bool {
