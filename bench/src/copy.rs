@@ -16,9 +16,7 @@ use crate::events::Events;
 pub const SCRATCH: &str = "sink_bench_copy";
 
 /// The columns the consumer writes (the rest take their defaults), in order.
-const COLUMNS: &str = r#""timestamp", vin, make, model, position_x, position_y, position_z,
-    speed, event_id, seq, ts, heading, lat, lon, temperature_c, humidity_pct, pressure_hpa,
-    kafka_partition, kafka_offset"#;
+use fleet_common::schema::DIAG_WRITTEN_COLUMNS as COLUMNS;
 
 /// The binary types of [`COLUMNS`].
 const TYPES: [Type; 19] = [

@@ -10,6 +10,12 @@
 //! burns one) and adds the idempotency key, the per-vehicle sequence, event time, sensors and
 //! the Kafka position.
 
+/// The columns of `diag` that the consumer writes (the rest take their defaults), in the order
+/// of its binary copy; `bench`'s COPY baseline writes the same ones.
+pub const DIAG_WRITTEN_COLUMNS: &str = r#""timestamp", vin, make, model, position_x, position_y,
+    position_z, speed, event_id, seq, ts, heading, lat, lon, temperature_c, humidity_pct,
+    pressure_hpa, kafka_partition, kafka_offset"#;
+
 /// The statements, in order, as one script.
 pub const SCHEMA_SQL: &str = r#"
 CREATE TABLE IF NOT EXISTS diag (

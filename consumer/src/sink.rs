@@ -36,9 +36,7 @@ ON CONFLICT (event_id) DO NOTHING
 "#;
 
 /// The columns a batch gives `diag`, in the order of the staging table and of the copy.
-const DIAG_COLUMNS: &str = r#""timestamp", vin, make, model, position_x, position_y, position_z, speed,
-                  event_id, seq, ts, heading, lat, lon, temperature_c, humidity_pct,
-                  pressure_hpa, kafka_partition, kafka_offset"#;
+use fleet_common::schema::DIAG_WRITTEN_COLUMNS as DIAG_COLUMNS;
 
 /// The connection's staging table: a batch's rows are copied into it (binary `COPY`) and
 /// inserted into `diag` from there by one statement; emptied at every commit, and rolled back
