@@ -8,7 +8,7 @@
 #   swarm_nodes.sh down ROOT     stops them and removes everything `up` made (also after a crash)
 #
 # Layout: a hub namespace holds bridge `br0`; node i (namespace `fswN<i>`) reaches it through a
-# veth with 10.213.0.<10+i>/24; the host joins the bridge with 10.213.0.1/24 so that fleet can
+# veth with 192.168.213.<10+i>/24; the host joins the bridge with 192.168.213.1/24 so that fleet can
 # reach the ports the nodes publish. The nodes have no default route: nothing leaves the machine.
 set -euo pipefail
 
@@ -16,7 +16,7 @@ cmd=${1:?usage: swarm_nodes.sh up ROOT N | down ROOT}
 root=${2:?ROOT missing}
 prefix=fswN
 hub=fswHub
-subnet=10.213.0
+subnet=192.168.213
 controllers=(cpu cpuacct cpuset memory devices freezer blkio pids)
 
 node_addr() { echo "$subnet.$((10 + $1))"; }
