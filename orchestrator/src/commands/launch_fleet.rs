@@ -196,20 +196,7 @@ async fn launch(
         return Ok(());
     };
 
-    let step = ctx.progress.step(format!(
-        "vehicles   report for {}, then deliver",
-        humantime::format_duration(duration)
-    ));
-    let totals = match wait_done(ctx, &docker, &names).await {
-        Ok(totals) => {
-            step.finish("every event delivered");
-            totals
-        }
-        Err(e) => {
-            step.fail(&e.to_string());
-            return Err(e);
-        }
-    };
+    let totals = delivered(ctx, duration, wait_done(ctx, &docker, &names)).await?;
     println!(
         "fleet of {num_vehicles} vehicle(s) in {} container(s) reported for {}: {}",
         specs.len(),
@@ -219,6 +206,29 @@ async fn launch(
     println!("the vehicles keep their books (GET /stats) until `fleet teardown --fleet-only`");
     println!("events: {}", ctx.events_url());
     Ok(())
+}
+
+/// Waits with a progress step for `done`, the vehicles' totals once every container of a run of
+/// `duration` has delivered its last event.
+pub async fn delivered(
+    ctx: &Ctx,
+    duration: Duration,
+    done: impl Future<Output = anyhow::Result<Totals>>,
+) -> anyhow::Result<Totals> {
+    let step = ctx.progress.step(format!(
+        "vehicles   report for {}, then deliver",
+        humantime::format_duration(duration)
+    ));
+    match done.await {
+        Ok(totals) => {
+            step.finish("every event delivered");
+            Ok(totals)
+        }
+        Err(e) => {
+            step.fail(&e.to_string());
+            Err(e)
+        }
+    }
 }
 
 /// A run must be long enough for every vehicle to report at least once (the first report of a

@@ -201,7 +201,7 @@ pub async fn launch_fleet(
     per_container: u32,
     options: FleetOptions,
 ) -> anyhow::Result<()> {
-    if num_vehicles % per_container != 0 {
+    if !num_vehicles.is_multiple_of(per_container) {
         bail!(
             "on a swarm every vehicle task simulates the same number of vehicles: --num-vehicles \
              {num_vehicles} must be a multiple of --per-container {per_container}"
@@ -275,22 +275,9 @@ pub async fn launch_fleet(
         println!("events: {}", ctx.events_url());
         return Ok(());
     };
-    let step = ctx.progress.step(format!(
-        "vehicles   report for {}, then deliver",
-        humantime::format_duration(duration)
-    ));
     let limit = duration + Duration::from_secs(120);
-    let totals =
-        match wait_books(ctx, &cluster, containers, |b| b.phase == Phase::Done, limit).await {
-            Ok(totals) => {
-                step.finish("every event delivered");
-                totals
-            }
-            Err(e) => {
-                step.fail(&e.to_string());
-                return Err(e);
-            }
-        };
+    let done = wait_books(ctx, &cluster, containers, |b| b.phase == Phase::Done, limit);
+    let totals = launch_fleet::delivered(ctx, duration, done).await?;
     println!(
         "fleet of {num_vehicles} vehicle(s) in {containers} task(s) on {nodes} reported for {}: {}",
         humantime::format_duration(duration),

@@ -252,13 +252,26 @@ pub async fn wait_ready(
                         Err(e) => last_error = e,
                     }
                 } else {
+                    // The tasks on their way, or else the newest one that ended (its error).
+                    let starting: Vec<&TaskView> = current
+                        .iter()
+                        .copied()
+                        .filter(|t| !t.is_running())
+                        .collect();
+                    let ended = tasks
+                        .iter()
+                        .find(|t| t.service_name == s.name && !t.is_current());
+                    let shown = if starting.is_empty() {
+                        ended.into_iter().collect()
+                    } else {
+                        starting
+                    };
                     last_error = format!(
                         "{}/{} task(s) running{}",
                         running.len(),
                         s.replicas,
-                        current
+                        shown
                             .iter()
-                            .filter(|t| !t.is_running())
                             .map(|t| format!(
                                 "; {} on {}: {} {}",
                                 t.instance, t.node, t.state, t.message

@@ -153,11 +153,26 @@ impl Cluster {
                     ));
                 }
                 LocalNodeState::ACTIVE => {
+                    // A manager knows its swarm's id; a worker only its own node id, which the
+                    // first node's swarm lists when it is the same swarm.
                     let theirs = cluster_of(&node.docker, &node.config.name).await?;
-                    if theirs != cluster_id {
+                    let id = node_id(&node.docker, &node.config.name).await?;
+                    let same = if theirs.is_empty() {
+                        match id {
+                            Some(id) => first.docker.inspect_node(&id).await.is_ok(),
+                            None => false,
+                        }
+                    } else {
+                        theirs == cluster_id
+                    };
+                    if !same {
                         return Err(SwarmError::OtherSwarm {
                             node: node.config.name.clone(),
-                            cluster: theirs,
+                            cluster: if theirs.is_empty() {
+                                "a swarm this one does not list".to_owned()
+                            } else {
+                                theirs
+                            },
                         });
                     }
                 }
