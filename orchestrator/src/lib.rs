@@ -7,6 +7,7 @@
 //! - [`docker`]: the private Docker client wrapper and ownership labels.
 //! - [`engine`]: converging containers and waiting for readiness.
 //! - [`probes`]: ZooKeeper, Kafka, PostgreSQL and HTTP probes.
+//! - [`swarm`]: the same plan as Docker Swarm services on several engines.
 //! - [`commands`]: one module per subcommand.
 
 pub mod cli;
@@ -21,3 +22,4 @@ pub mod plan;
 pub mod probes;
 pub mod stack_lock;
 pub mod state;
+pub mod swarm;

@@ -12,9 +12,11 @@ use crate::images::{ImageSet, Resolved};
 
 mod broker;
 mod registry_auth;
+mod swarm;
 
 pub use broker::{BROKER_STORAGE_DB, BROKER_STORAGE_PASSWORD_PATH};
 pub use registry_auth::{ZOOKEEPER_AUTH_PATH, protect_member, protect_registry};
+pub use swarm::{PINNED, for_swarm};
 
 /// Where the PostgreSQL password is handed to containers.
 pub const PASSWORD_PATH: &str = "/run/secrets/postgres-password";
@@ -865,10 +867,10 @@ pub fn fleet_plan(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    pub(super) fn config() -> Config {
+    pub(crate) fn config() -> Config {
         fleet_common::config::load_from_str(
             include_str!("../../config.master.toml"),
             "config.master.toml",
@@ -877,7 +879,7 @@ mod tests {
         .unwrap()
     }
 
-    pub(super) fn secrets(password: &str) -> Secrets {
+    pub(crate) fn secrets(password: &str) -> Secrets {
         Secrets {
             postgres_password: password.into(),
             postgres_admin_password: format!("{password}-admin"),
@@ -886,7 +888,7 @@ mod tests {
         }
     }
 
-    pub(super) fn images() -> ImageSet {
+    pub(crate) fn images() -> ImageSet {
         let r = |n: &str| Resolved {
             reference: format!("fleet/{n}:1"),
             id: format!("sha256:{n}"),

@@ -171,10 +171,15 @@ impl TestStack {
 
     /// A client of the stack's PostgreSQL, from the host.
     pub async fn postgres(&self) -> tokio_postgres::Client {
+        self.postgres_at("127.0.0.1").await
+    }
+
+    /// A client of the stack's PostgreSQL published on `host` (a swarm's stateful node).
+    pub async fn postgres_at(&self, host: &str) -> tokio_postgres::Client {
         let password = std::fs::read_to_string(self.state_dir.join("postgres-password"))
             .expect("the password file exists after launch");
         let (client, connection) = tokio_postgres::Config::new()
-            .host("127.0.0.1")
+            .host(host)
             .port(self.pg_port)
             .user("fleet")
             .password(password.trim_end())

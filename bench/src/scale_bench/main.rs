@@ -136,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let ctx = Ctx::load(&cli.config, ProgressMode::Plain)?;
     let stack = ctx.stack().to_owned();
-    let host = fleet_orchestrator::engine::connect_host(&ctx.config.stack.bind_address);
+    let host = ctx.host();
     let password = fleet_orchestrator::state::postgres_password(&ctx.paths.state)?;
     let pg = fleet_orchestrator::probes::postgres_connect(
         SocketAddr::new(host, ctx.config.postgres.host_port),

@@ -7,7 +7,9 @@
 mod batch_max_records;
 mod load;
 mod model;
+mod target;
 mod validate;
 
 pub use load::{ConfigError, ENV_PREFIX, load, load_from_str};
 pub use model::*;
+pub use target::{EngineConfig, NodeRole, SwarmConfig, SwarmNodeConfig, TargetConfig, TargetKind};

@@ -28,6 +28,9 @@ pub struct Config {
     pub consumer: ConsumerConfig,
     /// The simulated vehicles.
     pub vehicles: VehiclesConfig,
+    /// Where the stack runs: one engine (the default) or a swarm.
+    #[serde(default)]
+    pub target: super::target::TargetConfig,
 }
 
 /// Stack identity.

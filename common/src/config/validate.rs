@@ -70,6 +70,7 @@ fn is_topic(s: &str) -> bool {
 
 /// Returns the first failure as (key, message).
 pub(super) fn validate(c: &Config) -> Result<(), Failure> {
+    super::target::validate(&c.target)?;
     if !is_dns_label(&c.stack.name) {
         fail(
             "stack.name",

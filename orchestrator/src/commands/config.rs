@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use fleet_registry::{Admin, Credentials, LiveConfig};
 
 use super::Ctx;
-use crate::engine;
 
 /// How long reaching ZooKeeper from the host may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,7 +22,7 @@ pub fn credentials(ctx: &Ctx) -> anyhow::Result<Option<Credentials>> {
 /// A registry session on the stack's ZooKeeper through its published port, authenticated as
 /// the stack's identity (which every write needs) once it has one.
 pub async fn admin(ctx: &Ctx) -> anyhow::Result<Admin> {
-    let host = engine::connect_host(&ctx.config.stack.bind_address);
+    let host = ctx.host();
     let address = std::net::SocketAddr::new(host, ctx.config.zookeeper.host_port).to_string();
     Admin::connect(&address, ctx.stack(), credentials(ctx)?, CONNECT_TIMEOUT)
         .await

@@ -35,11 +35,33 @@ impl Ctx {
         })
     }
 
-    /// Connects to the Docker engine.
+    /// Connects to the Docker engine of `[target.engine]` (the one that builds the images; with
+    /// a swarm target, the swarm's engines are reached through [`crate::swarm::Cluster`]).
     pub async fn docker(&self) -> anyhow::Result<Docker> {
-        Docker::connect()
+        Docker::connect_to(&self.config.target.engine, &self.paths.workspace)
             .await
             .context("connect to the Docker engine")
+    }
+
+    /// The swarm the stack runs on, with `target.kind = "swarm"`.
+    pub fn swarm(&self) -> Option<&fleet_common::config::SwarmConfig> {
+        match self.config.target.kind {
+            fleet_common::config::TargetKind::Swarm => self.config.target.swarm.as_ref(),
+            fleet_common::config::TargetKind::Engine => None,
+        }
+    }
+
+    /// The address the host reaches the stack's published ports at: `stack.bind_address` on
+    /// one engine; on a swarm, the address of the node that holds the stateful services
+    /// (ZooKeeper, PostgreSQL, the host listener and the front door).
+    pub fn host(&self) -> std::net::IpAddr {
+        if let Some(swarm) = self.swarm()
+            && let Some(node) = swarm.nodes.iter().find(|n| n.name == swarm.stateful_node)
+            && let Ok(ip) = node.address.parse()
+        {
+            return ip;
+        }
+        crate::engine::connect_host(&self.config.stack.bind_address)
     }
 
     /// The stack's name.
@@ -49,8 +71,7 @@ impl Ctx {
 
     /// The URL of the events endpoint.
     pub fn events_url(&self) -> String {
-        let host = crate::engine::connect_host(&self.config.stack.bind_address);
-        let host = match host {
+        let host = match self.host() {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
         };

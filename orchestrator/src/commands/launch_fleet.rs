@@ -98,6 +98,9 @@ async fn launch(
     if let Some(duration) = options.duration {
         check_duration(duration, ctx.config.vehicles.report_interval)?;
     }
+    if ctx.swarm().is_some() {
+        return super::on_swarm::launch_fleet(ctx, num_vehicles, per_container, options).await;
+    }
     let docker = ctx.docker().await?;
     let stack = ctx.stack();
     // One container `ingest`, or replicas `ingest-<i>`: any of them running will do.
@@ -193,20 +196,7 @@ async fn launch(
         return Ok(());
     };
 
-    let step = ctx.progress.step(format!(
-        "vehicles   report for {}, then deliver",
-        humantime::format_duration(duration)
-    ));
-    let totals = match wait_done(ctx, &docker, &names).await {
-        Ok(totals) => {
-            step.finish("every event delivered");
-            totals
-        }
-        Err(e) => {
-            step.fail(&e.to_string());
-            return Err(e);
-        }
-    };
+    let totals = delivered(ctx, duration, wait_done(ctx, &docker, &names)).await?;
     println!(
         "fleet of {num_vehicles} vehicle(s) in {} container(s) reported for {}: {}",
         specs.len(),
@@ -216,6 +206,29 @@ async fn launch(
     println!("the vehicles keep their books (GET /stats) until `fleet teardown --fleet-only`");
     println!("events: {}", ctx.events_url());
     Ok(())
+}
+
+/// Waits with a progress step for `done`, the vehicles' totals once every container of a run of
+/// `duration` has delivered its last event.
+pub async fn delivered(
+    ctx: &Ctx,
+    duration: Duration,
+    done: impl Future<Output = anyhow::Result<Totals>>,
+) -> anyhow::Result<Totals> {
+    let step = ctx.progress.step(format!(
+        "vehicles   report for {}, then deliver",
+        humantime::format_duration(duration)
+    ));
+    match done.await {
+        Ok(totals) => {
+            step.finish("every event delivered");
+            Ok(totals)
+        }
+        Err(e) => {
+            step.fail(&e.to_string());
+            Err(e)
+        }
+    }
 }
 
 /// A run must be long enough for every vehicle to report at least once (the first report of a
@@ -247,7 +260,7 @@ pub async fn read_books(
     docker: &Docker,
     names: &[String],
 ) -> Vec<(String, anyhow::Result<Books>)> {
-    let host = engine::connect_host(&ctx.config.stack.bind_address);
+    let host = ctx.host();
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -276,17 +289,7 @@ pub async fn read_books(
                     .ports
                     .get(&VEHICLE_PORT)
                     .context("stats port not published")?;
-                let url = format!("http://{}/stats", SocketAddr::new(host, *port));
-                let books: Books = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .and_then(|r| r.error_for_status())
-                    .with_context(|| format!("GET {url}"))?
-                    .json()
-                    .await
-                    .with_context(|| format!("read GET {url}"))?;
-                Ok(books)
+                fetch_books(&client, SocketAddr::new(host, *port)).await
             }
             .await;
             (name, books)
@@ -296,6 +299,20 @@ pub async fn read_books(
         .buffered(PARALLEL)
         .collect()
         .await
+}
+
+/// `GET /stats` of the vehicle container (or task) whose stats port is at `addr`.
+pub async fn fetch_books(client: &reqwest::Client, addr: SocketAddr) -> anyhow::Result<Books> {
+    let url = format!("http://{addr}/stats");
+    client
+        .get(&url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .with_context(|| format!("GET {url}"))?
+        .json()
+        .await
+        .with_context(|| format!("read GET {url}"))
 }
 
 /// The names of the stack's running vehicle containers.
@@ -312,16 +329,26 @@ pub async fn running_vehicle_containers(ctx: &Ctx, docker: &Docker) -> anyhow::R
 /// The sums over the books of every running vehicle container of the stack, and whether every
 /// one of them is [`Phase::Done`].
 pub async fn fleet_totals(ctx: &Ctx) -> anyhow::Result<(Totals, bool)> {
-    let docker = ctx.docker().await?;
-    let names = running_vehicle_containers(ctx, &docker).await?;
+    let all = all_books(ctx).await?;
     let mut totals = Totals::default();
-    let mut done = !names.is_empty();
-    for (name, books) in read_books(ctx, &docker, &names).await {
+    let mut done = !all.is_empty();
+    for (name, books) in all {
         let books = books.with_context(|| format!("stats of {name}"))?;
         totals.add(&books.totals);
         done &= books.phase == Phase::Done;
     }
     Ok((totals, done))
+}
+
+/// The books of every running vehicle container (every running vehicle task on a swarm).
+pub async fn all_books(ctx: &Ctx) -> anyhow::Result<Vec<(String, anyhow::Result<Books>)>> {
+    if ctx.swarm().is_some() {
+        let cluster = super::on_swarm::cluster(ctx, false).await?;
+        return super::swarm_view::vehicle_books(&cluster, ctx.stack()).await;
+    }
+    let docker = ctx.docker().await?;
+    let names = running_vehicle_containers(ctx, &docker).await?;
+    Ok(read_books(ctx, &docker, &names).await)
 }
 
 /// Waits until every vehicle of every container has at least one acknowledged event.

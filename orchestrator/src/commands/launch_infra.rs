@@ -25,6 +25,9 @@ pub struct Launched {
 /// A failure, or SIGINT/SIGTERM, rolls back what this run changed (see [`Journal`]): it
 /// removes what it created, brings back what it replaced and starts again what it stopped.
 pub async fn run(ctx: &Ctx, keep_on_failure: bool) -> anyhow::Result<Launched> {
+    if ctx.swarm().is_some() {
+        return super::on_swarm::launch_infra(ctx).await;
+    }
     let mut signals = Signals::listen().context("listen for SIGINT and SIGTERM")?;
     let docker = ctx.docker().await?;
     // Preflight, before anything is built or created: names and ports do not depend on images.
@@ -74,29 +77,43 @@ async fn launch(ctx: &Ctx, docker: &Docker, journal: &Journal) -> anyhow::Result
     let images = images::ensure_images(docker, &ctx.config, &ctx.paths, &ctx.progress)
         .await
         .context("prepare images")?;
-    let secrets = plan::Secrets {
-        postgres_password: password.clone(),
+    let secrets = stack_secrets(ctx, &password)?;
+    let mut plan = plan::infra_plan(&ctx.config, &images, &secrets);
+    plan::protect_registry(&mut plan, &registry_credentials(ctx)?.to_bytes());
+    let services = apply(ctx, docker, &plan, &password, journal).await?;
+    write_live_config(ctx).await?;
+    Ok(Launched { services, images })
+}
+
+/// Writes the live configuration into ZooKeeper from the config file, as a progress step.
+pub async fn write_live_config(ctx: &Ctx) -> anyhow::Result<()> {
+    let step = ctx
+        .progress
+        .step("live configuration -> ZooKeeper".to_owned());
+    match super::config::write_initial(ctx).await {
+        Ok(_) => {
+            step.finish("written from the config file");
+            Ok(())
+        }
+        Err(e) => {
+            step.fail(&format!("{e:#}"));
+            Err(e)
+        }
+    }
+}
+
+/// The stack's secrets from its state directory (generated there on first use), with the
+/// application role's `password`.
+pub fn stack_secrets(ctx: &Ctx, password: &str) -> anyhow::Result<plan::Secrets> {
+    Ok(plan::Secrets {
+        postgres_password: password.to_owned(),
         postgres_admin_password: crate::state::postgres_admin_password(&ctx.paths.state)?,
         broker_storage_password: crate::state::secret(
             &ctx.paths.state,
             crate::state::BROKER_STORAGE_PASSWORD_FILE,
         )?,
         ingest_tokens: read_tokens(ctx)?,
-    };
-    let mut plan = plan::infra_plan(&ctx.config, &images, &secrets);
-    plan::protect_registry(&mut plan, &registry_credentials(ctx)?.to_bytes());
-    let services = apply(ctx, docker, &plan, &password, journal).await?;
-    let step = ctx
-        .progress
-        .step("live configuration -> ZooKeeper".to_owned());
-    match super::config::write_initial(ctx).await {
-        Ok(_) => step.finish("written from the config file"),
-        Err(e) => {
-            step.fail(&format!("{e:#}"));
-            return Err(e);
-        }
-    }
-    Ok(Launched { services, images })
+    })
 }
 
 /// The stack's ZooKeeper identity: read from the state directory, or generated there.
@@ -134,7 +151,7 @@ async fn apply(
         }
     }
     stop_dependents_of_changes(ctx, docker, plan, journal).await?;
-    let host = engine::connect_host(&ctx.config.stack.bind_address);
+    let host = ctx.host();
     let mut report = Vec::new();
     for wave in plan::waves(&plan.services) {
         // Every container of the wave's services (replicas included) at once.

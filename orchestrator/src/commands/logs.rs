@@ -7,6 +7,9 @@ use super::Ctx;
 /// Runs the command; `service` is a service name (`ingest`) or a container suffix (`vehicle-0`,
 /// `ingest-1` for a replica).
 pub async fn run(ctx: &Ctx, service: &str, follow: bool, tail: usize) -> anyhow::Result<()> {
+    if ctx.swarm().is_some() {
+        return super::swarm_view::logs(ctx, service, follow, tail).await;
+    }
     let docker = ctx.docker().await?;
     let name = crate::plan::container_name(ctx.stack(), service);
     if docker.find_container(&name, ctx.stack()).await?.is_none() {

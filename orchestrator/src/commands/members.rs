@@ -138,6 +138,10 @@ pub async fn view(ctx: &Ctx, containers: &[ContainerInfo]) -> RegistryView {
 /// Vehicles launched: the sum of `VEHICLE_COUNT` over the stack's vehicle containers, running
 /// or not (a crashed container's vehicles still count as launched).
 pub async fn vehicles_launched(ctx: &Ctx, docker: &Docker) -> anyhow::Result<u64> {
+    if ctx.swarm().is_some() {
+        let cluster = super::on_swarm::cluster(ctx, false).await?;
+        return super::swarm_view::vehicles_launched(ctx, &cluster).await;
+    }
     let mut launched = 0;
     for container in docker
         .list_stack_containers(ctx.stack(), Some(VEHICLE_SERVICE))

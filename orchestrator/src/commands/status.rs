@@ -64,6 +64,9 @@ pub struct Status {
     pub registry: super::members::RegistryView,
     /// Whether every infrastructure service is ready.
     pub all_ready: bool,
+    /// On a swarm: its nodes, with the stack's running tasks on each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swarm_nodes: Option<Vec<super::swarm_view::NodeStatus>>,
 }
 
 /// Rows stored and the consumer's lag per partition (None where a part does not answer).
@@ -126,9 +129,12 @@ async fn pipeline_figures(
 
 /// Collects the status.
 pub async fn collect(ctx: &Ctx) -> anyhow::Result<Status> {
+    if ctx.swarm().is_some() {
+        return collect_on_swarm(ctx).await;
+    }
     let docker = ctx.docker().await?;
     let stack = ctx.stack();
-    let host = engine::connect_host(&ctx.config.stack.bind_address);
+    let host = ctx.host();
     let password_file = ctx.paths.state.join(crate::state::PASSWORD_FILE);
     let password = std::fs::read_to_string(&password_file).unwrap_or_default();
     let containers = docker.list_stack_containers(stack, None).await?;
@@ -207,16 +213,30 @@ pub async fn collect(ctx: &Ctx) -> anyhow::Result<Status> {
             published: published(c),
         })
         .collect();
-    let all_ready = services.iter().all(|s| s.ready);
     let registry = super::members::view(ctx, &containers).await;
+    Ok(assemble(ctx, services, vehicle_containers, registry, None).await)
+}
+
+/// The status from its parts, with the pipeline's figures when every service is ready.
+async fn assemble(
+    ctx: &Ctx,
+    services: Vec<ServiceStatus>,
+    vehicle_containers: Vec<ServiceStatus>,
+    registry: super::members::RegistryView,
+    swarm_nodes: Option<Vec<super::swarm_view::NodeStatus>>,
+) -> Status {
+    let host = ctx.host();
+    let password_file = ctx.paths.state.join(crate::state::PASSWORD_FILE);
+    let password = std::fs::read_to_string(&password_file).unwrap_or_default();
+    let all_ready = services.iter().all(|s| s.ready);
     let (rows_stored, consumer_lag) = if all_ready {
         pipeline_figures(ctx, host, password.trim_end()).await
     } else {
         (None, None)
     };
     let c = &ctx.config;
-    Ok(Status {
-        stack: stack.to_owned(),
+    Status {
+        stack: ctx.stack().to_owned(),
         events_url: ctx.events_url(),
         kafka_bootstrap: format!("{host}:{}", c.broker.host_port),
         postgres_url: format!(
@@ -230,7 +250,25 @@ pub async fn collect(ctx: &Ctx) -> anyhow::Result<Status> {
         consumer_lag,
         registry,
         all_ready,
-    })
+        swarm_nodes,
+    }
+}
+
+/// [`collect`] on a swarm: services and tasks per node, probed through their nodes' ports.
+async fn collect_on_swarm(ctx: &Ctx) -> anyhow::Result<Status> {
+    let password = std::fs::read_to_string(ctx.paths.state.join(crate::state::PASSWORD_FILE))
+        .unwrap_or_default();
+    let cluster = super::on_swarm::cluster(ctx, false).await?;
+    let (services, vehicle_containers, tasks) =
+        super::swarm_view::services(ctx, &cluster, password.trim_end()).await?;
+    let running: Vec<crate::docker::ContainerInfo> = tasks
+        .iter()
+        .filter(|t| t.is_running())
+        .map(|t| t.as_container())
+        .collect();
+    let registry = super::members::view(ctx, &running).await;
+    let nodes = super::swarm_view::nodes(&cluster, &tasks).await?;
+    Ok(assemble(ctx, services, vehicle_containers, registry, Some(nodes)).await)
 }
 
 /// Runs the command; returns whether every service is ready.
@@ -266,6 +304,20 @@ pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<bool> {
             .map(|p| format!("p{}={}", p.partition, p.lag))
             .collect();
         println!("consumer lag: {total} ({})", parts.join(", "));
+    }
+    if let Some(nodes) = &status.swarm_nodes {
+        println!("swarm nodes:");
+        for n in nodes {
+            println!(
+                "  {:<12} {:<8} {:<7} {:<6} {} task(s): {}",
+                n.name,
+                n.role,
+                n.availability,
+                n.state,
+                n.tasks.len(),
+                n.tasks.join(", ")
+            );
+        }
     }
     print_registry(&status.registry);
     println!("events:   {}", status.events_url);

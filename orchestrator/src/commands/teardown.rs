@@ -21,6 +21,14 @@ pub struct Removed {
 
 /// Runs the command.
 pub async fn run(ctx: &Ctx, fleet_only: bool) -> anyhow::Result<Removed> {
+    if ctx.swarm().is_some() {
+        let removed = super::swarm_view::teardown(ctx, fleet_only).await?;
+        return Ok(Removed {
+            containers: removed.services + removed.containers,
+            networks: removed.networks,
+            volumes: removed.volumes,
+        });
+    }
     let docker = ctx.docker().await?;
     let stack = ctx.stack();
     let service = fleet_only.then_some(VEHICLE_SERVICE);

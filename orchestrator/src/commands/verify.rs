@@ -20,7 +20,6 @@ use uuid::Uuid;
 use super::Ctx;
 use super::launch_fleet;
 use crate::docker::Docker;
-use crate::engine;
 
 /// World manufacturer identifier of probe VINs, so probes never mix with simulated vehicles.
 const PROBE_WMI: &str = "9FL";
@@ -74,7 +73,7 @@ pub async fn run(ctx: &Ctx, probes: u32, timeout: Duration) -> anyhow::Result<bo
     if !status.all_ready {
         return Ok(report(&checks));
     }
-    let host = engine::connect_host(&ctx.config.stack.bind_address);
+    let host = ctx.host();
     let password = crate::state::postgres_password(&ctx.paths.state)?;
     let pg_addr = SocketAddr::new(host, ctx.config.postgres.host_port);
     let pg = crate::probes::postgres_connect(
@@ -331,9 +330,9 @@ async fn vehicle_gaps(
     pg: &tokio_postgres::Client,
     deadline: Instant,
 ) -> anyhow::Result<Check> {
-    let names = launch_fleet::running_vehicle_containers(ctx, docker).await?;
+    let _ = docker;
     let mut containers = Vec::new();
-    for (name, books) in launch_fleet::read_books(ctx, docker, &names).await {
+    for (name, books) in launch_fleet::all_books(ctx).await? {
         containers.push(books.with_context(|| format!("stats of {name}"))?);
     }
     let expected = Expected::of(

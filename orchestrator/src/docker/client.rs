@@ -24,6 +24,18 @@ pub enum DockerError {
         "the Docker engine does not answer ({0}); start it, or check DOCKER_HOST and the socket permissions"
     )]
     Unreachable(#[source] bollard::errors::Error),
+    /// A configured engine does not answer (or its TLS files or SSH login do not work).
+    #[error("the Docker engine at {engine} does not answer: {source}")]
+    EngineUnreachable {
+        /// The engine's URL from the config.
+        engine: String,
+        /// bollard's error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// An engine URL with a scheme fleet does not know (the config check refuses these).
+    #[error("engine url {0:?}: expected unix://, tcp://, http:// or ssh://")]
+    BadEngineUrl(String),
     /// An API call failed.
     #[error("{op} {target}: {source}")]
     Api {
@@ -116,6 +128,25 @@ impl Docker {
             .map_err(DockerError::Unreachable)?;
         inner.ping().await.map_err(DockerError::Unreachable)?;
         Ok(Self { inner })
+    }
+
+    /// Connects to the engine `engine` describes (see [`super::connect`]); relative paths in
+    /// it are taken from `base`.
+    pub async fn connect_to(
+        engine: &fleet_common::config::EngineConfig,
+        base: &std::path::Path,
+    ) -> Result<Self, DockerError> {
+        if engine.url.is_empty() && std::env::var_os("DOCKER_HOST").is_none() {
+            // The local socket, as before `[target]` existed.
+            return Self::connect().await;
+        }
+        let inner = super::connect::connect_engine(engine, base).await?;
+        Ok(Self { inner })
+    }
+
+    /// The bollard client underneath, for the swarm backend's own calls.
+    pub fn bollard(&self) -> &bollard::Docker {
+        &self.inner
     }
 
     /// The engine's data folder (`DockerRootDir`), where images and volumes take space.

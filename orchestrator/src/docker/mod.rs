@@ -2,6 +2,7 @@
 //! name the operation and the target, and the labels that mark what `fleet` owns.
 
 mod client;
+pub mod connect;
 mod labels;
 mod spec;
 

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Extra Docker daemons on this machine, one per network namespace, as the nodes of a test swarm
+# (tests/swarm.rs). Never touches the main engine: every daemon has its own data root, exec
+# root, socket, pidfile and cgroup parent, and its own network namespace, so that the swarm's
+# gossip port (7946) and VXLAN devices do not collide.
+#
+#   swarm_nodes.sh up ROOT N     N daemons; prints one line per node: NAME ADDRESS SOCKET
+#   swarm_nodes.sh down ROOT     stops them and removes everything `up` made (also after a crash)
+#
+# Layout: a hub namespace holds bridge `br0`; node i (namespace `fswN<i>`) reaches it through a
+# veth with 192.168.213.<10+i>/24; the host joins the bridge with 192.168.213.1/24 so that fleet can
+# reach the ports the nodes publish. The nodes have no default route: nothing leaves the machine.
+set -euo pipefail
+
+cmd=${1:?usage: swarm_nodes.sh up ROOT N | down ROOT}
+root=${2:?ROOT missing}
+prefix=fswN
+hub=fswHub
+subnet=192.168.213
+controllers=(cpu cpuacct cpuset memory devices freezer blkio pids)
+
+node_addr() { echo "$subnet.$((10 + $1))"; }
+
+# Stops every daemon and removes the namespaces, links, cgroup folders and roots.
+down() {
+    if [ -d "$root" ]; then
+        for pidfile in "$root"/*/docker.pid; do
+            [ -f "$pidfile" ] || continue
+            pid=$(cat "$pidfile" 2>/dev/null || true)
+            [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+        done
+        # dockerd stops its containers and its containerd; wait for it, then make sure.
+        for _ in $(seq 1 100); do
+            alive=0
+            for pidfile in "$root"/*/docker.pid; do
+                [ -f "$pidfile" ] || continue
+                pid=$(cat "$pidfile" 2>/dev/null || true)
+                [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=1
+            done
+            [ "$alive" = 0 ] && break
+            sleep 0.1
+        done
+        for pidfile in "$root"/*/docker.pid "$root"/*/exec/containerd/containerd.pid; do
+            [ -f "$pidfile" ] || continue
+            pid=$(cat "$pidfile" 2>/dev/null || true)
+            [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+        done
+    fi
+    # Processes left in a node's namespace (containerd shims, container processes).
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^($prefix[0-9]+|$hub)$" || true); do
+        for pid in $(ip netns pids "$ns" 2>/dev/null || true); do
+            kill -9 "$pid" 2>/dev/null || true
+        done
+    done
+    # A namespace whose last process just died may still be busy for a moment.
+    for _ in $(seq 1 50); do
+        left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^($prefix[0-9]+|$hub)$" || true)
+        [ -z "$left" ] && break
+        for ns in $left; do ip netns del "$ns" 2>/dev/null || true; done
+        sleep 0.1
+    done
+    ip link del fswHost 2>/dev/null || true
+    # The cgroup folders the daemons made (deepest first).
+    for c in "${controllers[@]}" systemd; do
+        base=/sys/fs/cgroup/$c
+        for dir in "$base"/fleet-swarm-*; do
+            [ -d "$dir" ] || continue
+            find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+        done
+    done
+    if [ -d "$root" ]; then
+        # fuse-overlayfs and other mounts under the roots, then the roots.
+        { grep -o " $root[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do
+            umount -l "$m" 2>/dev/null || true
+        done
+        rm -rf "$root"
+    fi
+    if [ -f "/run/fleet-swarm-made-netns" ]; then
+        if [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
+            umount /run/netns 2>/dev/null || true
+            rmdir /run/netns 2>/dev/null || true
+        fi
+        rm -f /run/fleet-swarm-made-netns
+    fi
+}
+
+# The script each daemon runs inside its namespaces: cgroups visible again, then dockerd.
+write_node_script() {
+    cat >"$root/node.sh" <<'EOF'
+#!/usr/bin/env bash
+# $1 node name, $2 node dir. Runs inside `ip netns exec` (own mount namespace) and `unshare --uts`.
+set -eu
+name=$1 dir=$2
+hostname "$name"
+# `ip netns exec` remounts /sys, which hides the cgroup hierarchies dockerd needs.
+mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup
+for c in cpu cpuacct cpuset memory devices freezer blkio pids; do
+    mkdir -p /sys/fs/cgroup/$c
+    mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c
+done
+mkdir -p /sys/fs/cgroup/systemd
+mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
+exec dockerd --config-file "$dir/daemon.json" --data-root "$dir/data" --exec-root "$dir/exec" \
+    --pidfile "$dir/docker.pid" -H "unix://$dir/docker.sock" --storage-driver fuse-overlayfs \
+    --cgroup-parent "/fleet-swarm-$name" --mtu 1400 --log-level warn
+EOF
+    chmod +x "$root/node.sh"
+}
+
+up() {
+    local n=${1:?N missing}
+    down
+    mkdir -p "$root"
+    [ -d /run/netns ] || touch /run/fleet-swarm-made-netns
+    ip netns add "$hub"
+    ip -n "$hub" link add br0 type bridge
+    ip -n "$hub" link set br0 up
+    ip -n "$hub" link set lo up
+    # The host on the bridge.
+    ip link add fswHost type veth peer name host netns "$hub"
+    ip addr add "$subnet.1/24" dev fswHost
+    ip link set fswHost up
+    ip -n "$hub" link set host master br0 up
+    write_node_script
+    for i in $(seq 1 "$n"); do
+        local name=$prefix$i dir=$root/$prefix$i addr
+        addr=$(node_addr "$i")
+        mkdir -p "$dir"
+        echo '{}' >"$dir/daemon.json"
+        ip netns add "$name"
+        ip link add "n$i" netns "$hub" type veth peer name eth0 netns "$name"
+        ip -n "$hub" link set "n$i" master br0 up
+        ip -n "$name" link set lo up
+        ip -n "$name" addr add "$addr/24" dev eth0
+        ip -n "$name" link set eth0 up
+        ip netns exec "$name" unshare --uts "$root/node.sh" "$name" "$dir" >"$dir/dockerd.log" 2>&1 &
+    done
+    for i in $(seq 1 "$n"); do
+        local name=$prefix$i dir=$root/$prefix$i
+        for _ in $(seq 1 300); do
+            if curl -sf --unix-socket "$dir/docker.sock" http://d/_ping >/dev/null 2>&1; then
+                break
+            fi
+            sleep 0.1
+        done
+        if ! curl -sf --unix-socket "$dir/docker.sock" http://d/_ping >/dev/null 2>&1; then
+            echo "dockerd of $name did not answer within 30 s; its log:" >&2
+            tail -n 30 "$dir/dockerd.log" >&2 || true
+            exit 1
+        fi
+        echo "$name $(node_addr "$i") $dir/docker.sock"
+    done
+}
+
+case "$cmd" in
+up) up "${3:-}" ;;
+down) down ;;
+*)
+    echo "usage: swarm_nodes.sh up ROOT N | down ROOT" >&2
+    exit 2
+    ;;
+esac

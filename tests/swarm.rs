@@ -1,0 +1,307 @@
+//! The fleet across several Docker hosts: three extra Docker daemons on this machine, one per
+//! network namespace (`tests/support/swarm_nodes.sh`), become a swarm that `fleet launch-infra`
+//! forms; fleet copies the images into them, the stateful services stay on the first node and
+//! the vehicles spread over the others. `fleet verify` passes after launching, scaling up and
+//! down and draining a node; after teardown nothing labelled with the stack is left on any
+//! daemon, and the main engine's swarm state is what it was. The daemons, namespaces, cgroup
+//! folders and roots go away when the test ends, also when it fails.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::TestStack;
+
+const NODES: usize = 3;
+
+/// The extra daemons; dropping them removes everything the harness made.
+struct Nodes {
+    root: PathBuf,
+    /// (name, address, socket) per node.
+    nodes: Vec<(String, String, String)>,
+}
+
+fn harness() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/support/swarm_nodes.sh")
+}
+
+impl Nodes {
+    fn up(count: usize) -> Self {
+        let root = std::env::temp_dir().join("fleet-swarm-nodes");
+        // A crashed run may have left daemons or namespaces: the harness removes them first.
+        let output = Command::new(harness())
+            .args(["up", &root.display().to_string(), &count.to_string()])
+            .output()
+            .expect("run the node harness");
+        let nodes = Self {
+            root,
+            nodes: String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.split_whitespace();
+                    Some((f.next()?.into(), f.next()?.into(), f.next()?.into()))
+                })
+                .collect(),
+        };
+        assert!(
+            output.status.success() && nodes.nodes.len() == count,
+            "the extra Docker daemons did not start (an environment fault): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        nodes
+    }
+
+    /// `docker -H <node> args...` stdout, asserting success.
+    fn docker(&self, node: usize, args: &[&str]) -> String {
+        let host = format!("unix://{}", self.nodes[node].2);
+        let output = Command::new("docker")
+            .args(["-H", &host])
+            .args(args)
+            .output()
+            .expect("docker CLI runs");
+        assert!(
+            output.status.success(),
+            "docker {args:?} on {}: {}",
+            self.nodes[node].0,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `[target.swarm]` as an inline TOML table: the first node a manager holding the
+    /// stateful services, the others workers labelled for load.
+    fn swarm_toml(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (name, address, socket))| {
+                let (role, labels) = if i == 0 {
+                    ("manager", "{ fleet-tier = \"state\" }")
+                } else {
+                    ("worker", "{ fleet-tier = \"load\" }")
+                };
+                format!(
+                    "{{ name = \"{name}\", address = \"{address}\", role = \"{role}\", engine = {{ url = \"unix://{socket}\" }}, labels = {labels} }}"
+                )
+            })
+            .collect();
+        format!(
+            "{{ stateful_node = \"{}\", stop_grace = \"3s\", nodes = [{}] }}",
+            self.nodes[0].0,
+            nodes.join(", ")
+        )
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        let status = Command::new(harness())
+            .args(["down", &self.root.display().to_string()])
+            .status();
+        eprintln!("swarm nodes removed: {status:?}");
+    }
+}
+
+fn main_engine_swarm_state() -> String {
+    let output = Command::new("docker")
+        .args([
+            "info",
+            "--format",
+            "{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}",
+        ])
+        .output()
+        .expect("docker CLI runs");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+async fn status(stack: &TestStack) -> serde_json::Value {
+    let output = stack.fleet_quiet(&["status", "--json"]).await;
+    serde_json::from_slice(&output.stdout).expect("status JSON")
+}
+
+/// Running vehicle tasks per node, from `fleet status --json`.
+async fn vehicles_per_node(stack: &TestStack) -> Vec<(String, usize)> {
+    let status = status(stack).await;
+    status["swarm_nodes"]
+        .as_array()
+        .expect("swarm nodes in the status")
+        .iter()
+        .map(|n| {
+            let vehicles = n["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t.as_str().unwrap().contains("-vehicle-"))
+                .count();
+            (n["name"].as_str().unwrap().to_owned(), vehicles)
+        })
+        .collect()
+}
+
+async fn launch_fleet(stack: &TestStack, vehicles: usize) {
+    let started = Instant::now();
+    stack
+        .fleet_ok(&["launch-fleet", "--num-vehicles", &vehicles.to_string()])
+        .await;
+    let per_node = vehicles_per_node(stack).await;
+    eprintln!(
+        "{vehicles} vehicle(s) in {:.1} s: {per_node:?}",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        per_node.iter().map(|(_, n)| n).sum::<usize>(),
+        vehicles,
+        "{per_node:?}"
+    );
+}
+
+async fn verify(stack: &TestStack) {
+    let started = Instant::now();
+    stack.fleet_ok(&["verify", "--timeout", "90s"]).await;
+    eprintln!("verify passed in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+async fn rows(stack: &TestStack, address: &str) -> i64 {
+    stack
+        .postgres_at(address)
+        .await
+        .query_one("SELECT count(*) FROM diag", &[])
+        .await
+        .expect("count rows")
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fleet_runs_across_three_swarm_nodes() {
+    let main_before = main_engine_swarm_state();
+    let nodes = Nodes::up(NODES);
+    let swarm = nodes.swarm_toml();
+    let stack = TestStack::new(
+        "swarm",
+        &[
+            ("FLEET_TARGET__KIND", "swarm"),
+            ("FLEET_TARGET__SWARM", &swarm),
+            ("FLEET_ZOOKEEPER__START_TIMEOUT", "180s"),
+            ("FLEET_POSTGRES__START_TIMEOUT", "180s"),
+            ("FLEET_BROKER__START_TIMEOUT", "180s"),
+            ("FLEET_INGEST__START_TIMEOUT", "120s"),
+            ("FLEET_CONSUMER__START_TIMEOUT", "120s"),
+            ("FLEET_VEHICLES__START_TIMEOUT", "120s"),
+        ],
+    );
+    let stateful = nodes.nodes[0].1.clone();
+
+    let started = Instant::now();
+    stack.fleet_ok(&["launch-infra"]).await;
+    eprintln!(
+        "launch-infra on the swarm: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let listed = nodes.docker(0, &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"]);
+    assert_eq!(
+        listed.lines().filter(|l| l.ends_with("Ready")).count(),
+        NODES,
+        "{listed}"
+    );
+    // A second launch keeps every service and copies no image.
+    let again = stack.fleet_ok(&["launch-infra"]).await;
+    assert!(again.contains("is ready on the swarm"), "{again}");
+
+    // Vehicles land on at least two nodes, and every event arrives.
+    launch_fleet(&stack, 4).await;
+    let per_node = vehicles_per_node(&stack).await;
+    assert!(
+        per_node.iter().filter(|(_, n)| *n > 0).count() >= 2,
+        "vehicles on at least two nodes: {per_node:?}"
+    );
+    verify(&stack).await;
+
+    // Scaled up and down: the vehicle service's replicas, verified each time.
+    launch_fleet(&stack, 6).await;
+    verify(&stack).await;
+    launch_fleet(&stack, 3).await;
+    verify(&stack).await;
+
+    // Drain the worker with the most vehicle tasks: they move, nothing is lost.
+    let per_node = vehicles_per_node(&stack).await;
+    let drained = per_node
+        .iter()
+        .filter(|(name, _)| *name != nodes.nodes[0].0)
+        .max_by_key(|(_, n)| *n)
+        .map(|(name, _)| name.clone())
+        .expect("a worker");
+    let before = rows(&stack, &stateful).await;
+    nodes.docker(0, &["node", "update", "--availability", "drain", &drained]);
+    let started = Instant::now();
+    loop {
+        let per_node = vehicles_per_node(&stack).await;
+        let on_drained = per_node
+            .iter()
+            .find(|(n, _)| *n == drained)
+            .map_or(0, |p| p.1);
+        let total: usize = per_node.iter().map(|p| p.1).sum();
+        if on_drained == 0 && total == 3 {
+            eprintln!(
+                "drained {drained} in {:.1} s: {per_node:?}",
+                started.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "tasks did not leave {drained}: {per_node:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // The moved tasks serve again: the same fleet size, every vehicle acknowledged.
+    launch_fleet(&stack, 3).await;
+    let status = status(&stack).await;
+    let node = status["swarm_nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == drained.as_str())
+        .unwrap();
+    assert_eq!(node["availability"], "drain");
+    assert!(node["tasks"].as_array().unwrap().is_empty(), "{node}");
+    verify(&stack).await;
+    let after = rows(&stack, &stateful).await;
+    assert!(after > before, "rows kept and growing: {before} -> {after}");
+
+    // Logs are the service's, from every task.
+    let logs = stack.fleet_ok(&["logs", "ingest", "--tail", "20"]).await;
+    assert!(!logs.is_empty(), "ingest logs");
+
+    // Teardown leaves nothing labelled with the stack on any daemon.
+    stack.fleet_ok(&["teardown"]).await;
+    let label = format!("label=io.fleet.stack={}", stack.name);
+    for i in 0..NODES {
+        for list in [
+            &["ps", "-aq", "--filter", &label][..],
+            &["volume", "ls", "-q", "--filter", &label][..],
+            &["network", "ls", "-q", "--filter", &label][..],
+        ] {
+            let left = nodes.docker(i, list);
+            assert!(
+                left.trim().is_empty(),
+                "{list:?} on {}: {left}",
+                nodes.nodes[i].0
+            );
+        }
+    }
+    for list in [
+        &["service", "ls", "-q", "--filter", &label][..],
+        &["secret", "ls", "-q", "--filter", &label][..],
+    ] {
+        let left = nodes.docker(0, list);
+        assert!(left.trim().is_empty(), "{list:?}: {left}");
+    }
+    assert_eq!(
+        main_engine_swarm_state(),
+        main_before,
+        "the main engine's swarm state is untouched"
+    );
+}
