@@ -219,7 +219,7 @@ impl Cli {
 /// `--fetch-wait`: a duration from 10ms to 10s.
 fn parse_fetch_wait(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
-    if d < Duration::from_millis(10) || d > Duration::from_secs(10) {
+    if !fleet_common::config::FETCH_WAIT_RANGE.contains(&d) {
         return Err(format!("{text} is outside 10ms..10s"));
     }
     Ok(d)

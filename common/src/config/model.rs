@@ -373,8 +373,12 @@ fn one() -> u32 {
     1
 }
 
+/// The values `consumer.fetch_wait` (and the consumer's `--fetch-wait`) accept.
+pub const FETCH_WAIT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(10);
+
 /// The default of `consumer.fetch_wait`.
-pub fn default_fetch_wait() -> Duration {
+fn default_fetch_wait() -> Duration {
     Duration::from_millis(100)
 }
 

@@ -192,10 +192,7 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
             fail(key, "must be between 1 and 16")?;
         }
     }
-    let fetch_wait = c.consumer.fetch_wait;
-    if fetch_wait < std::time::Duration::from_millis(10)
-        || fetch_wait > std::time::Duration::from_secs(10)
-    {
+    if !super::model::FETCH_WAIT_RANGE.contains(&c.consumer.fetch_wait) {
         fail("consumer.fetch_wait", "must lie between 10ms and 10s")?;
     }
     if c.consumer.replicas > c.broker.partitions as u32 {
