@@ -14,6 +14,10 @@ use super::state::{FleetState, VehicleRow, first_sorted};
 pub const DEFAULT_PAGE_SIZE: usize = 25;
 /// Most rows a page may have.
 pub const MAX_PAGE_SIZE: usize = 100;
+/// The highest page a query may ask for. Any page past the last one gets the last one, so this
+/// bound only gives the query a stated limit (the API description's `maximum`), the same on every
+/// platform, instead of whatever fits the server's `usize`.
+pub const MAX_PAGE: usize = u32::MAX as usize;
 
 /// The column the table is sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -82,7 +86,7 @@ pub struct TableQuery {
     pub sort: SortKey,
     /// Its direction.
     pub order: Order,
-    /// The page, from 0; past the last page means the last page.
+    /// The page, from 0 to [`MAX_PAGE`]; past the last page means the last page.
     pub page: usize,
     /// Rows per page, 1 to [`MAX_PAGE_SIZE`].
     pub page_size: usize,
@@ -106,15 +110,20 @@ pub enum TableQueryError {
     /// `page_size` is 0 or above [`MAX_PAGE_SIZE`].
     #[error("checking the table query: page_size {0} is not between 1 and {max}", max = MAX_PAGE_SIZE)]
     PageSize(usize),
+    /// `page` is above [`MAX_PAGE`].
+    #[error("checking the table query: page {0} is above {max}", max = MAX_PAGE)]
+    Page(usize),
 }
 
 impl TableQuery {
     /// The query if the table can answer it.
     pub fn checked(self) -> Result<Self, TableQueryError> {
-        if (1..=MAX_PAGE_SIZE).contains(&self.page_size) {
-            Ok(self)
-        } else {
+        if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
             Err(TableQueryError::PageSize(self.page_size))
+        } else if self.page > MAX_PAGE {
+            Err(TableQueryError::Page(self.page))
+        } else {
+            Ok(self)
         }
     }
 
@@ -285,6 +294,13 @@ mod tests {
         );
         assert!(parse("page_size=101").unwrap().checked().is_err());
         assert!(parse("page_size=100").unwrap().checked().is_ok());
+        // The stated maximum page is taken; one above it is refused, in or out of usize.
+        assert!(parse("page=4294967295").unwrap().checked().is_ok());
+        assert_eq!(
+            parse("page=4294967296").unwrap().checked(),
+            Err(TableQueryError::Page(4_294_967_296))
+        );
+        assert!(parse("page=423446726173949630397546496").is_err());
         for name in SortKey::NAMES {
             assert!(parse(&format!("sort={name}")).is_ok(), "{name}");
         }

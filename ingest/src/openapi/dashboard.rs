@@ -8,7 +8,7 @@ use crate::dashboard::EVENT_NAME;
 use crate::dashboard::state::{
     HISTOGRAM_WINDOWS_KEPT, MAX_LISTED, MINUTES_KEPT, ONLINE_WITHIN, SECONDS_KEPT, TRAIL_LEN,
 };
-use crate::dashboard::table::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SortKey};
+use crate::dashboard::table::{DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAGE_SIZE, SortKey};
 use crate::routes::stream::RETRY;
 use crate::routes::watch::VEHICLES_LISTED;
 
@@ -67,7 +67,7 @@ pub(super) fn get_stream(auth: bool, unauthorized: &Value, error: &Value) -> Val
     let retry_ms = RETRY.as_millis();
     let mut bad_query = error.clone();
     bad_query["description"] = json!(format!(
-        "The query cannot be read (an unknown sort or order, a page that is not a whole number) or page_size is not between 1 and {MAX_PAGE_SIZE}."
+        "The query cannot be read (an unknown sort or order, a page that is not a whole number), page is above {MAX_PAGE} or page_size is not between 1 and {MAX_PAGE_SIZE}."
     ));
     let operation = json!({
         "operationId": "streamEvents",
@@ -94,7 +94,7 @@ pub(super) fn get_stream(auth: bool, unauthorized: &Value, error: &Value) -> Val
                 "in": "query",
                 "required": false,
                 "description": "The table's page, from 0; a page past the last one gets the last one.",
-                "schema": { "type": "integer", "minimum": 0, "default": 0 }
+                "schema": { "type": "integer", "minimum": 0, "maximum": MAX_PAGE, "default": 0 }
             },
             {
                 "name": "page_size",
