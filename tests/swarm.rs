@@ -1,7 +1,9 @@
 //! The fleet across several Docker hosts: three extra Docker daemons on this machine, one per
 //! network namespace (`tests/support/swarm_nodes.sh`), become a swarm that `fleet launch-infra`
-//! forms; fleet copies the images into them, the stateful services stay on the first node and
-//! the vehicles spread over the others. `fleet verify` passes after launching, scaling up and
+//! forms, reaching the second node over TCP+TLS with client certificates (as a remote host) and
+//! the others through their sockets; fleet copies the images into them, the stateful services stay on the first node and
+//! the vehicles spread over the others. A first launch that fails in its last wave leaves
+//! nothing behind; a relaunch that changes a service and fails puts it back. `fleet verify` passes after launching, scaling up and
 //! down and draining a node; after teardown nothing labelled with the stack is left on any
 //! daemon, and the main engine's swarm state is what it was. The daemons, namespaces, cgroup
 //! folders and roots go away when the test ends, also when it fails.
@@ -21,6 +23,9 @@ struct Nodes {
     root: PathBuf,
     /// (name, address, socket) per node.
     nodes: Vec<(String, String, String)>,
+    /// The client's TLS files (ca.pem, cert.pem, key.pem) of the node that serves TCP+TLS, by
+    /// node index.
+    tls: Vec<Option<String>>,
 }
 
 fn harness() -> PathBuf {
@@ -35,14 +40,20 @@ impl Nodes {
             .args(["up", &root.display().to_string(), &count.to_string()])
             .output()
             .expect("run the node harness");
+        let lines: Vec<Vec<String>> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .filter(|f: &Vec<String>| f.len() == 4)
+            .collect();
         let nodes = Self {
             root,
-            nodes: String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .filter_map(|l| {
-                    let mut f = l.split_whitespace();
-                    Some((f.next()?.into(), f.next()?.into(), f.next()?.into()))
-                })
+            nodes: lines
+                .iter()
+                .map(|f| (f[0].clone(), f[1].clone(), f[2].clone()))
+                .collect(),
+            tls: lines
+                .iter()
+                .map(|f| (f[3] != "-").then(|| f[3].clone()))
                 .collect(),
         };
         assert!(
@@ -71,7 +82,8 @@ impl Nodes {
     }
 
     /// `[target.swarm]` as an inline TOML table: the first node a manager holding the
-    /// stateful services, the others workers labelled for load.
+    /// stateful services, the others workers labelled for load; the node that serves TCP+TLS
+    /// is reached that way, the others through their sockets.
     fn swarm_toml(&self) -> String {
         let nodes: Vec<String> = self
             .nodes
@@ -83,8 +95,14 @@ impl Nodes {
                 } else {
                     ("worker", "{ fleet-tier = \"load\" }")
                 };
+                let engine = match &self.tls[i] {
+                    Some(dir) => format!(
+                        "{{ url = \"tcp://{address}:2376\", tls_ca = \"{dir}/ca.pem\", tls_cert = \"{dir}/cert.pem\", tls_key = \"{dir}/key.pem\" }}"
+                    ),
+                    None => format!("{{ url = \"unix://{socket}\" }}"),
+                };
                 format!(
-                    "{{ name = \"{name}\", address = \"{address}\", role = \"{role}\", engine = {{ url = \"unix://{socket}\" }}, labels = {labels} }}"
+                    "{{ name = \"{name}\", address = \"{address}\", role = \"{role}\", engine = {engine}, labels = {labels} }}"
                 )
             })
             .collect();
@@ -164,6 +182,22 @@ async fn verify(stack: &TestStack) {
     eprintln!("verify passed in {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// Runs `launch-infra` with `extra` overrides and a consumer that cannot be ready in 1 ms;
+/// asserts that it fails and returns its stderr.
+async fn failing_launch(stack: &TestStack, extra: &[(&str, &str)]) -> String {
+    let mut env = stack.env.clone();
+    env.insert("FLEET_CONSUMER__START_TIMEOUT".into(), "1ms".into());
+    for (key, value) in extra {
+        env.insert((*key).into(), (*value).into());
+    }
+    let output = support::fleet(&env, &["launch-infra"]).await;
+    assert!(
+        !output.status.success(),
+        "launch-infra with a 1 ms consumer timeout and {extra:?}"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 async fn rows(stack: &TestStack, address: &str) -> i64 {
     stack
         .postgres_at(address)
@@ -178,6 +212,11 @@ async fn rows(stack: &TestStack, address: &str) -> i64 {
 async fn the_fleet_runs_across_three_swarm_nodes() {
     let main_before = main_engine_swarm_state();
     let nodes = Nodes::up(NODES);
+    assert!(
+        nodes.tls.iter().flatten().count() == 1,
+        "one node served over TCP+TLS: {:?}",
+        nodes.tls
+    );
     let swarm = nodes.swarm_toml();
     let stack = TestStack::new(
         "swarm",
@@ -193,6 +232,12 @@ async fn the_fleet_runs_across_three_swarm_nodes() {
         ],
     );
     let stateful = nodes.nodes[0].1.clone();
+
+    // A first launch that fails in its last wave (the consumer cannot be ready within 1 ms)
+    // puts back everything it made: no service, secret, network or volume of the stack is left.
+    let stderr = failing_launch(&stack, &[]).await;
+    assert!(stderr.contains("rollback"), "{stderr}");
+    assert_nothing_labelled(&nodes, &stack.name);
 
     let started = Instant::now();
     stack.fleet_ok(&["launch-infra"]).await;
@@ -210,12 +255,42 @@ async fn the_fleet_runs_across_three_swarm_nodes() {
     let again = stack.fleet_ok(&["launch-infra"]).await;
     assert!(again.contains("is ready on the swarm"), "{again}");
 
+    // A relaunch that changes the consumer and then fails puts the consumer service back to
+    // its previous spec (Swarm's rollback) and leaves the others as they were.
+    let consumer = format!("{}-consumer", stack.name);
+    let hash = || {
+        nodes.docker(
+            0,
+            &[
+                "service",
+                "inspect",
+                "--format",
+                "{{index .Spec.Labels \"io.fleet.config-hash\"}}",
+                &consumer,
+            ],
+        )
+    };
+    let hash_before = hash();
+    let stderr = failing_launch(&stack, &[("FLEET_CONSUMER__BATCH_MAX_RECORDS", "1234")]).await;
+    assert!(
+        stderr.contains("put 1 service(s) back to their previous spec"),
+        "{stderr}"
+    );
+    assert_eq!(hash(), hash_before, "the consumer's spec is the one before");
+    stack.wait_all_ready(Duration::from_secs(120)).await;
+
     // Vehicles land on at least two nodes, and every event arrives.
     launch_fleet(&stack, 4).await;
     let per_node = vehicles_per_node(&stack).await;
     assert!(
         per_node.iter().filter(|(_, n)| *n > 0).count() >= 2,
         "vehicles on at least two nodes: {per_node:?}"
+    );
+    // Including the node fleet reaches over TCP+TLS: its images came that way.
+    let tls_node = &nodes.nodes[nodes.tls.iter().position(Option::is_some).unwrap()].0;
+    assert!(
+        per_node.iter().any(|(name, n)| name == tls_node && *n > 0),
+        "vehicles on the TCP+TLS node {tls_node}: {per_node:?}"
     );
     verify(&stack).await;
 
@@ -256,6 +331,14 @@ async fn the_fleet_runs_across_three_swarm_nodes() {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    // Whatever else ran there moves too (the broker may have been on the drained node: its
+    // clients reconnect to the new task within seconds); the stack is ready again.
+    let started = Instant::now();
+    stack.wait_all_ready(Duration::from_secs(120)).await;
+    eprintln!(
+        "every service ready {:.1} s after the drain",
+        started.elapsed().as_secs_f64()
+    );
     // The moved tasks serve again: the same fleet size, every vehicle acknowledged.
     launch_fleet(&stack, 3).await;
     let status = status(&stack).await;
@@ -277,7 +360,18 @@ async fn the_fleet_runs_across_three_swarm_nodes() {
 
     // Teardown leaves nothing labelled with the stack on any daemon.
     stack.fleet_ok(&["teardown"]).await;
-    let label = format!("label=io.fleet.stack={}", stack.name);
+    assert_nothing_labelled(&nodes, &stack.name);
+    assert_eq!(
+        main_engine_swarm_state(),
+        main_before,
+        "the main engine's swarm state is untouched"
+    );
+}
+
+/// No container, volume or network on any node, and no service or secret on the swarm, carries
+/// `stack`'s label.
+fn assert_nothing_labelled(nodes: &Nodes, stack: &str) {
+    let label = format!("label=io.fleet.stack={stack}");
     for i in 0..NODES {
         for list in [
             &["ps", "-aq", "--filter", &label][..],
@@ -299,9 +393,4 @@ async fn the_fleet_runs_across_three_swarm_nodes() {
         let left = nodes.docker(0, list);
         assert!(left.trim().is_empty(), "{list:?}: {left}");
     }
-    assert_eq!(
-        main_engine_swarm_state(),
-        main_before,
-        "the main engine's swarm state is untouched"
-    );
 }

@@ -4,8 +4,13 @@
 # root, socket, pidfile and cgroup parent, and its own network namespace, so that the swarm's
 # gossip port (7946) and VXLAN devices do not collide.
 #
-#   swarm_nodes.sh up ROOT N     N daemons; prints one line per node: NAME ADDRESS SOCKET
+#   swarm_nodes.sh up ROOT N     N daemons; prints one line per node: NAME ADDRESS SOCKET TLS
 #   swarm_nodes.sh down ROOT     stops them and removes everything `up` made (also after a crash)
+#
+# Node 2 also listens on tcp://ADDRESS:2376 with TLS, client certificates required (a CA, a
+# server certificate for its address and a client certificate made here with openssl); TLS is
+# the folder holding the client's ca.pem, cert.pem and key.pem, or `-` for the other nodes. So
+# fleet reaches one node over TCP+TLS, as it would a remote host.
 #
 # Layout: a hub namespace holds bridge `br0`; node i (namespace `fswN<i>`) reaches it through a
 # veth with 192.168.213.<10+i>/24; the host joins the bridge with 192.168.213.1/24 so that fleet can
@@ -100,11 +105,40 @@ for c in cpu cpuacct cpuset memory devices freezer blkio pids; do
 done
 mkdir -p /sys/fs/cgroup/systemd
 mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
+# $3, when given: this node's address, also served on :2376 with TLS from $dir/tls.
+tls=()
+if [ -n "${3:-}" ]; then
+    tls=(--tlsverify --tlscacert "$dir/tls/ca.pem" --tlscert "$dir/tls/server-cert.pem"
+        --tlskey "$dir/tls/server-key.pem" -H "tcp://$3:2376")
+fi
 exec dockerd --config-file "$dir/daemon.json" --data-root "$dir/data" --exec-root "$dir/exec" \
-    --pidfile "$dir/docker.pid" -H "unix://$dir/docker.sock" --storage-driver fuse-overlayfs \
-    --cgroup-parent "/fleet-swarm-$name" --mtu 1400 --log-level warn
+    --pidfile "$dir/docker.pid" -H "unix://$dir/docker.sock" "${tls[@]}" \
+    --storage-driver fuse-overlayfs --cgroup-parent "/fleet-swarm-$name" --mtu 1400 --log-level warn
 EOF
     chmod +x "$root/node.sh"
+}
+
+# A CA, a server certificate for address $2 and a client certificate, in folder $1: the
+# server's files for dockerd, the client's (ca.pem, cert.pem, key.pem) in $1/client.
+make_tls() {
+    local tls=$1 addr=$2
+    mkdir -p "$tls/client"
+    (
+        cd "$tls"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=fleet-test-ca \
+            -keyout ca-key.pem -out ca.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=$addr" -keyout server-key.pem \
+            -out server.csr 2>/dev/null
+        printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\n' "$addr" >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+            -extfile server.ext -out server-cert.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj /CN=fleet -keyout client/key.pem \
+            -out client.csr 2>/dev/null
+        printf 'extendedKeyUsage=clientAuth\n' >client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+            -extfile client.ext -out client/cert.pem 2>/dev/null
+        cp ca.pem client/ca.pem
+    )
 }
 
 up() {
@@ -133,7 +167,12 @@ up() {
         ip -n "$name" link set lo up
         ip -n "$name" addr add "$addr/24" dev eth0
         ip -n "$name" link set eth0 up
-        ip netns exec "$name" unshare --uts "$root/node.sh" "$name" "$dir" >"$dir/dockerd.log" 2>&1 &
+        local tls_addr=""
+        if [ "$i" = 2 ]; then
+            make_tls "$dir/tls" "$addr"
+            tls_addr=$addr
+        fi
+        ip netns exec "$name" unshare --uts "$root/node.sh" "$name" "$dir" $tls_addr >"$dir/dockerd.log" 2>&1 &
     done
     for i in $(seq 1 "$n"); do
         local name=$prefix$i dir=$root/$prefix$i
@@ -148,7 +187,9 @@ up() {
             tail -n 30 "$dir/dockerd.log" >&2 || true
             exit 1
         fi
-        echo "$name $(node_addr "$i") $dir/docker.sock"
+        local tls=-
+        [ -d "$dir/tls/client" ] && tls=$dir/tls/client
+        echo "$name $(node_addr "$i") $dir/docker.sock $tls"
     done
 }
 

@@ -26,7 +26,7 @@ pub struct Launched {
 /// removes what it created, brings back what it replaced and starts again what it stopped.
 pub async fn run(ctx: &Ctx, keep_on_failure: bool) -> anyhow::Result<Launched> {
     if ctx.swarm().is_some() {
-        return super::on_swarm::launch_infra(ctx).await;
+        return super::on_swarm::launch_infra(ctx, keep_on_failure).await;
     }
     let mut signals = Signals::listen().context("listen for SIGINT and SIGTERM")?;
     let docker = ctx.docker().await?;
@@ -273,16 +273,26 @@ async fn rollback(ctx: &Ctx, docker: &Docker, journal: &Journal) {
     }
     let step = ctx.progress.step("rollback");
     let undone = journal.rollback(docker).await;
-    for error in &undone.errors {
-        ctx.progress.line(format!("rollback: {error}"));
-    }
     let summary = format!(
         "removed {} container(s), volume(s) or network(s) this launch created, restored {} it replaced, put back {} it started or stopped",
         undone.removed, undone.restored, undone.reverted
     );
-    if undone.errors.is_empty() {
-        step.finish(&summary);
+    report_rollback(ctx, step, &undone.errors, &summary);
+}
+
+/// Ends a rollback's progress `step` with `summary`, after a line per error; failed if any.
+pub(super) fn report_rollback(
+    ctx: &Ctx,
+    step: crate::output::Step,
+    errors: &[String],
+    summary: &str,
+) {
+    for error in errors {
+        ctx.progress.line(format!("rollback: {error}"));
+    }
+    if errors.is_empty() {
+        step.finish(summary);
     } else {
-        step.fail(&summary);
+        step.fail(summary);
     }
 }

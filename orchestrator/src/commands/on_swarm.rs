@@ -9,10 +9,13 @@ use futures::future::join_all;
 
 use super::Ctx;
 use super::launch_fleet::{self, FleetOptions, Phase};
-use crate::engine::Action;
+use crate::engine::interrupt::Signals;
+use crate::engine::{Action, Interrupted};
 use crate::images::{self, Resolved};
 use crate::plan::{self, Service};
 use crate::swarm::apply::{self, Applied};
+use crate::swarm::rollback::{SwarmChange, SwarmJournal};
+use crate::swarm::tasks::stack_services;
 use crate::swarm::translate::{self, Placement, SwarmService};
 use crate::swarm::{Cluster, images as node_images};
 
@@ -99,17 +102,49 @@ async fn distribute(
     }
 }
 
-/// `launch-infra` on the swarm.
-pub async fn launch_infra(ctx: &Ctx) -> anyhow::Result<super::launch_infra::Launched> {
+/// `launch-infra` on the swarm. A failure, or SIGINT/SIGTERM, puts back what this run changed
+/// on the swarm (see [`SwarmJournal`]) unless `keep_on_failure`.
+pub async fn launch_infra(
+    ctx: &Ctx,
+    keep_on_failure: bool,
+) -> anyhow::Result<super::launch_infra::Launched> {
+    let mut signals = Signals::listen().context("listen for SIGINT and SIGTERM")?;
     let stack = ctx.stack();
     let cluster = cluster(ctx, true).await?;
+    let first_launch = stack_services(&cluster, stack, None).await?.is_empty();
+    let journal = SwarmJournal::new(stack, first_launch);
+    let outcome = tokio::select! {
+        outcome = launch(ctx, &cluster, &journal) => outcome,
+        signal = signals.recv() => {
+            ctx.progress.line(format!("{}: stopping the launch", signal.name()));
+            Err(Interrupted(signal).into())
+        }
+    };
+    if outcome.is_err() && !journal.changes().is_empty() {
+        if keep_on_failure {
+            ctx.progress
+                .line("keeping what this launch changed (--keep-on-failure)");
+        } else {
+            rollback(ctx, &cluster, &journal).await;
+        }
+    }
+    outcome
+}
+
+/// Everything `launch-infra` does on the swarm once it is formed, recording each change.
+async fn launch(
+    ctx: &Ctx,
+    cluster: &Cluster,
+    journal: &SwarmJournal,
+) -> anyhow::Result<super::launch_infra::Launched> {
+    let stack = ctx.stack();
     let docker = ctx.docker().await?;
     let images = images::ensure_images(&docker, &ctx.config, &ctx.paths, &ctx.progress)
         .await
         .context("prepare images")?;
     distribute(
         ctx,
-        &cluster,
+        cluster,
         &[&images.broker, &images.runtime],
         &[&images.zookeeper, &images.postgres],
     )
@@ -122,21 +157,26 @@ pub async fn launch_infra(ctx: &Ctx) -> anyhow::Result<super::launch_infra::Laun
         &super::launch_infra::registry_credentials(ctx)?.to_bytes(),
     );
     plan::for_swarm(&mut plan, &ctx.config, &images, ctx.host());
-    let services = translate::infra_services(&plan, &placement(ctx, &cluster));
-    if apply::ensure_network(&cluster, &plan.network, stack).await? {
+    let services = translate::infra_services(&plan, &placement(ctx, cluster));
+    if apply::ensure_network(cluster, &plan.network, stack).await? {
+        journal.record(SwarmChange::CreatedNetwork(plan.network.clone()));
         ctx.progress
             .line(format!("created overlay network {}", plan.network));
     }
     let all_secrets: Vec<_> = services.iter().flat_map(|s| s.secrets.iter()).collect();
-    let secret_ids = apply::ensure_secrets(&cluster, stack, &all_secrets).await?;
+    let ensured = apply::ensure_secrets(cluster, stack, &all_secrets).await?;
+    for id in &ensured.created {
+        journal.record(SwarmChange::CreatedSecret(id.clone()));
+    }
     let mut report = Vec::new();
     for wave in plan::waves(&plan.services) {
         let members = services
             .iter()
             .filter(|s| s.service.is_some_and(|x| wave.contains(&x)));
-        let results =
-            join_all(members.map(|s| apply_and_wait(ctx, &cluster, s, &secret_ids, &password)))
-                .await;
+        let results = join_all(
+            members.map(|s| apply_and_wait(ctx, cluster, s, &ensured.ids, &password, journal)),
+        )
+        .await;
         for result in results {
             report.push(result?);
         }
@@ -154,16 +194,38 @@ pub async fn launch_infra(ctx: &Ctx) -> anyhow::Result<super::launch_infra::Laun
     })
 }
 
+/// Undoes what the journal holds, saying what it did.
+async fn rollback(ctx: &Ctx, cluster: &Cluster, journal: &SwarmJournal) {
+    let step = ctx.progress.step("rollback");
+    let undone = journal.rollback(cluster).await;
+    let summary = format!(
+        "removed {} service(s), secret(s), network(s) or volume(s) this launch created, put {} service(s) back to their previous spec",
+        undone.removed, undone.restored
+    );
+    super::launch_infra::report_rollback(ctx, step, &undone.errors, &summary);
+}
+
 async fn apply_and_wait(
     ctx: &Ctx,
     cluster: &Cluster,
     s: &SwarmService,
     secret_ids: &std::collections::HashMap<String, String>,
     password: &str,
+    journal: &SwarmJournal,
 ) -> anyhow::Result<(Service, Action, String)> {
     let step = ctx.progress.step(format!("{:<11}", s.name));
     let applied = match apply::apply_service(cluster, ctx.stack(), s, secret_ids).await {
-        Ok(applied) => applied,
+        Ok(applied) => {
+            match applied {
+                Applied::Created => journal.record(SwarmChange::CreatedService {
+                    name: s.name.clone(),
+                    label: s.label().to_owned(),
+                }),
+                Applied::Updated => journal.record(SwarmChange::UpdatedService(s.name.clone())),
+                Applied::Kept => {}
+            }
+            applied
+        }
         Err(e) => {
             step.fail(&e.to_string());
             return Err(e.into());
@@ -241,7 +303,9 @@ pub async fn launch_fleet(
         &placement(ctx, &cluster),
     );
     let secret_ids =
-        apply::ensure_secrets(&cluster, stack, &service.secrets.iter().collect::<Vec<_>>()).await?;
+        apply::ensure_secrets(&cluster, stack, &service.secrets.iter().collect::<Vec<_>>())
+            .await?
+            .ids;
     let step = ctx
         .progress
         .step(format!("vehicles   {num_vehicles} in {containers} task(s)"));

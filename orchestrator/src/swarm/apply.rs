@@ -94,12 +94,21 @@ pub async fn ensure_network(
     Ok(true)
 }
 
-/// Creates each secret unless it exists (names are content-addressed); returns name to id.
+/// The stack's secrets on the swarm.
+#[derive(Debug, Default)]
+pub struct EnsuredSecrets {
+    /// Secret name to id, for every secret asked for.
+    pub ids: HashMap<String, String>,
+    /// The ids of the secrets this call created.
+    pub created: Vec<String>,
+}
+
+/// Creates each secret unless it exists (names are content-addressed).
 pub async fn ensure_secrets(
     cluster: &Cluster,
     stack: &str,
     secrets: &[&SecretData],
-) -> Result<HashMap<String, String>, SwarmError> {
+) -> Result<EnsuredSecrets, SwarmError> {
     let existing = cluster
         .manager()
         .list_secrets(Some(
@@ -113,6 +122,7 @@ pub async fn ensure_secrets(
         .into_iter()
         .filter_map(|s| Some((s.spec?.name?, s.id?)))
         .collect();
+    let mut created_ids = Vec::new();
     for secret in secrets {
         if ids.contains_key(&secret.name) {
             continue;
@@ -128,9 +138,13 @@ pub async fn ensure_secrets(
             })
             .await
             .map_err(api("create secret", &secret.name))?;
+        created_ids.push(created.id.clone());
         ids.insert(secret.name.clone(), created.id);
     }
-    Ok(ids)
+    Ok(EnsuredSecrets {
+        ids,
+        created: created_ids,
+    })
 }
 
 /// Creates `s` or updates it to its spec (secret ids from `secret_ids`); keeps it when its

@@ -3,13 +3,14 @@
 //! the images to nodes that lack them (no registry), `translate` turns the plan's containers
 //! into Swarm services, `apply` creates and updates them and waits for readiness, `tasks`
 //! reads where each task runs and what it publishes, `teardown` removes what the stack owns on
-//! every node.
+//! every node, `rollback` puts back what a failed launch changed.
 
 pub mod apply;
 pub mod cluster;
 mod error;
 pub mod images;
 pub mod mounts;
+pub mod rollback;
 pub mod tasks;
 pub mod teardown;
 pub mod translate;

@@ -88,7 +88,7 @@ pub async fn teardown(
 
 /// Waits until `node` runs no container of the stack (of `service`); past [`TASKS_GONE`] since
 /// `started`, removes what is left. Returns how many fleet removed itself.
-async fn containers_gone(
+pub(super) async fn containers_gone(
     node: &NodeHandle,
     stack: &str,
     service: Option<&str>,

@@ -66,6 +66,15 @@ pub struct SwarmService {
 }
 
 impl SwarmService {
+    /// Its `io.fleet.service` label, which its task containers carry too.
+    pub fn label(&self) -> &str {
+        self.spec
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_SERVICE))
+            .map_or("", String::as_str)
+    }
+
     /// The `io.fleet.config-hash` label of its spec.
     pub fn config_hash(&self) -> &str {
         self.spec
