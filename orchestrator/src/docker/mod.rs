@@ -3,9 +3,17 @@
 
 mod client;
 pub mod connect;
+mod containers;
+mod error;
+mod images;
 mod labels;
+mod logs;
+mod networks;
 mod spec;
+mod volumes;
 
-pub use client::{ContainerInfo, Docker, DockerError};
+pub use client::Docker;
+pub use containers::ContainerInfo;
+pub use error::DockerError;
 pub use labels::{LABEL_CONFIG_HASH, LABEL_SERVICE, LABEL_STACK, stack_filter};
 pub use spec::{ContainerSpec, Hardening, PortMap, SecretFile, hex as hex_digest};
