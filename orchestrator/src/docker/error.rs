@@ -56,7 +56,10 @@ pub enum DockerError {
 }
 
 /// Maps bollard's error of `op` on `target` to [`DockerError::Api`].
-pub(super) fn api(op: &'static str, target: &str) -> impl FnOnce(bollard::errors::Error) -> DockerError {
+pub(super) fn api(
+    op: &'static str,
+    target: &str,
+) -> impl FnOnce(bollard::errors::Error) -> DockerError {
     let target = target.to_owned();
     move |source| DockerError::Api { op, target, source }
 }
