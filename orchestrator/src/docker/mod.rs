@@ -1,5 +1,6 @@
-//! A thin private wrapper around bollard: every call the orchestrator makes, with errors that
-//! name the operation and the target, and the labels that mark what `fleet` owns.
+//! A thin private wrapper around bollard: every call the orchestrator makes to one engine, with
+//! errors that name the operation and the target, and the labels that mark what `fleet` owns.
+//! (The swarm backend, `crate::swarm`, makes its own calls through [`Docker::bollard`].)
 
 mod client;
 pub mod connect;
