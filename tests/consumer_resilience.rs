@@ -15,7 +15,14 @@
 //! - (e) the broker is stopped for 25 s between two streams of records: `/readyz` answered 503
 //!   meanwhile, and every record is stored once.
 //!
-//! One stack serves all five, in that order; a guard tears it down also on failure.
+//! One stack serves all five, in that order, each a test of its own (`harness = false`, see
+//! `support::scenarios`) so that the first failure does not hide the others. The counts are
+//! exact over the whole run: each scenario counts its valid records as soon as it produces
+//! them, so that the records of a scenario that failed half-way still count for the next ones. The stack is torn
+//! down after the last scenario, also on failure.
+//!
+//! Over 500 lines: one scenario list with the broker, PostgreSQL and `/readyz` readers the
+//! scenarios share on their one stack, so they stay in one file.
 
 mod support;
 
@@ -288,6 +295,8 @@ async fn kill_mid_batch(stack: &TestStack, bootstrap: &str, produced: &mut Produ
             }
         })
     };
+    // Counted now: the stream goes on to its end also if this scenario fails on the way.
+    produced.valid += events.len();
     // Kill once the consumer has stored part of the stream.
     let client = pg(stack).await;
     let started = Instant::now();
@@ -313,7 +322,6 @@ async fn kill_mid_batch(stack: &TestStack, bootstrap: &str, produced: &mut Produ
     let stored_while_dead = stored_count(&client, &ids).await;
     docker(&["start", &containers.consumer]).await;
     stream.await.expect("producer task");
-    produced.valid += events.len();
     eprintln!("(a) consumer started again; {stored_while_dead} stored while it was dead");
 
     let ends = wait_caught_up(stack, bootstrap).await;
@@ -350,13 +358,14 @@ async fn postgres_outage(stack: &TestStack, bootstrap: &str, produced: &mut Prod
             }
         })
     };
+    // Counted now: the stream goes on to its end also if this scenario fails on the way.
+    produced.valid += events.len();
     tokio::time::sleep(Duration::from_secs(5)).await;
     docker(&["stop", &containers.postgres]).await;
     let statuses = readyz_statuses(&http, &base, Duration::from_secs(30)).await;
     docker(&["start", &containers.postgres]).await;
     eprintln!("(b) /readyz while PostgreSQL was down: {statuses:?}");
     stream.await.expect("producer task");
-    produced.valid += events.len();
 
     wait_caught_up(stack, bootstrap).await;
     assert_rows_equal_records(stack, produced.valid, &ids).await;
@@ -416,6 +425,7 @@ async fn broker_outage(stack: &TestStack, bootstrap: &str, produced: &mut Produc
     };
     let before = round(4_000);
     send_events(&producer(bootstrap), &before).await;
+    produced.valid += before.len();
 
     docker(&["stop", &broker]).await;
     let statuses = readyz_statuses(&http, &base, Duration::from_secs(25)).await;
@@ -424,7 +434,7 @@ async fn broker_outage(stack: &TestStack, bootstrap: &str, produced: &mut Produc
 
     let after = round(4_100);
     send_events(&producer(bootstrap), &after).await;
-    produced.valid += before.len() + after.len();
+    produced.valid += after.len();
     wait_caught_up(stack, bootstrap).await;
     let ids: Vec<Uuid> = before.iter().chain(&after).map(|e| e.event_id).collect();
     assert_rows_equal_records(stack, produced.valid, &ids).await;
@@ -534,21 +544,56 @@ async fn replay_from_zero(stack: &TestStack, bootstrap: &str, produced: &Produce
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn consumer_survives_kills_outages_poison_and_replays() {
+/// What every scenario gets: the stack (torn down when the last scenario is done), the Kafka
+/// bootstrap address on the host and the count of valid records produced so far.
+struct Shared {
+    stack: TestStack,
+    bootstrap: String,
+    produced: tokio::sync::Mutex<Produced>,
+}
+
+/// Launches the stack the scenarios share.
+async fn launch() -> Shared {
     let stack = TestStack::new("consumer-res", &[]);
     stack.fleet_ok(&["launch-infra"]).await;
     let bootstrap = stack.kafka_bootstrap().await;
-    let mut produced = Produced { valid: 0 };
+    Shared {
+        stack,
+        bootstrap,
+        produced: tokio::sync::Mutex::new(Produced { valid: 0 }),
+    }
+}
 
-    eprintln!("== (a) consumer killed mid-batch and started again");
-    kill_mid_batch(&stack, &bootstrap, &mut produced).await;
-    eprintln!("== (b) PostgreSQL stopped for 30 s under load");
-    postgres_outage(&stack, &bootstrap, &mut produced).await;
-    eprintln!("== (c) poison records between good ones");
-    poison_records(&stack, &bootstrap, &mut produced).await;
-    eprintln!("== (d) replay from offset 0");
-    replay_from_zero(&stack, &bootstrap, &produced).await;
-    eprintln!("== (e) broker stopped for 25 s");
-    broker_outage(&stack, &bootstrap, &mut produced).await;
+/// Each scenario is a test of its own on one shared stack, in the order (a) to (e) of the
+/// file's description.
+fn main() -> std::process::ExitCode {
+    use support::scenarios::{run, scenario};
+    run(
+        launch(),
+        vec![
+            scenario("a_consumer_killed_mid_batch", |s: Arc<Shared>| async move {
+                let mut produced = s.produced.lock().await;
+                kill_mid_batch(&s.stack, &s.bootstrap, &mut produced).await;
+            }),
+            scenario(
+                "b_postgres_stopped_under_load",
+                |s: Arc<Shared>| async move {
+                    let mut produced = s.produced.lock().await;
+                    postgres_outage(&s.stack, &s.bootstrap, &mut produced).await;
+                },
+            ),
+            scenario("c_poison_records", |s: Arc<Shared>| async move {
+                let mut produced = s.produced.lock().await;
+                poison_records(&s.stack, &s.bootstrap, &mut produced).await;
+            }),
+            scenario("d_replay_from_offset_0", |s: Arc<Shared>| async move {
+                let produced = s.produced.lock().await;
+                replay_from_zero(&s.stack, &s.bootstrap, &produced).await;
+            }),
+            scenario("e_broker_stopped", |s: Arc<Shared>| async move {
+                let mut produced = s.produced.lock().await;
+                broker_outage(&s.stack, &s.bootstrap, &mut produced).await;
+            }),
+        ],
+    )
 }

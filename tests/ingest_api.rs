@@ -18,8 +18,13 @@
 //! 429 (`ingest.rate_limit_per_vin`) and 401/403 (`ingest.tokens_file`) need their own config,
 //! so `tests/ingest_auth.rs` covers them on a stack of its own.
 //!
-//! The stack runs under a name (`ingest-api-t-<pid>`) and host ports of its own; a guard tears it
-//! down also when an assertion fails.
+//! Each check is a test of its own (`harness = false`, see `support::scenarios`), so the first
+//! failure does not hide the others; they share one stack, which runs under a name
+//! (`ingest-api-t-<pid>`) and host ports of its own and is torn down after the last check, also
+//! when an assertion failed.
+//!
+//! Over 500 lines: one scenario list with the broker readers it needs; the checks share those
+//! helpers and one stack, so they stay in one file.
 
 mod support;
 
@@ -288,50 +293,6 @@ async fn read_whole_topic(
 }
 
 // ---------------------------------------------------------------------------------------------
-// gzip without a compression crate: stored deflate blocks, CRC-32 by hand.
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for byte in data {
-        crc ^= u32::from(*byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// `data` as a gzip member (RFC 1952) of stored deflate blocks (RFC 1951).
-fn gzip_stored(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-    let chunks: Vec<&[u8]> = if data.is_empty() {
-        vec![&[]]
-    } else {
-        data.chunks(65_535).collect()
-    };
-    let last = chunks.len() - 1;
-    for (i, chunk) in chunks.into_iter().enumerate() {
-        out.push(u8::from(i == last));
-        let len = chunk.len() as u16;
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(chunk);
-    }
-    out.extend_from_slice(&crc32(data).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out
-}
-
-#[test]
-fn crc32_matches_the_reference() {
-    assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-}
-
-// ---------------------------------------------------------------------------------------------
 // The checks.
 
 /// 200 for one event and for an array, each record's partition and offset pointing at it in
@@ -436,7 +397,7 @@ async fn refused_bodies(api: &Api) {
     assert!(error.contains("INGEST_MAX_BODY_BYTES"), "{error}");
     // Also when it only inflates past the limit.
     let answer = api
-        .post("application/json", Some("gzip"), gzip_stored(&big))
+        .post("application/json", Some("gzip"), support::gzip(&big))
         .await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
 
@@ -477,10 +438,10 @@ async fn too_many_records(api: &Api) {
     let zeros = format!("[{}0]", "0,".repeat(2_029));
     for encoding in [Some("gzip"), None] {
         let body = match encoding {
-            Some(_) => gzip_stored(zeros.as_bytes()),
+            Some(_) => support::gzip(zeros.as_bytes()),
             None => zeros.clone().into_bytes(),
         };
-        // Within the body limit as sent (this gzip stores, it does not compress).
+        // Within the body limit as sent.
         assert!(body.len() <= MAX_BODY_BYTES, "{} bytes", body.len());
         let answer = api.post("application/json", encoding, body).await;
         assert_eq!(
@@ -571,7 +532,7 @@ async fn gzip_and_ndjson(api: &Api, bootstrap: &str) {
         .post(
             "application/json",
             Some("gzip"),
-            gzip_stored(json!(batch).to_string().as_bytes()),
+            support::gzip(json!(batch).to_string().as_bytes()),
         )
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -601,7 +562,7 @@ async fn gzip_and_ndjson(api: &Api, bootstrap: &str) {
 
     // NDJSON, gzipped.
     let answer = api
-        .post("application/x-ndjson", Some("gzip"), gzip_stored(&ndjson))
+        .post("application/x-ndjson", Some("gzip"), support::gzip(&ndjson))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
 }
@@ -864,8 +825,16 @@ async fn ingest_503s_now(api: &Api) -> bool {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ingest_api_against_a_real_broker() {
+/// What every scenario gets: the stack (torn down when the last scenario is done), the Kafka
+/// bootstrap address on the host and the API client.
+struct Shared {
+    stack: TestStack,
+    bootstrap: String,
+    api: Api,
+}
+
+/// Launches the stack the scenarios share.
+async fn launch() -> Shared {
     let stack = TestStack::new(
         "ingest-api-t",
         &[
@@ -885,21 +854,53 @@ async fn ingest_api_against_a_real_broker() {
     );
     let bootstrap = stack.kafka_bootstrap().await;
     let api = Api::new(stack.ingest_port);
+    Shared {
+        stack,
+        bootstrap,
+        api,
+    }
+}
 
-    eprintln!("== 200: one event and an array, read back at partition/offset");
-    accepted_events_are_in_the_broker(&api, &bootstrap).await;
-    eprintln!("== 200: a batch with bad records");
-    partial_batch(&api, &bootstrap).await;
-    eprintln!("== 400, 413, 415, 422");
-    refused_bodies(&api).await;
-    eprintln!("== gzip and NDJSON");
-    gzip_and_ndjson(&api, &bootstrap).await;
-    eprintln!("== 413: more records than the cap (the amplification body)");
-    too_many_records(&api).await;
-    eprintln!("== 422: values the database cannot hold, nothing produced");
-    unstorable_values(&api, &bootstrap).await;
-    eprintln!("== a retried event is stored once");
-    retried_post_is_stored_once(&api, &stack).await;
-    eprintln!("== broker outage under load");
-    broker_outage(&api, &stack, &bootstrap).await;
+/// Each check is a test of its own on one shared stack; the broker outage comes last, as it
+/// stops and starts the broker.
+fn main() -> std::process::ExitCode {
+    use support::scenarios::{run, scenario};
+    run(
+        launch(),
+        vec![
+            // 200: one event and an array, read back at partition/offset.
+            scenario(
+                "accepted_events_are_in_the_broker",
+                |s: Arc<Shared>| async move {
+                    accepted_events_are_in_the_broker(&s.api, &s.bootstrap).await;
+                },
+            ),
+            // 200: a batch with bad records.
+            scenario("partial_batch", |s: Arc<Shared>| async move {
+                partial_batch(&s.api, &s.bootstrap).await;
+            }),
+            // 400, 413, 415, 422.
+            scenario("refused_bodies", |s: Arc<Shared>| async move {
+                refused_bodies(&s.api).await;
+            }),
+            scenario("gzip_and_ndjson", |s: Arc<Shared>| async move {
+                gzip_and_ndjson(&s.api, &s.bootstrap).await;
+            }),
+            // 413: more records than the cap (the amplification body).
+            scenario("too_many_records", |s: Arc<Shared>| async move {
+                too_many_records(&s.api).await;
+            }),
+            // 422: values the database cannot hold, nothing produced.
+            scenario("unstorable_values", |s: Arc<Shared>| async move {
+                unstorable_values(&s.api, &s.bootstrap).await;
+            }),
+            scenario("retried_post_is_stored_once", |s: Arc<Shared>| async move {
+                retried_post_is_stored_once(&s.api, &s.stack).await;
+            }),
+            // Under load.
+            scenario("broker_outage", |s: Arc<Shared>| async move {
+                broker_outage(&s.api, &s.stack, &s.bootstrap).await;
+            }),
+        ],
+    )
 }

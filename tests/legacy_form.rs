@@ -119,7 +119,7 @@ async fn post(stack: &TestStack, body: &str, gzip: bool) -> Answer {
     request = if gzip {
         request
             .header("content-encoding", "gzip")
-            .body(gzip_with_the_gzip_tool(body.as_bytes()))
+            .body(support::gzip(body.as_bytes()))
     } else {
         request.body(body.to_owned())
     };
@@ -129,26 +129,6 @@ async fn post(stack: &TestStack, body: &str, gzip: bool) -> Answer {
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     eprintln!("POST /events -> {status} {body}");
     Answer { status, body }
-}
-
-/// `data` compressed by the system's `gzip`, an encoder independent of ours.
-fn gzip_with_the_gzip_tool(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("gzip")
-        .args(["-c", "-n"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("gzip runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(data)
-        .expect("write to gzip");
-    let output = child.wait_with_output().expect("gzip finishes");
-    assert!(output.status.success(), "gzip failed");
-    output.stdout
 }
 
 /// A `diag` row, old columns and what the old client does not send.

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
+pub mod scenarios;
 pub mod stream;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,14 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// `data` as a gzip member (RFC 1952), compressed by `flate2`.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).expect("gzip into memory");
+    encoder.finish().expect("gzip into memory")
 }
 
 /// The repository's config file.

@@ -100,8 +100,9 @@ pub enum HostPackages {
     Never,
 }
 
-/// Settings every infrastructure service shares: an optional upstream image and how long to
-/// wait for readiness.
+/// Settings every infrastructure service shares: an optional upstream image to run instead of
+/// the recipe, with its command and environment. (How long to wait for readiness is each
+/// service's own setting, e.g. [`ZookeeperConfig::start_timeout`].)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageOverride {

@@ -4,6 +4,10 @@
 //! application role the sink logs in as (default: the same), e.g.
 //! `CONSUMER_TEST_PG='host=127.0.0.1 port=35440 user=postgres' cargo test --release -p consumer
 //! -- --ignored`. Each test works in a database of its own and drops it at the end.
+//!
+//! Over 500 lines: one list of database scenarios sharing the throwaway-database set-up and the
+//! table readers at the top; they need a real PostgreSQL and run together by hand or through
+//! `tests/consumer_database.rs`.
 
 use std::time::Duration;
 

@@ -16,76 +16,62 @@ use crate::dashboard::state::tests::summary;
 use crate::dashboard::{Dashboard, DashboardLimits, MapArea};
 use crate::test_support::{FakeBroker, Mode, settings};
 
-/// Where `value` departs from `schema` (with `$ref`s resolved in `doc`), one line each: a key
-/// the schema does not list, a required key missing, a JSON type or enum value not described.
-fn departures(doc: &Value, schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
-    if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
-        let pointer = target.strip_prefix('#').expect("a local $ref");
-        let resolved = doc
-            .pointer(pointer)
-            .unwrap_or_else(|| panic!("dangling {target}"));
-        return departures(doc, resolved, value, path, out);
-    }
-    if value.is_null() {
-        if schema["nullable"] != true {
-            out.push(format!("{path}: null, not nullable"));
-        }
-        return;
-    }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-        && !allowed.contains(value)
-    {
-        out.push(format!("{path}: {value} not in {allowed:?}"));
-    }
-    let fits = match schema.get("type").and_then(Value::as_str) {
-        Some("object") => {
-            let Some(map) = value.as_object() else {
-                out.push(format!("{path}: not an object"));
-                return;
-            };
-            for key in schema["required"].as_array().into_iter().flatten() {
-                let key = key.as_str().expect("required names");
-                if !map.contains_key(key) {
-                    out.push(format!("{path}.{key}: required, missing"));
+/// `schema` (OpenAPI 3.0) as JSON Schema 2020-12, as strict as the document means it: a
+/// `nullable` type also takes `null`, and an object schema that does not say otherwise takes no
+/// key it does not list ("every key documented").
+fn json_schema(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => {
+            let mut out: serde_json::Map<String, Value> = map
+                .iter()
+                .filter(|(key, _)| *key != "nullable")
+                .map(|(key, value)| (key.clone(), json_schema(value)))
+                .collect();
+            if map.get("nullable") == Some(&Value::Bool(true)) {
+                if let Some(Value::String(kind)) = map.get("type") {
+                    out.insert("type".into(), serde_json::json!([kind, "null"]));
+                }
+                if let Some(Value::Array(allowed)) = out.get_mut("enum") {
+                    allowed.push(Value::Null);
                 }
             }
-            for (key, item) in map {
-                let described = schema.get("properties").and_then(|p| p.get(key));
-                let extra = schema.get("additionalProperties").filter(|a| a.is_object());
-                match described.or(extra) {
-                    Some(sub) => departures(doc, sub, item, &format!("{path}.{key}"), out),
-                    None => out.push(format!("{path}.{key}: not documented")),
-                }
+            if map.get("type").and_then(Value::as_str) == Some("object")
+                && !map.contains_key("additionalProperties")
+            {
+                out.insert("additionalProperties".into(), Value::Bool(false));
             }
-            true
+            Value::Object(out)
         }
-        Some("array") => {
-            let Some(items) = value.as_array() else {
-                out.push(format!("{path}: not an array"));
-                return;
-            };
-            for (i, item) in items.iter().enumerate() {
-                departures(doc, &schema["items"], item, &format!("{path}[{i}]"), out);
-            }
-            true
-        }
-        Some("string") => value.is_string(),
-        Some("integer") => value.is_i64() || value.is_u64(),
-        Some("number") => value.is_number(),
-        Some("boolean") => value.is_boolean(),
-        _ => true,
-    };
-    if !fits {
-        out.push(format!("{path}: {value} is not a {}", schema["type"]));
+        Value::Array(items) => Value::Array(items.iter().map(json_schema).collect()),
+        other => other.clone(),
     }
+}
+
+/// Where `value` departs from the schema `name` of `doc` (its `$ref`s resolved in `doc`), one
+/// line each: a key the schema does not list, a required key missing, a JSON type or enum value
+/// not described, as the `jsonschema` crate finds them.
+fn departures(doc: &Value, name: &str, value: &Value) -> Vec<String> {
+    assert!(
+        doc["components"]["schemas"][name].is_object(),
+        "no schema {name}"
+    );
+    let schema = serde_json::json!({
+        "$ref": format!("#/components/schemas/{name}"),
+        "components": { "schemas": json_schema(&doc["components"]["schemas"]) },
+    });
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("schema {name}: {e}"));
+    validator
+        .iter_errors(value)
+        .map(|e| format!("{name}{}: {e}", e.instance_path()))
+        .collect()
 }
 
 /// Asserts that `value` holds to the schema `name`.
 fn assert_holds(doc: &Value, name: &str, value: &Value) {
-    let mut out = Vec::new();
-    let schema = &doc["components"]["schemas"][name];
-    assert!(schema.is_object(), "no schema {name}");
-    departures(doc, schema, value, name, &mut out);
+    let out = departures(doc, name, value);
     assert!(out.is_empty(), "{name}:\n{}\n{value:#}", out.join("\n"));
 }
 
@@ -282,25 +268,28 @@ fn the_schema_check_finds_departures() {
         "type": "object",
         "additionalProperties": false,
         "required": ["a"],
-        "properties": { "a": { "type": "integer" }, "k": { "type": "string", "enum": ["x"] } }
+        "properties": {
+            "a": { "type": "integer" },
+            "k": { "type": "string", "enum": ["x"] },
+            "n": { "type": "string", "nullable": true },
+            "o": { "type": "object", "properties": {} }
+        }
     } } } });
-    let mut out = Vec::new();
     let value = serde_json::json!({ "a": "one", "k": "y", "z": 1 });
-    departures(
-        &doc,
-        &doc["components"]["schemas"]["S"],
-        &value,
-        "S",
-        &mut out,
-    );
+    let out = departures(&doc, "S", &value);
     assert_eq!(out.len(), 3, "{out:?}");
-    let mut out = Vec::new();
-    departures(
-        &doc,
-        &doc["components"]["schemas"]["S"],
-        &serde_json::json!({}),
-        "S",
-        &mut out,
+    let out = departures(&doc, "S", &serde_json::json!({}));
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(
+        out[0].starts_with("S: ") && out[0].contains("\"a\""),
+        "{out:?}"
     );
-    assert_eq!(out, ["S.a: required, missing"]);
+    // `nullable` takes null; an object schema takes no key it does not list.
+    assert!(departures(&doc, "S", &serde_json::json!({ "a": 1, "n": null })).is_empty());
+    let out = departures(
+        &doc,
+        "S",
+        &serde_json::json!({ "a": 1, "o": { "extra": 1 } }),
+    );
+    assert_eq!(out.len(), 1, "{out:?}");
 }

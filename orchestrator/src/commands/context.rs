@@ -1,5 +1,5 @@
-//! What every subcommand starts from: the loaded config, the host paths, the progress display
-//! and a connected Docker client.
+//! What every subcommand starts from: the loaded config, the host paths and the progress
+//! display. A command connects to the Docker engine itself when it needs to ([`Ctx::docker`]).
 
 use std::path::{Path, PathBuf};
 

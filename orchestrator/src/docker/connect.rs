@@ -8,7 +8,7 @@ use std::path::Path;
 use bollard::API_DEFAULT_VERSION;
 use fleet_common::config::EngineConfig;
 
-use super::client::DockerError;
+use super::error::DockerError;
 
 /// How a configured engine is named in messages: its URL, or the local default.
 pub fn describe(engine: &EngineConfig) -> String {

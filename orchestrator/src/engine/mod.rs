@@ -1,5 +1,6 @@
-//! Applying a plan to the engine: converge each container to its spec, wait for readiness,
-//! and roll back what this run changed if it fails or is interrupted.
+//! Applying a plan to the engine: converge each container to its spec, wait for readiness, and
+//! record what this run changed in a [`Journal`], from which the command that applies the plan
+//! (`launch-infra`) rolls back if it fails or is interrupted.
 
 mod converge;
 pub mod interrupt;
