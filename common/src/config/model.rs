@@ -299,7 +299,7 @@ pub struct ConsumerConfig {
     #[serde(with = "humantime_serde")]
     pub batch_max_wait: Duration,
     /// Longest time the broker holds a fetch that found nothing (librdkafka's
-    /// `fetch.wait.max.ms`, 10ms to 10s; optional, default 100ms). Nisshi looks again at
+    /// `fetch.wait.max.ms`, 10ms to 10s: `settings::limits::FETCH_WAIT`; optional, default 100ms). Nisshi looks again at
     /// half of the time left, so at low load a record waits up to about half of this to be
     /// fetched. It also bounds how long Nisshi assembles records from one storage read: a read
     /// that takes longer than this returns a single record, so under a backlog a value below
@@ -372,10 +372,6 @@ fn default_max_records_per_request() -> usize {
 fn one() -> u32 {
     1
 }
-
-/// The values `consumer.fetch_wait` (and the consumer's `--fetch-wait`) accept.
-pub const FETCH_WAIT_RANGE: std::ops::RangeInclusive<Duration> =
-    Duration::from_millis(10)..=Duration::from_secs(10);
 
 /// The default of `consumer.fetch_wait`.
 fn default_fetch_wait() -> Duration {
