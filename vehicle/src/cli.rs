@@ -12,7 +12,9 @@ use fleet_common::settings::env::{
     VEHICLE_BATCH_MAX, VEHICLE_BATCH_WAIT, VEHICLE_MAX_IN_FLIGHT, VEHICLE_OUTBOX_CAPACITY,
 };
 
-pub use fleet_common::settings::{Catalogue, DEFAULT_CATALOGUE, parse_catalogue};
+pub use fleet_common::settings::Catalogue;
+#[cfg(test)]
+pub use fleet_common::settings::{DEFAULT_CATALOGUE, parse_catalogue};
 
 /// Simulates vehicles that report telemetry to ingest.
 #[derive(Debug, Clone, Parser)]
