@@ -8,38 +8,34 @@ mod limits;
 mod pool;
 mod proxy;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use fleet_common::settings::BalancerSettings;
+use fleet_common::settings::env::{
+    BALANCER_CONNECT_TIMEOUT, BALANCER_IDLE_TIMEOUT, BALANCER_KEEPALIVE, BALANCER_MAX_CONNECTIONS,
+};
 
-/// The command line (every option also from the environment).
+/// The command line (every option also from the environment): the settings the orchestrator
+/// gives the balancer, and the limits only a person running it by hand sets.
 #[derive(Debug, Parser)]
 #[command(name = "balancer", version, about)]
 struct Cli {
-    /// Address to accept connections on.
-    #[arg(long, env = "BALANCER_LISTEN", default_value = "0.0.0.0:8080")]
-    listen: SocketAddr,
-    /// Backends as `host:port`, comma-separated; host names are resolved at each connection.
-    #[arg(
-        long,
-        env = "BALANCER_BACKENDS",
-        value_delimiter = ',',
-        required = true
-    )]
-    backends: Vec<String>,
+    /// Where to listen and the backends.
+    #[command(flatten)]
+    settings: BalancerSettings,
     /// Longest wait for one backend to accept before the next is tried.
-    #[arg(long, env = "BALANCER_CONNECT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = BALANCER_CONNECT_TIMEOUT, default_value = "2s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
     /// Connections proxied at once; more are closed at once (each takes two descriptors).
-    #[arg(long, env = "BALANCER_MAX_CONNECTIONS", default_value_t = 4096)]
+    #[arg(long, env = BALANCER_MAX_CONNECTIONS, default_value_t = 4096)]
     max_connections: usize,
     /// A connection with no byte either way for this long is closed.
-    #[arg(long, env = "BALANCER_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = BALANCER_IDLE_TIMEOUT, default_value = "5m", value_parser = humantime::parse_duration)]
     idle_timeout: Duration,
     /// TCP keepalive on both sides: silence before the first probe, and between probes.
-    #[arg(long, env = "BALANCER_KEEPALIVE", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = BALANCER_KEEPALIVE, default_value = "30s", value_parser = humantime::parse_duration)]
     keepalive: Duration,
     /// More logs (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -49,17 +45,19 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    cli.settings.validate().context("checking the settings")?;
     fleet_common::logging::init(cli.verbose);
-    let listener = tokio::net::TcpListener::bind(cli.listen)
+    let BalancerSettings { listen, backends } = cli.settings;
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("listen on {}", cli.listen))?;
+        .with_context(|| format!("listen on {listen}"))?;
     let limits = limits::Limits {
         max_connections: cli.max_connections.max(1),
         idle_timeout: cli.idle_timeout,
         keepalive: cli.keepalive,
     };
-    tracing::info!(listen = %cli.listen, backends = ?cli.backends, ?limits, "balancing");
-    let pool = pool::Pool::new(cli.backends, cli.connect_timeout);
+    tracing::info!(%listen, ?backends, ?limits, "balancing");
+    let pool = pool::Pool::new(backends, cli.connect_timeout);
     tokio::select! {
         () = proxy::serve(listener, pool, limits) => Ok(()),
         () = fleet_common::shutdown::signal() => Ok(()),

@@ -3,6 +3,8 @@
 //! - [`event`]: the telemetry event that vehicles send, ingest validates and the consumer stores.
 //! - [`vin`]: vehicle identification numbers with their check digit.
 //! - [`config`]: the typed `config.master.toml`.
+//! - [`settings`]: the contract between the orchestrator and our programs: one settings struct
+//!   per program, its environment variables, its one `validate()` and its `to_env()`.
 //! - [`schema`]: the PostgreSQL schema of the `av_telemetry` database.
 //! - [`roles`]: the PostgreSQL roles (schema owner, least-privileged application role).
 //! - [`logging`]: the one `tracing` setup that every binary uses.
@@ -18,6 +20,7 @@ pub mod logging;
 pub mod producer;
 pub mod roles;
 pub mod schema;
+pub mod settings;
 pub mod shutdown;
 pub mod totals;
 pub mod vin;

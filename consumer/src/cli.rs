@@ -1,13 +1,19 @@
-//! Command line and environment: every option is a flag with an environment variable, the
-//! contract the orchestrator starts the consumer with.
+//! Command line and environment: a consumer replica's settings are [`ConsumerSettings`], the
+//! contract the orchestrator's plan writes (`fleet_common::settings`); this adds the options
+//! only a person running the consumer by hand sets (their variables are named in
+//! `fleet_common::settings::env` too).
 
-use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
 
-use fleet_common::config::BatchMaxRecords;
+use fleet_common::settings::env::{
+    CONSUMER_ALLOWED_LATENESS, CONSUMER_CHECK_ANALYTICS, CONSUMER_HISTOGRAM_BINS,
+    CONSUMER_INSTANCE_ID, CONSUMER_PUBLISH_ANALYTICS, CONSUMER_PUBLISH_TIMEOUT, KAFKA_DEBUG,
+};
+use fleet_common::settings::{ConsumerSettings, SettingsError};
 
 use crate::analytics::{DEFAULT_HISTOGRAM_BINS, HistogramBins};
 
@@ -16,142 +22,56 @@ use crate::analytics::{DEFAULT_HISTOGRAM_BINS, HistogramBins};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "consumer", version, about)]
 pub struct Cli {
-    /// Address of the HTTP endpoints (/healthz, /readyz, /metrics).
-    #[arg(long, env = "CONSUMER_LISTEN", default_value = "0.0.0.0:8081")]
-    pub listen: SocketAddr,
-
-    /// Kafka bootstrap servers, comma separated `host:port`.
-    #[arg(long, env = "KAFKA_BROKERS")]
-    pub kafka_brokers: String,
-
-    /// Topic to consume.
-    #[arg(long, env = "KAFKA_TOPIC", default_value = "telemetry")]
-    pub kafka_topic: String,
-
-    /// Topic that receives records that can never be stored.
-    #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = "telemetry.dlq")]
-    pub kafka_dlq_topic: String,
-
-    /// Consumer group id; also the key of this consumer's rows in `consumer_offsets`.
-    #[arg(long, env = "CONSUMER_GROUP", default_value = "fleet-consumer")]
-    pub group: String,
-
-    /// This replica's id, fixed per replica (client ids). Default: the host name.
-    #[arg(long, env = "CONSUMER_INSTANCE_ID")]
-    pub instance_id: Option<String>,
-
-    /// Configured number of consumer replicas: with `--replica-index`, the share of the
-    /// partitions this replica reads while the registry is not reachable.
-    #[arg(long, env = "CONSUMER_REPLICAS", default_value_t = 1,
-        value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub replicas: u32,
-
-    /// This replica's index among `--replicas` (0-based).
-    #[arg(long, env = "CONSUMER_REPLICA_INDEX", default_value_t = 0)]
-    pub replica_index: u32,
-
-    /// PostgreSQL host.
-    #[arg(long, env = "PG_HOST")]
-    pub pg_host: String,
-
-    /// PostgreSQL port.
-    #[arg(long, env = "PG_PORT", default_value_t = 5432)]
-    pub pg_port: u16,
-
-    /// PostgreSQL role.
-    #[arg(long, env = "PG_USER")]
-    pub pg_user: String,
-
-    /// PostgreSQL database.
-    #[arg(long, env = "PG_DATABASE", default_value = "av_telemetry")]
-    pub pg_database: String,
-
-    /// File holding the PostgreSQL password (a trailing newline is ignored). Without it, no
-    /// password is sent.
-    #[arg(long, env = "PG_PASSWORD_FILE")]
-    pub pg_password_file: Option<PathBuf>,
-
-    /// Largest number of records in one batch (one PostgreSQL transaction), 1 to 100,000.
-    #[arg(long, env = "CONSUMER_BATCH_MAX_RECORDS", default_value_t = BatchMaxRecords::DEFAULT,
-          value_parser = clap::value_parser!(BatchMaxRecords))]
-    pub batch_max_records: BatchMaxRecords,
-
-    /// How long a batch lingers for more records after its first one before it is written
-    /// when no write is in flight (while one is, records gather anyway), e.g. `1ms`.
-    #[arg(long, env = "CONSUMER_BATCH_MAX_WAIT", default_value = "1ms",
-          value_parser = humantime::parse_duration)]
-    pub batch_max_wait: Duration,
-
-    /// Longest time the broker holds a fetch that found nothing (`fetch.wait.max.ms`), 10ms to
-    /// 10s. Nisshi also stops assembling a storage read's records at this budget, so a value
-    /// below its read time makes a backlog drain one record per fetch.
-    #[arg(long, env = "CONSUMER_FETCH_WAIT", default_value = "100ms",
-          value_parser = parse_fetch_wait)]
-    pub fetch_wait: Duration,
+    /// The settings the orchestrator gives a consumer replica.
+    #[command(flatten)]
+    pub settings: ConsumerSettings,
 
     /// How far behind the greatest stored event time an event may be and still count in its
     /// second and minute windows and histograms; later events are stored and counted
     /// everywhere else (and in `late_events_dropped_from_windows_total`).
-    #[arg(long, env = "CONSUMER_ALLOWED_LATENESS", default_value = "1h",
+    #[arg(long, env = CONSUMER_ALLOWED_LATENESS, default_value = "1h",
           value_parser = humantime::parse_duration)]
     pub allowed_lateness: Duration,
 
     /// Histogram bins per sensor, `sensor=lower:upper:width` separated by commas (sensors:
     /// temperature_c, humidity_pct, pressure_hpa); sensors not named keep their default.
     /// Values below `lower` share one bin, values at or above `upper` another.
-    #[arg(long, env = "CONSUMER_HISTOGRAM_BINS", default_value = DEFAULT_HISTOGRAM_BINS)]
+    #[arg(long, env = CONSUMER_HISTOGRAM_BINS, default_value = DEFAULT_HISTOGRAM_BINS)]
     pub histogram_bins: HistogramBins,
 
     /// Publish each committed batch's aggregates to the output topics.
-    #[arg(long, env = "CONSUMER_PUBLISH_ANALYTICS", default_value_t = true,
+    #[arg(long, env = CONSUMER_PUBLISH_ANALYTICS, default_value_t = true,
           action = clap::ArgAction::Set)]
     pub publish_analytics: bool,
 
-    /// Output topic of the per-vehicle summaries (key = VIN).
-    #[arg(
-        long,
-        env = "CONSUMER_SUMMARY_TOPIC",
-        default_value = "telemetry.summary"
-    )]
-    pub summary_topic: String,
-
-    /// Output topic of the per-second and per-minute window metrics
-    /// (key = `granularity|window_start`).
-    #[arg(
-        long,
-        env = "CONSUMER_METRICS_TOPIC",
-        default_value = "telemetry.metrics"
-    )]
-    pub metrics_topic: String,
-
-    /// Output topic of the per-minute sensor histograms (key = `sensor|window_start`).
-    #[arg(
-        long,
-        env = "CONSUMER_HISTOGRAMS_TOPIC",
-        default_value = "telemetry.histograms"
-    )]
-    pub histograms_topic: String,
-
     /// How long one batch's published aggregates are waited for before they count as failed
     /// (they may still arrive later).
-    #[arg(long, env = "CONSUMER_PUBLISH_TIMEOUT", default_value = "5s",
+    #[arg(long, env = CONSUMER_PUBLISH_TIMEOUT, default_value = "5s",
           value_parser = humantime::parse_duration)]
     pub publish_timeout: Duration,
 
     /// Do not consume: compare the aggregate tables with a recomputation from `diag`, print
     /// the differences and exit (status 1 when any). `KAFKA_BROKERS` is still required but
     /// not used.
-    #[arg(long, env = "CONSUMER_CHECK_ANALYTICS")]
+    #[arg(long, env = CONSUMER_CHECK_ANALYTICS)]
     pub check_analytics: bool,
 
     /// librdkafka debug contexts (its `debug` setting), e.g. `cgrp,fetch`; logged at debug
     /// level.
-    #[arg(long, env = "KAFKA_DEBUG")]
+    #[arg(long, env = KAFKA_DEBUG)]
     pub kafka_debug: Option<String>,
 
     /// More log output: -v debug, -vv trace. `RUST_LOG` overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl Deref for Cli {
+    type Target = ConsumerSettings;
+
+    fn deref(&self) -> &ConsumerSettings {
+        &self.settings
+    }
 }
 
 /// Why an option could not be turned into a setting.
@@ -166,18 +86,11 @@ pub enum CliError {
         source: std::io::Error,
     },
     /// No instance id was given and the host name is unknown.
-    #[error("CONSUMER_INSTANCE_ID is not set and the host name could not be read")]
+    #[error("{CONSUMER_INSTANCE_ID} is not set and the host name could not be read")]
     NoInstanceId,
-    /// The replica index is not below the replica count.
-    #[error(
-        "CONSUMER_REPLICA_INDEX (--replica-index) is {index}, but CONSUMER_REPLICAS (--replicas) is {replicas}: the index must be below the count"
-    )]
-    ReplicaIndex {
-        /// The index given.
-        index: u32,
-        /// The count given.
-        replicas: u32,
-    },
+    /// A setting is refused by the settings' check.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
 }
 
 impl Cli {
@@ -192,37 +105,16 @@ impl Cli {
 
     /// The replica index, checked against the replica count.
     pub fn replica_index(&self) -> Result<u32, CliError> {
-        if self.replica_index < self.replicas {
-            Ok(self.replica_index)
-        } else {
-            Err(CliError::ReplicaIndex {
-                index: self.replica_index,
-                replicas: self.replicas,
-            })
-        }
+        Ok(self.settings.check_replica_index()?)
     }
 
     /// The replica's id: `CONSUMER_INSTANCE_ID`, else the host name.
     pub fn instance_id(&self) -> Result<String, CliError> {
-        match self.instance_id.as_deref().map(str::trim) {
+        match self.settings.instance_id.as_deref().map(str::trim) {
             Some(id) if !id.is_empty() => Ok(id.to_owned()),
             _ => host_name().ok_or(CliError::NoInstanceId),
         }
     }
-
-    /// `host:port/database` of PostgreSQL, for messages.
-    pub fn pg_target(&self) -> String {
-        format!("{}:{}/{}", self.pg_host, self.pg_port, self.pg_database)
-    }
-}
-
-/// `--fetch-wait`: a duration from 10ms to 10s.
-fn parse_fetch_wait(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
-    if !fleet_common::config::FETCH_WAIT_RANGE.contains(&d) {
-        return Err(format!("{text} is outside 10ms..10s"));
-    }
-    Ok(d)
 }
 
 fn read_password(path: &Path) -> Result<String, CliError> {
@@ -244,6 +136,8 @@ fn host_name() -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use fleet_common::config::BatchMaxRecords;
+
     use super::*;
 
     /// The required options and `args`, parsed.

@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli, log_level: fleet_common::logging::LogLevel) -> anyhow::Result<()> {
+    cli.settings.validate().context("checking the settings")?;
     let password = cli.pg_password().context("reading the settings")?;
     if cli.check_analytics {
         return check_analytics(&cli, password).await;

@@ -50,13 +50,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if cli.request_timeout <= cli.produce_timeout {
-        anyhow::bail!(
-            "INGEST_REQUEST_TIMEOUT ({}) must exceed INGEST_PRODUCE_TIMEOUT ({}): a request waits for the broker within it",
-            humantime::format_duration(cli.request_timeout),
-            humantime::format_duration(cli.produce_timeout)
-        );
-    }
+    cli.settings.validate().context("checking the settings")?;
     let log_level = fleet_common::logging::init_reloadable(cli.verbose);
     let registry_args =
         fleet_registry::RegistryArgs::from_env().context("reading the registry settings")?;

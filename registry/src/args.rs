@@ -1,39 +1,31 @@
-//! How a service is pointed at the registry: environment variables set by `fleet`'s plan (or
-//! flags, for a service that flattens [`RegistryArgs`] into its command line).
+//! How a service is pointed at the registry: [`RegistrySettings`] (`fleet_common::settings`),
+//! the environment variables set by `fleet`'s plan, read here on their own (or as flags).
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::ops::Deref;
 
 use clap::Parser;
+use fleet_common::settings::RegistrySettings;
 
 use crate::agent::RegistryOptions;
 use crate::auth::Credentials;
 use crate::error::RegistryError;
 
-/// The registry settings of a service. Without `ZOOKEEPER_CONNECT` the service runs without
-/// a registry, on its own settings.
+/// The registry settings of a service, read on their own. Without `ZOOKEEPER_CONNECT` the
+/// service runs without a registry, on its own settings.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "registry")]
 pub struct RegistryArgs {
-    /// ZooKeeper connect string, e.g. `fleet-zookeeper:2181`.
-    #[arg(long, env = "ZOOKEEPER_CONNECT")]
-    pub zookeeper_connect: Option<String>,
-    /// The stack whose registry (`/fleet/<stack>`) this service joins.
-    #[arg(long, env = "REGISTRY_STACK", default_value = "fleet")]
-    pub registry_stack: String,
-    /// ZooKeeper session timeout: how long a crashed member stays listed.
-    #[arg(long, env = "ZOOKEEPER_SESSION_TIMEOUT", default_value = "6s", value_parser = humantime::parse_duration)]
-    pub zookeeper_session_timeout: Duration,
-    /// This member's id within its role (default: the host name).
-    #[arg(long, env = "REGISTRY_MEMBER_ID")]
-    pub registry_member_id: Option<String>,
-    /// Where this member is reached inside the stack network, e.g. `http://fleet-ingest:8080`.
-    #[arg(long, env = "REGISTRY_ADDRESS")]
-    pub registry_address: Option<String>,
-    /// A file holding the stack's ZooKeeper digest identity as `user:password` (a secret
-    /// file, e.g. `/run/secrets/zookeeper-auth`); without it the member's nodes are open.
-    #[arg(long, env = "ZOOKEEPER_AUTH_FILE")]
-    pub zookeeper_auth_file: Option<PathBuf>,
+    /// The settings the orchestrator gives every member.
+    #[command(flatten)]
+    pub settings: RegistrySettings,
+}
+
+impl Deref for RegistryArgs {
+    type Target = RegistrySettings;
+
+    fn deref(&self) -> &RegistrySettings {
+        &self.settings
+    }
 }
 
 impl RegistryArgs {
@@ -81,6 +73,8 @@ impl RegistryArgs {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use fleet_common::config::{BatchMaxRecords, Config};
+use fleet_common::settings::limits::{self, Bound, Limit};
 use serde::{Deserialize, Serialize};
 
 use crate::error::LiveConfigError;
@@ -70,14 +71,6 @@ pub const KEYS: [&str; 6] = [
     "consumer.batch_max_wait",
     "log.level",
 ];
-
-/// The report interval's bounds (the vehicle refuses others too).
-const REPORT_INTERVAL: (Duration, Duration) =
-    (Duration::from_millis(10), Duration::from_secs(3_600));
-/// The batch wait's bounds.
-const BATCH_WAIT: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(60));
-/// Largest jitter share.
-const MAX_JITTER: f64 = 0.5;
 
 impl Default for LiveConfig {
     /// The values of the shipped `config.master.toml`.
@@ -228,17 +221,13 @@ impl LiveConfig {
 
     fn check_key(&self, key: &str) -> Result<(), LiveConfigError> {
         let reason: Option<String> = match key {
+            // The same limits as the services' settings.
             "vehicles.report_interval" => {
-                let d = self.vehicles.report_interval;
-                (d < REPORT_INTERVAL.0 || d > REPORT_INTERVAL.1)
-                    .then(|| "must lie between 10ms and 1h".to_owned())
+                outside(limits::REPORT_INTERVAL, self.vehicles.report_interval)
             }
-            "vehicles.jitter" => (!(0.0..=MAX_JITTER).contains(&self.vehicles.jitter))
-                .then(|| format!("must lie in [0, {MAX_JITTER}]")),
+            "vehicles.jitter" => outside(limits::REPORT_JITTER, self.vehicles.jitter),
             "consumer.batch_max_wait" => {
-                let d = self.consumer.batch_max_wait;
-                (d < BATCH_WAIT.0 || d > BATCH_WAIT.1)
-                    .then(|| "must lie between 1ms and 60s".to_owned())
+                outside(limits::BATCH_MAX_WAIT, self.consumer.batch_max_wait)
             }
             "log.level" => tracing_subscriber::EnvFilter::builder()
                 .parse(&self.log.level)
@@ -267,6 +256,11 @@ impl LiveConfig {
 fn unknown_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     Some(rest.split('`').next()?.to_owned())
+}
+
+/// Why `value` lies outside `limit`, if it does.
+fn outside<T: Bound>(limit: Limit<T>, value: T) -> Option<String> {
+    (!limit.contains(value)).then(|| format!("must lie in {}", limit.describe()))
 }
 
 #[cfg(test)]

@@ -26,6 +26,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
+use fleet_common::settings::env::{
+    VEHICLE_BATCH_MAX, VEHICLE_INGEST_URL, VEHICLE_MAX_IN_FLIGHT, VEHICLE_OUTBOX_CAPACITY,
+};
+
 use crate::cli::Cli;
 use crate::client::Wire;
 use crate::faults::FaultRates;
@@ -40,11 +44,13 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    cli.settings.validate().context("checking the settings")?;
     let log_level = fleet_common::logging::init_reloadable(cli.verbose);
     let registry_args =
         fleet_registry::RegistryArgs::from_env().context("reading the registry settings")?;
 
-    client::events_url(&cli.ingest_url).context("checking VEHICLE_INGEST_URL")?;
+    client::events_url(&cli.ingest_url)
+        .with_context(|| format!("checking {VEHICLE_INGEST_URL}"))?;
     let settings = Settings {
         world: World::new(
             cli.seed,
@@ -67,10 +73,10 @@ async fn main() -> anyhow::Result<()> {
         } else {
             Wire::Json
         },
-        batch_max: usize::try_from(cli.batch_max).context("VEHICLE_BATCH_MAX")?,
+        batch_max: usize::try_from(cli.batch_max).context(VEHICLE_BATCH_MAX)?,
         batch_wait: cli.batch_wait,
-        max_in_flight: usize::try_from(cli.max_in_flight).context("VEHICLE_MAX_IN_FLIGHT")?,
-        outbox_capacity: usize::try_from(cli.outbox_capacity).context("VEHICLE_OUTBOX_CAPACITY")?,
+        max_in_flight: usize::try_from(cli.max_in_flight).context(VEHICLE_MAX_IN_FLIGHT)?,
+        outbox_capacity: usize::try_from(cli.outbox_capacity).context(VEHICLE_OUTBOX_CAPACITY)?,
         flush_timeout: FLUSH_TIMEOUT,
         duration: cli.duration,
     };

@@ -224,7 +224,7 @@ pub struct PostgresConfig {
 pub struct IngestConfig {
     /// Host port of the HTTP API and the events page.
     pub host_port: u16,
-    /// Largest accepted request body, bytes.
+    /// Largest accepted request body, bytes (at least 1024).
     pub max_body_bytes: usize,
     /// Most records (events) one request may carry; a body with more is refused with 413 before
     /// any record is checked. Bounds the work and the answer of one request.
@@ -296,11 +296,12 @@ pub struct ConsumerConfig {
     /// Most records written in one transaction (1 to 100,000, checked while reading).
     pub batch_max_records: BatchMaxRecords,
     /// How long a batch lingers for more records after its first one before it is written,
-    /// when no write is in flight (while one is, records gather into the next batch anyway).
+    /// when no write is in flight (while one is, records gather into the next batch anyway);
+    /// 1ms to 60s.
     #[serde(with = "humantime_serde")]
     pub batch_max_wait: Duration,
     /// Longest time the broker holds a fetch that found nothing (librdkafka's
-    /// `fetch.wait.max.ms`, 10ms to 10s; optional, default 100ms). Nisshi looks again at
+    /// `fetch.wait.max.ms`, 10ms to 10s: `settings::limits::FETCH_WAIT`; optional, default 100ms). Nisshi looks again at
     /// half of the time left, so at low load a record waits up to about half of this to be
     /// fetched. It also bounds how long Nisshi assembles records from one storage read: a read
     /// that takes longer than this returns a single record, so under a backlog a value below
@@ -334,7 +335,7 @@ pub struct CatalogueEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VehiclesConfig {
-    /// Time between two reports of one vehicle.
+    /// Time between two reports of one vehicle (10ms to 1h, `settings::limits::REPORT_INTERVAL`).
     #[serde(with = "humantime_serde")]
     pub report_interval: Duration,
     /// Each report is up to this share of `report_interval` early or late, at random
@@ -352,11 +353,12 @@ pub struct VehiclesConfig {
     pub per_container: u32,
     /// Seed of the simulation: the same seed gives the same VINs and trips.
     pub seed: u64,
-    /// Origin of the local frame, latitude in degrees.
+    /// Origin of the local frame, latitude in degrees (-85 to 85: the flat local frame breaks
+    /// near the poles).
     pub origin_lat: f64,
-    /// Origin of the local frame, longitude in degrees.
+    /// Origin of the local frame, longitude in degrees (-180 to 180).
     pub origin_lon: f64,
-    /// Vehicles stay within this distance of the origin, metres.
+    /// Vehicles stay within this distance of the origin, metres (10 to 100,000).
     pub area_radius_m: f64,
     /// How long `launch-fleet` waits for every vehicle's first acknowledged event.
     #[serde(with = "humantime_serde")]
@@ -373,10 +375,6 @@ fn default_max_records_per_request() -> usize {
 fn one() -> u32 {
     1
 }
-
-/// The values `consumer.fetch_wait` (and the consumer's `--fetch-wait`) accept.
-pub const FETCH_WAIT_RANGE: std::ops::RangeInclusive<Duration> =
-    Duration::from_millis(10)..=Duration::from_secs(10);
 
 /// The default of `consumer.fetch_wait`.
 fn default_fetch_wait() -> Duration {

@@ -149,7 +149,7 @@ pub async fn vehicles_launched(ctx: &Ctx, docker: &Docker) -> anyhow::Result<u64
     {
         let env = docker.container_env(&container.name).await?;
         launched += env
-            .get("VEHICLE_COUNT")
+            .get(fleet_common::settings::env::VEHICLE_COUNT)
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0);
     }

@@ -9,12 +9,13 @@
 //! With sqlite storage (one broker's file) the host listener is Nisshi's own proxy instead.
 
 use fleet_common::config::{BrokerStorage, Config};
+use fleet_common::settings::env::{BROKER_STORAGE, BROKER_STORAGE_PASSWORD_FILE};
+use fleet_common::settings::ports::{BROKER_PORT, POSTGRES_PORT};
 
-use super::{
-    BROKER_PORT, Builder, POSTGRES_UID, Readiness, Redacted, Secrets, Service, ServicePlan,
-    apply_upstream, readiness, secrets_volume, volume_name,
-};
-use crate::docker::SecretFile;
+use super::builder::{Builder, apply_upstream, secret_file, set_env, volume_name};
+use super::secrets::SECRETS_DIR;
+use super::{Readiness, Redacted, Secrets, Service, ServicePlan, postgres, readiness};
+use crate::docker::ContainerSpec;
 use crate::images::ImageSet;
 
 /// Where a broker finds its storage's password.
@@ -23,9 +24,13 @@ pub const BROKER_STORAGE_PASSWORD_PATH: &str = "/run/secrets/broker-storage-pass
 pub const BROKER_STORAGE_DB: &str = "nisshi";
 /// uid of the `nisshi` user of the broker image.
 const BROKER_UID: u64 = 10002;
+/// The storage of a lone broker: a sqlite file in its working directory.
+const SQLITE_STORAGE: &str = "sqlite://nisshi.db";
+/// Where a lone broker keeps its sqlite file (its volume).
+const SQLITE_DIR: &str = "/var/lib/nisshi";
 
 /// The in-network bootstrap address of the brokers (`<stack>-broker:9092`).
-pub fn bootstrap(b: &Builder<'_>) -> String {
+pub(super) fn bootstrap(b: &Builder<'_>) -> String {
     format!("{}:{BROKER_PORT}", b.host(Service::Broker))
 }
 
@@ -48,7 +53,7 @@ pub(super) fn broker_tier(
         services.push(storage(b, images, secrets));
     }
 
-    let mut broker = b.spec(Service::Broker.name(), &images.broker);
+    let mut broker = b.service_spec(Service::Broker, &images.broker);
     Builder::read_only(&mut broker);
     broker.cmd = broker_cmd(config, &format!("tcp://{}", bootstrap(b)));
     // Published on a free host port, for the readiness probe.
@@ -56,13 +61,10 @@ pub(super) fn broker_tier(
     match config.broker.storage {
         BrokerStorage::Postgres => storage_client(b, &mut broker, secrets),
         BrokerStorage::Sqlite => {
+            set_env(&mut broker, vec![(BROKER_STORAGE, SQLITE_STORAGE.into())]);
             broker
-                .env
-                .insert("BROKER_STORAGE".into(), "sqlite://nisshi.db".into());
-            broker.volumes.insert(
-                volume_name(stack, Service::Broker),
-                "/var/lib/nisshi".into(),
-            );
+                .volumes
+                .insert(volume_name(stack, Service::Broker), SQLITE_DIR.into());
         }
     }
     apply_upstream(&mut broker, upstream);
@@ -80,7 +82,7 @@ pub(super) fn broker_tier(
     };
     services.extend(b.replicate(broker, config.broker.replicas, |_, _| {}));
 
-    let mut host = b.spec(Service::BrokerHost.name(), &images.broker);
+    let mut host = b.service_spec(Service::BrokerHost, &images.broker);
     Builder::read_only(&mut host);
     let advertised = format!(
         "tcp://{}:{}",
@@ -129,73 +131,140 @@ fn broker_cmd(config: &Config, advertised: &str) -> Vec<String> {
 }
 
 /// Points a broker at the shared PostgreSQL storage, with the password as a file.
-fn storage_client(b: &Builder<'_>, spec: &mut crate::docker::ContainerSpec, secrets: &Secrets) {
-    spec.env.extend([
-        (
-            "BROKER_STORAGE".to_owned(),
-            format!(
-                "postgres://{BROKER_STORAGE_DB}@{}:5432/{BROKER_STORAGE_DB}",
-                b.host(Service::BrokerStorage)
+fn storage_client(b: &Builder<'_>, spec: &mut ContainerSpec, secrets: &Secrets) {
+    set_env(
+        spec,
+        vec![
+            (
+                BROKER_STORAGE,
+                format!(
+                    "postgres://{BROKER_STORAGE_DB}@{}:{POSTGRES_PORT}/{BROKER_STORAGE_DB}",
+                    b.host(Service::BrokerStorage)
+                ),
             ),
-        ),
-        (
-            "BROKER_STORAGE_PASSWORD_FILE".to_owned(),
-            BROKER_STORAGE_PASSWORD_PATH.to_owned(),
-        ),
-    ]);
+            (
+                BROKER_STORAGE_PASSWORD_FILE,
+                BROKER_STORAGE_PASSWORD_PATH.to_owned(),
+            ),
+        ],
+    );
     // The password file is placed before start; a read-only root accepts it only in a volume,
     // one per container (`<container>-secrets`, which `replicate` renames per replica).
     spec.volumes
-        .insert(format!("{}-secrets", spec.name), "/run/secrets".into());
-    spec.files.push(SecretFile {
-        path: BROKER_STORAGE_PASSWORD_PATH.into(),
-        uid: BROKER_UID,
-        mode: 0o400,
-        content: secrets.broker_storage_password.as_bytes().to_vec(),
-    });
+        .insert(format!("{}-secrets", spec.name), SECRETS_DIR.into());
+    spec.files.push(secret_file(
+        BROKER_STORAGE_PASSWORD_PATH,
+        BROKER_UID,
+        secrets.broker_storage_password.as_bytes(),
+    ));
 }
 
 /// The broker's own PostgreSQL server, from the postgres recipe: its own volume and password.
 fn storage(b: &Builder<'_>, images: &ImageSet, secrets: &Secrets) -> ServicePlan {
-    let stack = &b.config.stack.name;
     let service = Service::BrokerStorage;
-    let mut pg = b.spec(service.name(), &images.postgres);
-    Builder::read_only(&mut pg);
-    pg.hardening.tmpfs.push(format!(
-        "/run/postgresql:uid={POSTGRES_UID},gid={POSTGRES_UID}"
-    ));
-    // Published on a free host port, for the readiness probe.
-    b.publish(&mut pg, 5432, 0);
-    pg.volumes.insert(
-        volume_name(stack, service),
-        "/var/lib/postgresql/data".into(),
+    let password = &secrets.broker_storage_password;
+    let spec = postgres::server(
+        b,
+        images,
+        service,
+        (BROKER_STORAGE_DB, BROKER_STORAGE_DB),
+        (BROKER_STORAGE_PASSWORD_PATH, password),
+        // Published on a free host port, for the readiness probe.
+        0,
     );
-    pg.volumes
-        .insert(secrets_volume(stack, service), "/run/secrets".into());
-    pg.env.extend([
-        ("POSTGRES_USER".to_owned(), BROKER_STORAGE_DB.to_owned()),
-        ("POSTGRES_DB".to_owned(), BROKER_STORAGE_DB.to_owned()),
-        (
-            "POSTGRES_PASSWORD_FILE".to_owned(),
-            BROKER_STORAGE_PASSWORD_PATH.to_owned(),
-        ),
-    ]);
-    pg.files.push(SecretFile {
-        path: BROKER_STORAGE_PASSWORD_PATH.into(),
-        uid: POSTGRES_UID,
-        mode: 0o400,
-        content: secrets.broker_storage_password.as_bytes().to_vec(),
-    });
     ServicePlan {
         service,
-        spec: pg,
+        spec,
         depends_on: vec![],
         readiness: Readiness::PostgresStorage {
-            port: 5432,
+            port: POSTGRES_PORT,
             user: BROKER_STORAGE_DB.into(),
             database: BROKER_STORAGE_DB.into(),
-            password: Redacted(secrets.broker_storage_password.clone()),
+            password: Redacted(password.clone()),
         },
         timeout: b.config.postgres.start_timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::infra_plan;
+    use crate::plan::tests::{config, first, images, secrets};
+
+    #[test]
+    fn broker_replicas_share_one_name_and_the_storage() {
+        let mut c = config();
+        c.broker.replicas = 3;
+        let plan = infra_plan(&c, &images(), &secrets("pw"));
+        let brokers: Vec<&ServicePlan> = plan
+            .services
+            .iter()
+            .filter(|s| s.service == Service::Broker)
+            .collect();
+        assert_eq!(brokers.len(), 3);
+        for (i, b) in brokers.iter().enumerate() {
+            assert_eq!(b.spec.name, format!("fleet-broker-{i}"));
+            assert_eq!(b.spec.aliases, vec!["fleet-broker".to_owned()]);
+            let advertised = b
+                .spec
+                .cmd
+                .iter()
+                .position(|a| a == "--advertised-listener-url");
+            assert_eq!(
+                b.spec.cmd[advertised.unwrap() + 1],
+                "tcp://fleet-broker:9092",
+                "every broker advertises the shared name"
+            );
+            assert_eq!(
+                b.spec.env["BROKER_STORAGE"],
+                "postgres://nisshi@fleet-broker-storage:5432/nisshi"
+            );
+            assert!(
+                !b.spec.env.values().any(|v| v.contains("pw-broker")),
+                "the storage password is a file, never in the environment"
+            );
+            assert!(
+                b.spec
+                    .files
+                    .iter()
+                    .any(|f| f.path == BROKER_STORAGE_PASSWORD_PATH)
+            );
+            assert!(
+                b.spec
+                    .volumes
+                    .contains_key(&format!("fleet-broker-{i}-secrets")),
+                "each broker has a secrets volume of its own: {:?}",
+                b.spec.volumes
+            );
+        }
+        let host = first(&plan, Service::BrokerHost);
+        assert_eq!(host.spec.cmd[0], "broker", "the host listener is a broker");
+        assert!(host.spec.volumes.contains_key("fleet-broker-host-secrets"));
+        assert!(
+            host.spec
+                .cmd
+                .contains(&format!("tcp://127.0.0.1:{}", c.broker.host_port))
+        );
+        assert_eq!(host.depends_on, vec![Service::BrokerStorage]);
+    }
+
+    #[test]
+    fn sqlite_storage_has_one_broker_and_a_proxy_on_the_host() {
+        let mut c = config();
+        c.broker.storage = fleet_common::config::BrokerStorage::Sqlite;
+        let plan = infra_plan(&c, &images(), &secrets("pw"));
+        assert!(
+            !plan
+                .services
+                .iter()
+                .any(|s| s.service == Service::BrokerStorage)
+        );
+        let broker = first(&plan, Service::Broker);
+        assert_eq!(broker.spec.env["BROKER_STORAGE"], "sqlite://nisshi.db");
+        assert!(broker.spec.volumes.values().any(|v| v == "/var/lib/nisshi"));
+        let host = first(&plan, Service::BrokerHost);
+        assert_eq!(host.spec.cmd[0], "proxy");
+        assert_eq!(host.depends_on, vec![Service::Broker]);
     }
 }

@@ -3,31 +3,27 @@
 //! `/run/secrets` (on a volume of its own when it has none, as a read-only root needs) and
 //! `ZOOKEEPER_AUTH_FILE` pointing at it; never the identity itself in its environment.
 
-use crate::docker::{ContainerSpec, SecretFile};
+use fleet_common::settings::env::{ZOOKEEPER_AUTH_FILE, ZOOKEEPER_CONNECT};
 
-use super::{InfraPlan, RUNTIME_UID};
+use super::InfraPlan;
+use super::builder::secret_file;
+use super::secrets::{RUNTIME_UID, SECRETS_DIR};
+use crate::docker::ContainerSpec;
 
 /// Where a member finds the stack's ZooKeeper identity (`user:password`).
 pub const ZOOKEEPER_AUTH_PATH: &str = "/run/secrets/zookeeper-auth";
 
-/// Where secret files go in a container.
-const SECRETS_DIR: &str = "/run/secrets";
-
 /// Hands `credentials` (`user:password`) to `spec` if it joins the registry; the name of the
 /// volume it added for them, if it had none.
 pub fn protect_member(spec: &mut ContainerSpec, credentials: &[u8]) -> Option<String> {
-    if !spec.env.contains_key("ZOOKEEPER_CONNECT") {
+    if !spec.env.contains_key(ZOOKEEPER_CONNECT) {
         return None;
     }
     spec.env
-        .insert("ZOOKEEPER_AUTH_FILE".into(), ZOOKEEPER_AUTH_PATH.into());
+        .insert(ZOOKEEPER_AUTH_FILE.into(), ZOOKEEPER_AUTH_PATH.into());
     spec.files.retain(|f| f.path != ZOOKEEPER_AUTH_PATH);
-    spec.files.push(SecretFile {
-        path: ZOOKEEPER_AUTH_PATH.into(),
-        uid: RUNTIME_UID,
-        mode: 0o400,
-        content: credentials.to_vec(),
-    });
+    spec.files
+        .push(secret_file(ZOOKEEPER_AUTH_PATH, RUNTIME_UID, credentials));
     if spec.volumes.values().any(|target| target == SECRETS_DIR) {
         return None;
     }

@@ -8,7 +8,8 @@ use std::net::IpAddr;
 
 use fleet_common::config::Config;
 
-use super::{Builder, INGEST_PORT, InfraPlan, Service, network_name};
+use super::builder::Builder;
+use super::{INGEST_PORT, InfraPlan, Service, balancer};
 use crate::images::ImageSet;
 
 /// The services that stay on the stateful node: they hold volumes or the host's ports.
@@ -25,10 +26,7 @@ pub const PINNED: [Service; 5] = [
 /// balancer holds `ingest.host_port` even for one replica; the host listener advertises
 /// `stateful`.
 pub fn for_swarm(plan: &mut InfraPlan, config: &Config, images: &ImageSet, stateful: IpAddr) {
-    let b = Builder {
-        config,
-        network: network_name(&config.stack.name),
-    };
+    let b = Builder::new(config);
     for s in plan
         .services
         .iter_mut()
@@ -54,8 +52,7 @@ pub fn for_swarm(plan: &mut InfraPlan, config: &Config, images: &ImageSet, state
             .filter(|s| s.service == Service::Ingest)
             .cloned()
             .collect();
-        let balancer = b.balancer(images, &replicas);
-        plan.services.push(balancer);
+        plan.services.push(balancer::plan(&b, images, &replicas));
     }
     let advertised = format!(
         "tcp://{}:{}",
@@ -90,7 +87,7 @@ fn host_literal(ip: IpAddr) -> String {
 mod tests {
     use super::*;
     use crate::plan::infra_plan;
-    use crate::plan::tests::{config, images, secrets};
+    use crate::plan::tests::{config, first, images, secrets};
 
     #[test]
     fn the_front_door_and_the_host_listener_move_to_the_stateful_node() {
@@ -98,11 +95,7 @@ mod tests {
         let mut plan = infra_plan(&c, &images(), &secrets("pw"));
         let node: IpAddr = "192.0.2.10".parse().unwrap();
         for_swarm(&mut plan, &c, &images(), node);
-        let ingest = plan
-            .services
-            .iter()
-            .find(|s| s.service == Service::Ingest)
-            .unwrap();
+        let ingest = first(&plan, Service::Ingest);
         assert_eq!(ingest.spec.ports[0].host, 0, "ingest holds no fixed port");
         let balancer = plan
             .services
@@ -114,11 +107,7 @@ mod tests {
             balancer.spec.env["BALANCER_BACKENDS"],
             format!("fleet-ingest:{INGEST_PORT}")
         );
-        let host = plan
-            .services
-            .iter()
-            .find(|s| s.service == Service::BrokerHost)
-            .unwrap();
+        let host = first(&plan, Service::BrokerHost);
         assert!(
             host.spec
                 .cmd

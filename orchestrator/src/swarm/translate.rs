@@ -21,6 +21,7 @@ use bollard::models::{
     ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
     TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
+use fleet_common::settings::env;
 use sha2::{Digest, Sha256};
 
 use super::mounts;
@@ -129,15 +130,17 @@ pub fn vehicle_service(
     spec.name = crate::plan::container_name(stack, crate::plan::VEHICLE_SERVICE);
     let digits = per_container.max(1).to_string().len();
     let block = format!("{{{{.Task.Slot}}}}{}", "0".repeat(digits));
+    // Swarm templates in place of the per-container values of `VehicleSettings` and
+    // `RegistrySettings`.
     spec.env
-        .insert("VEHICLE_COUNT".into(), per_container.to_string());
-    spec.env.insert("VEHICLE_FIRST_INDEX".into(), block);
+        .insert(env::VEHICLE_COUNT.into(), per_container.to_string());
+    spec.env.insert(env::VEHICLE_FIRST_INDEX.into(), block);
     spec.env.insert(
-        "REGISTRY_MEMBER_ID".into(),
+        env::REGISTRY_MEMBER_ID.into(),
         "{{.Service.Name}}-{{.Task.Slot}}".into(),
     );
     spec.env.insert(
-        "REGISTRY_ADDRESS".into(),
+        env::REGISTRY_ADDRESS.into(),
         format!("http://{{{{.Task.Name}}}}:{}", crate::plan::VEHICLE_PORT),
     );
     let (service_spec, secrets) =
