@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use fleet_common::wire::{IngestReport, RecordResult};
 use fleet_common::{EventTime, TelemetryEvent, Vin};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -137,17 +138,24 @@ impl Api {
 /// The `results` of a report, checked to be `ok` with a partition and offset, as
 /// `(partition, offset)` in body order.
 fn ok_positions(answer: &Answer, expected: usize) -> Vec<(i32, i64)> {
-    let results = answer.body["results"].as_array().expect("results array");
-    assert_eq!(results.len(), expected, "{}", answer.body);
-    results
+    let report: IngestReport = serde_json::from_value(answer.body.clone())
+        .unwrap_or_else(|e| panic!("not a report ({e}): {}", answer.body));
+    assert_eq!(report.results.len(), expected, "{}", answer.body);
+    report
+        .results
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            assert_eq!(r["status"], "ok", "record {i}: {r}");
-            assert_eq!(r["index"], i, "record {i}: {r}");
-            let partition = r["partition"].as_i64().expect("partition") as i32;
-            let offset = r["offset"].as_i64().expect("offset");
-            assert!(partition >= 0 && offset >= 0, "{r}");
+            let &RecordResult::Ok {
+                index,
+                partition,
+                offset,
+            } = r
+            else {
+                panic!("record {i}: {r:?} is not ok");
+            };
+            assert_eq!(index, i, "record {i}: {r:?}");
+            assert!(partition >= 0 && offset >= 0, "{r:?}");
             (partition, offset)
         })
         .collect()

@@ -14,6 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use fleet_common::Vin;
+use fleet_common::wire::{IngestReport, RecordResult};
 use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -95,13 +96,17 @@ impl Answer {
     /// The one record's partition and offset, checked to be `ok`.
     fn position(&self) -> (i32, i64) {
         assert_eq!(self.status, StatusCode::OK, "{}", self.body);
-        let results = self.body["results"].as_array().expect("results array");
-        assert_eq!(results.len(), 1, "{}", self.body);
-        let r = &results[0];
-        assert_eq!(r["status"], "ok", "{r}");
-        let partition = r["partition"].as_i64().expect("partition") as i32;
-        let offset = r["offset"].as_i64().expect("offset");
-        assert!(partition >= 0 && offset >= 0, "{r}");
+        let report: IngestReport = serde_json::from_value(self.body.clone())
+            .unwrap_or_else(|e| panic!("not a report ({e}): {}", self.body));
+        assert_eq!(report.results.len(), 1, "{}", self.body);
+        let r = &report.results[0];
+        let &RecordResult::Ok {
+            partition, offset, ..
+        } = r
+        else {
+            panic!("{r:?} is not ok");
+        };
+        assert!(partition >= 0 && offset >= 0, "{r:?}");
         (partition, offset)
     }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
+use fleet_common::wire::IngestReport;
 use fleet_common::{EventTime, TelemetryEvent, Vin};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 use uuid::Uuid;
@@ -132,10 +133,10 @@ impl Shared {
             Ok(response) => {
                 let status = response.status().as_u16().to_string();
                 let accepted = match response.bytes().await {
-                    Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
-                        .ok()
-                        .and_then(|v| v["accepted"].as_u64())
-                        .unwrap_or(0),
+                    Ok(bytes) => match serde_json::from_slice::<IngestReport>(&bytes) {
+                        Ok(report) => report.accepted as u64,
+                        Err(_) => 0,
+                    },
                     Err(_) => 0,
                 };
                 (status, accepted)

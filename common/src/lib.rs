@@ -9,7 +9,8 @@
 //! - [`roles`]: the PostgreSQL roles (schema owner, least-privileged application role).
 //! - [`logging`]: the one `tracing` setup that every binary uses.
 //! - [`shutdown`]: the SIGTERM / ctrl-c signal every service stops on.
-//! - [`totals`]: the sums of a vehicle container's delivery books (`GET /stats`).
+//! - [`wire`]: every message format between two fleet programs (output topics, the answer to
+//!   `POST /events`, `GET /stats`, registry nodes), one type per format for writer and reader.
 //! - `producer` (feature `kafka`): the idempotent Kafka producer that is replaced when the
 //!   broker loses its state.
 
@@ -22,9 +23,9 @@ pub mod roles;
 pub mod schema;
 pub mod settings;
 pub mod shutdown;
-pub mod totals;
 pub mod vin;
+pub mod wire;
 
 pub use event::{EventTime, Position, Sensors, TelemetryEvent, ValidationError};
-pub use totals::Totals;
 pub use vin::Vin;
+pub use wire::Totals;

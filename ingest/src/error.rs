@@ -1,11 +1,12 @@
-//! Request-level errors and how they look on the wire: a status and `{"error": "..."}`, the
-//! message clipped to [`MAX_MESSAGE_CHARS`] (it may quote the request, e.g. a header).
+//! Request-level errors and how they look on the wire: a status and `{"error": "..."}` (the
+//! shared [`ErrorBody`]), the message clipped to [`MAX_MESSAGE_CHARS`] (it may quote the
+//! request, e.g. a header).
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use fleet_common::wire::ErrorBody;
 
 use crate::decode::DecodeError;
 use crate::encoding::EncodingError;
@@ -89,8 +90,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message = clip(&self.message, MAX_MESSAGE_CHARS);
-        let mut response = (self.status, Json(json!({ "error": message }))).into_response();
+        let body = ErrorBody {
+            error: clip(&self.message, MAX_MESSAGE_CHARS),
+        };
+        let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().extend(self.headers);
         response
     }

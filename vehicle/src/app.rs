@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::stats::{PhaseCell, StatsReport, VehicleStats};
+use crate::stats::{self, PhaseCell, StatsReport, VehicleStats};
 
 /// The counters of every vehicle of this process, by index, and the process's phase.
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ pub struct Fleet {
 impl Fleet {
     /// The counters and phase now.
     pub fn report(&self) -> StatsReport {
-        StatsReport::of(&self.vehicles, self.started_at, self.phase.get())
+        stats::report(&self.vehicles, self.started_at, self.phase.get())
     }
 }
 

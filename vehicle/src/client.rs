@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use fleet_common::wire::{EventsAnswer, RecordResult};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use reqwest::{StatusCode, Url, header};
-use serde::Deserialize;
 
 /// How long one POST may take; above ingest's produce timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -131,22 +131,6 @@ impl Body {
     }
 }
 
-/// The shape of ingest's answer this client reads; everything else is ignored.
-#[derive(Debug, Deserialize)]
-struct Report {
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    results: Vec<RecordResult>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RecordResult {
-    status: String,
-    #[serde(default)]
-    error: Option<String>,
-}
-
 /// The HTTP client of the process, shared by every vehicle.
 #[derive(Debug, Clone)]
 pub struct IngestClient {
@@ -249,21 +233,21 @@ async fn read_answer(response: reqwest::Response, count: usize) -> Outcome {
         // The answer was cut off: nothing is known, so everything goes again (same event ids).
         Err(e) => return Outcome::all_retry(count, retry_after, describe(&e)),
     };
-    let report: Option<Report> = serde_json::from_slice(&body).ok();
-    classify(status, retry_after, report, &body, count)
+    let answer = EventsAnswer::parse(&body);
+    classify(status, retry_after, answer, &body, count)
 }
 
 fn classify(
     status: StatusCode,
     retry_after: Option<Duration>,
-    report: Option<Report>,
+    answer: Option<EventsAnswer>,
     body: &[u8],
     count: usize,
 ) -> Outcome {
     let reason = || {
-        let detail = report
+        let detail = answer
             .as_ref()
-            .and_then(|r| r.error.clone())
+            .and_then(|a| a.error().map(str::to_owned))
             .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
         format!("ingest answered {status}: {detail}")
     };
@@ -281,19 +265,21 @@ fn classify(
             problem: None,
         };
     }
-    let results = report
+    let results = answer
         .as_ref()
-        .map(|r| r.results.as_slice())
+        .map(EventsAnswer::results)
         .unwrap_or_default();
     let fates: Vec<Fate> = if results.len() == count {
         // Per-record answers: "ok" is stored whatever the status; "rejected" is final; anything
-        // else ("failed") is sent again.
+        // else ("failed", "rate_limited") is sent again.
         results
             .iter()
-            .map(|r| match r.status.as_str() {
-                "ok" => Fate::Acknowledged,
-                "rejected" => Fate::Rejected(r.error.clone().unwrap_or_else(|| "rejected".into())),
-                _ => Fate::Retry,
+            .map(|r| match r {
+                RecordResult::Ok { .. } => Fate::Acknowledged,
+                RecordResult::Rejected { error, .. } => {
+                    Fate::Rejected(error.clone().unwrap_or_else(|| "rejected".into()))
+                }
+                RecordResult::RateLimited { .. } | RecordResult::Failed { .. } => Fate::Retry,
             })
             .collect()
     } else if status.is_success() {
@@ -309,8 +295,11 @@ fn classify(
         } else {
             let detail = results
                 .iter()
-                .find(|r| r.status != "ok" && r.status != "rejected")
-                .and_then(|r| r.error.clone())
+                .find_map(|r| match r {
+                    RecordResult::RateLimited { error, .. }
+                    | RecordResult::Failed { error, .. } => Some(error.clone()),
+                    RecordResult::Ok { .. } | RecordResult::Rejected { .. } => None,
+                })
                 .unwrap_or_default();
             format!("ingest answered {status} with failed records: {detail}")
         }
@@ -326,8 +315,8 @@ fn classify(
 mod tests {
     use super::*;
 
-    fn report(json: serde_json::Value) -> Option<Report> {
-        Some(serde_json::from_value(json).unwrap())
+    fn report(json: serde_json::Value) -> Option<EventsAnswer> {
+        Some(EventsAnswer::Report(serde_json::from_value(json).unwrap()))
     }
 
     fn fates(outcome: Outcome) -> Vec<Fate> {
@@ -375,9 +364,11 @@ mod tests {
         assert!(matches!(&rejected[0], Fate::Rejected(r) if r.contains("nope")));
 
         // A 503 with per-record results: the stored ones count, wherever they are.
-        let partial = serde_json::json!({"error": "broker down", "results": [
-            {"index": 0, "status": "ok"}, {"index": 1, "status": "failed", "error": "timeout"},
-            {"index": 2, "status": "ok"}
+        let partial = serde_json::json!({"error": "broker down", "accepted": 2, "rejected": 0,
+            "failed": 1, "results": [
+            {"index": 0, "status": "ok", "partition": 0, "offset": 5},
+            {"index": 1, "status": "failed", "error": "timeout"},
+            {"index": 2, "status": "ok", "partition": 1, "offset": 9}
         ]});
         assert_eq!(
             classify(

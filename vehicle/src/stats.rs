@@ -1,11 +1,13 @@
-//! Counters per vehicle, updated by its task and read by `GET /stats`.
+//! Counters per vehicle, updated by its task and read by `GET /stats` (whose body is the wire
+//! type [`StatsReport`], shared with `fleet`).
 //!
 //! For every vehicle, `generated = acknowledged + rejected + dropped + pending` once its batch
 //! in flight is answered. The process's [`Phase`] tells whether the counters can still move.
 
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 
-use serde::Serialize;
+/// The body of `GET /stats` and its parts, as `fleet` reads them.
+pub use fleet_common::wire::{Phase, StatsReport, Totals, VehicleReport};
 
 use crate::identity::Identity;
 
@@ -90,38 +92,6 @@ impl VehicleStats {
     }
 }
 
-/// One vehicle in `GET /stats`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VehicleReport {
-    /// VIN.
-    pub vin: String,
-    /// Manufacturer.
-    pub make: String,
-    /// Model.
-    pub model: String,
-    /// The vehicle's books (`generated`, `acknowledged`, ... inline in the JSON).
-    #[serde(flatten)]
-    pub books: Totals,
-    /// Highest acknowledged `seq`, `null` before the first acknowledgement and in
-    /// `--legacy-form` mode (where ingest assigns `seq`).
-    pub last_acked_seq: Option<u64>,
-}
-
-/// Sums over all vehicles (the wire format shared with `fleet`).
-pub use fleet_common::Totals;
-
-/// Where the process is in its run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// The vehicles report (until stopped, or until the run's duration is over).
-    Generating,
-    /// The duration is over: no new event, the pending ones are still being delivered.
-    Delivering,
-    /// The duration is over and every event has its fate: the counters no longer move.
-    Done,
-}
-
 /// The phase, written by the simulation task and read by `GET /stats`.
 #[derive(Debug, Default)]
 pub struct PhaseCell(AtomicU8);
@@ -142,38 +112,22 @@ impl PhaseCell {
     }
 }
 
-/// The body of `GET /stats`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StatsReport {
-    /// When the vehicles started: every event of this process has a `ts` at or after it (rows
-    /// of earlier runs with the same VINs have earlier ones).
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    /// Where the process is in its run.
-    pub phase: Phase,
-    /// Every vehicle of this process, by index.
-    pub vehicles: Vec<VehicleReport>,
-    /// Sums.
-    pub totals: Totals,
-}
-
-impl StatsReport {
-    /// The report over `vehicles`, started at `started_at`, in `phase`.
-    pub fn of(
-        vehicles: &[std::sync::Arc<VehicleStats>],
-        started_at: chrono::DateTime<chrono::Utc>,
-        phase: Phase,
-    ) -> Self {
-        let vehicles: Vec<VehicleReport> = vehicles.iter().map(|v| v.snapshot()).collect();
-        let mut totals = Totals::default();
-        for v in &vehicles {
-            totals.add(&v.books);
-        }
-        Self {
-            started_at,
-            phase,
-            vehicles,
-            totals,
-        }
+/// The report over `vehicles`, started at `started_at`, in `phase`.
+pub fn report(
+    vehicles: &[std::sync::Arc<VehicleStats>],
+    started_at: chrono::DateTime<chrono::Utc>,
+    phase: Phase,
+) -> StatsReport {
+    let vehicles: Vec<VehicleReport> = vehicles.iter().map(|v| v.snapshot()).collect();
+    let mut totals = Totals::default();
+    for v in &vehicles {
+        totals.add(&v.books);
+    }
+    StatsReport {
+        started_at: Some(started_at),
+        phase,
+        vehicles,
+        totals,
     }
 }
 

@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use fleet_common::wire::{Granularity, Sensor};
 use tokio_postgres::Client;
 
-use super::histograms::{HistogramBins, Sensor};
-use super::windows::Granularity;
+use super::histograms::HistogramBins;
 
 /// What the check compared and where the aggregates differ from `diag`.
 #[derive(Debug, Default, Clone, PartialEq)]

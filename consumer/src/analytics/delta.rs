@@ -13,9 +13,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use fleet_common::wire::{Granularity, Sensor};
 
-use super::histograms::{HistogramBins, Sensor};
-use super::windows::{self, Granularity};
+use super::histograms::HistogramBins;
+use super::windows;
 use crate::row::DiagRow;
 
 /// `ts` as PostgreSQL stores it: the driver sends whole microseconds since 2000-01-01,

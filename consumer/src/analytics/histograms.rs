@@ -1,48 +1,11 @@
-//! Sensor histograms per minute window: the sensors, their fixed-width bins (configurable as
-//! `sensor=lower:upper:width,...`), the binning rule and the SQL that applies it.
+//! Sensor histograms per minute window: each sensor's fixed-width bins (configurable as
+//! `sensor=lower:upper:width,...`), the binning rule, the SQL that applies it and the grouping
+//! of its rows into the wire type [`Histogram`].
 
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-
-/// A sensor with a histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sensor {
-    /// `temperature_c`, °C.
-    TemperatureC,
-    /// `humidity_pct`, percent.
-    HumidityPct,
-    /// `pressure_hpa`, hPa.
-    PressureHpa,
-}
-
-impl Sensor {
-    /// Every sensor, in the order of the SQL parameters.
-    pub const ALL: [Self; 3] = [Self::TemperatureC, Self::HumidityPct, Self::PressureHpa];
-
-    /// The `diag` column, also the value of `sensor_histograms.sensor`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::TemperatureC => "temperature_c",
-            Self::HumidityPct => "humidity_pct",
-            Self::PressureHpa => "pressure_hpa",
-        }
-    }
-
-    /// The sensor stored as `name`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-}
-
-impl fmt::Display for Sensor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use fleet_common::wire::{Bin, Histogram, Sensor};
 
 /// Fixed-width bins over `[lower, upper)`, plus one bin below (`bin_lower = -inf`) and one at
 /// or above (`bin_lower = upper`).
@@ -162,26 +125,6 @@ impl FromStr for HistogramBins {
     }
 }
 
-/// One bin of a histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Bin {
-    /// Lower bound; `None` for the bin below the configured range.
-    pub lower: Option<f64>,
-    /// Events in the bin.
-    pub count: i64,
-}
-
-/// The whole histogram of one sensor in one minute window after the batch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Histogram {
-    /// The sensor.
-    pub sensor: Sensor,
-    /// Start of the minute window (UTC).
-    pub window_start: DateTime<Utc>,
-    /// Bins with at least one event, lowest first.
-    pub bins: Vec<Bin>,
-}
-
 /// Groups `(sensor, window_start, bin_lower, count)` rows, ordered by sensor, window and bin,
 /// into histograms. Rows of unknown sensors are skipped.
 pub fn group_bins(
@@ -297,15 +240,6 @@ mod tests {
             assert!(err.contains(text.split(',').next().unwrap()), "{err}");
             assert!(err.contains(problem), "{text}: {err}");
         }
-    }
-
-    #[test]
-    fn sensor_names_round_trip() {
-        for s in Sensor::ALL {
-            assert_eq!(Sensor::from_name(s.as_str()), Some(s));
-            assert_eq!(s.to_string(), s.as_str());
-        }
-        assert_eq!(Sensor::from_name("wind"), None);
     }
 
     #[test]

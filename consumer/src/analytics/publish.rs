@@ -1,18 +1,19 @@
 //! Publishing a committed batch's aggregates to the output topics: per-vehicle summaries
 //! (key = VIN), window metrics (key = `granularity|window_start`) and histograms
-//! (key = `sensor|window_start`), JSON values. At-least-once after the commit; the latest value
-//! of a key is the current one. A failure is logged and counted, never waited for by the sink.
+//! (key = `sensor|window_start`), JSON values of the types in [`fleet_common::wire::topics`].
+//! At-least-once after the commit; the latest value of a key is the current one. A failure is
+//! logged and counted, never waited for by the sink.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use fleet_common::producer::ReplaceableProducer;
+use fleet_common::wire::WindowMessage;
 use rdkafka::producer::FutureRecord;
 use serde::Serialize;
 
 use super::store::Aggregates;
-use super::windows::WindowMetric;
 use crate::metrics::Metrics;
 
 /// Where and how long to publish.
@@ -39,14 +40,6 @@ pub struct Outgoing {
     pub value: String,
 }
 
-/// A window metric as published: the stored figures plus the mean speed.
-#[derive(Serialize)]
-struct WindowValue<'a> {
-    #[serde(flatten)]
-    row: &'a WindowMetric,
-    mean_speed: f64,
-}
-
 /// JSON text of a published value. Serializing these types cannot fail (no maps, non-finite
 /// floats become `null`); should it ever, the error is published instead of nothing.
 fn to_json<T: Serialize>(value: &T) -> String {
@@ -69,10 +62,7 @@ pub fn messages(aggregates: &Aggregates, settings: &PublishSettings) -> Vec<Outg
         });
     }
     for w in &aggregates.windows {
-        let value = WindowValue {
-            row: w,
-            mean_speed: w.mean_speed(),
-        };
+        let value = WindowMessage::of(*w);
         out.push(Outgoing {
             topic: settings.metrics_topic.clone(),
             key: format!("{}|{}", w.granularity.as_str(), key_time(&w.window_start)),
@@ -173,9 +163,9 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analytics::histograms::{Bin, Histogram, Sensor};
-    use crate::analytics::summary::{LastPosition, VehicleSummary};
-    use crate::analytics::windows::Granularity;
+    use fleet_common::wire::{
+        Bin, Granularity, Histogram, LastPosition, Sensor, VehicleSummary, WindowMetric,
+    };
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()

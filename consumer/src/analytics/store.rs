@@ -7,13 +7,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use fleet_common::wire::{Granularity, Histogram, VehicleSummary, WindowMetric};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement, Transaction};
 
 use super::delta::{self, Known, Probed};
-use super::histograms::{self, Histogram, HistogramBins};
-use super::summary::{self, VehicleSummary};
-use super::windows::{self, Granularity, Lateness, WindowMetric};
+use super::histograms::{self, HistogramBins};
+use super::summary;
+use super::windows::{self, Lateness};
 use crate::row::DiagRow;
 
 /// What the analytics need to know.
@@ -193,7 +194,7 @@ impl Statements {
 
         let vehicles = vehicle_rows
             .iter()
-            .map(VehicleSummary::from_row)
+            .map(summary::from_row)
             .collect::<Result<Vec<_>, _>>()?;
         let mut windows = Vec::new();
         for row in &window_rows {

@@ -1,65 +1,28 @@
 //! Per-vehicle summaries (`vehicle_summary`) and per make and model counts
-//! (`make_model_counts`): their rows and the SQL that folds a batch's new events into them.
+//! (`make_model_counts`): the SQL that folds a batch's new events into them, and the summary
+//! ([`VehicleSummary`], the wire format of `telemetry.summary`) read from its rows.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use fleet_common::wire::{LastPosition, VehicleSummary};
 
-/// Where a vehicle was at its latest event.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct LastPosition {
-    /// Metres east in the local frame.
-    pub x: f64,
-    /// Metres north in the local frame.
-    pub y: f64,
-    /// Latitude.
-    pub lat: f64,
-    /// Longitude.
-    pub lon: f64,
-}
-
-/// One row of `vehicle_summary` after the batch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VehicleSummary {
-    /// The VIN.
-    pub vin: String,
-    /// Make of its latest event.
-    pub make: String,
-    /// Model of its latest event.
-    pub model: String,
-    /// Earliest event time.
-    pub first_seen: DateTime<Utc>,
-    /// Greatest event time.
-    pub last_seen: DateTime<Utc>,
-    /// Sequence number of the event at `last_seen` (ties broken by the greater one).
-    pub last_seq: i64,
-    /// Events stored.
-    pub events: i64,
-    /// Position at the latest event.
-    pub last_position: LastPosition,
-    /// Speed at the latest event, m/s.
-    pub last_speed: f64,
-}
-
-impl VehicleSummary {
-    /// The summary from a row of [`UPSERT_VEHICLES`]'s `RETURNING` list.
-    pub(crate) fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
-        Ok(Self {
-            vin: row.try_get("vin")?,
-            make: row.try_get("make")?,
-            model: row.try_get("model")?,
-            first_seen: row.try_get("first_seen")?,
-            last_seen: row.try_get("last_seen")?,
-            last_seq: row.try_get("last_seq")?,
-            events: row.try_get("events")?,
-            last_position: LastPosition {
-                x: row.try_get("position_x")?,
-                y: row.try_get("position_y")?,
-                lat: row.try_get("lat")?,
-                lon: row.try_get("lon")?,
-            },
-            last_speed: row.try_get("speed")?,
-        })
-    }
+/// The summary (the value published to `telemetry.summary`) from a row of
+/// [`UPSERT_VEHICLES`]'s `RETURNING` list.
+pub(crate) fn from_row(row: &tokio_postgres::Row) -> Result<VehicleSummary, tokio_postgres::Error> {
+    Ok(VehicleSummary {
+        vin: row.try_get("vin")?,
+        make: row.try_get("make")?,
+        model: row.try_get("model")?,
+        first_seen: row.try_get("first_seen")?,
+        last_seen: row.try_get("last_seen")?,
+        last_seq: row.try_get("last_seq")?,
+        events: row.try_get("events")?,
+        last_position: LastPosition {
+            x: row.try_get("position_x")?,
+            y: row.try_get("position_y")?,
+            lat: row.try_get("lat")?,
+            lon: row.try_get("lon")?,
+        },
+        last_speed: row.try_get("speed")?,
+    })
 }
 
 /// Folds the new events of each vehicle (`$1..$12`: one element per VIN, see
@@ -139,29 +102,5 @@ mod tests {
                 "{column}"
             );
         }
-    }
-
-    #[test]
-    fn summary_serializes_with_nested_position() {
-        let s = VehicleSummary {
-            vin: "1M8GDM9AXKP042788".into(),
-            make: "Volvo".into(),
-            model: "XC40".into(),
-            first_seen: "2026-11-21T10:00:00Z".parse().unwrap(),
-            last_seen: "2026-11-21T10:00:05Z".parse().unwrap(),
-            last_seq: 5,
-            events: 6,
-            last_position: LastPosition {
-                x: 1.0,
-                y: 2.0,
-                lat: 59.3,
-                lon: 18.0,
-            },
-            last_speed: 12.5,
-        };
-        let v = serde_json::to_value(&s).unwrap();
-        assert_eq!(v["last_position"]["lat"], 59.3);
-        assert_eq!(v["events"], 6);
-        assert_eq!(v["last_seen"], "2026-11-21T10:00:05Z");
     }
 }

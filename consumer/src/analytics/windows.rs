@@ -1,52 +1,11 @@
-//! Per-second and per-minute windows by event time (UTC): the window arithmetic, the allowed
-//! lateness, the rows of `window_metrics` and the SQL that maintains them.
+//! Per-second and per-minute windows by event time (UTC): the allowed lateness and the SQL
+//! that maintains `window_metrics` (whose rows are the wire type
+//! [`fleet_common::wire::WindowMetric`]).
 
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
-use serde::Serialize;
-
-/// Width of a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Granularity {
-    /// One second.
-    Second,
-    /// One minute.
-    Minute,
-}
-
-impl Granularity {
-    /// Both, in the order the tables list them.
-    pub const ALL: [Self; 2] = [Self::Second, Self::Minute];
-
-    /// The name stored in `window_metrics.granularity`, as `date_trunc` spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Second => "second",
-            Self::Minute => "minute",
-        }
-    }
-
-    /// The granularity stored as `name`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.as_str() == name)
-    }
-
-    fn width(self) -> TimeDelta {
-        match self {
-            Self::Second => TimeDelta::seconds(1),
-            Self::Minute => TimeDelta::minutes(1),
-        }
-    }
-
-    /// Start of the window holding `ts`, like PostgreSQL's `date_trunc(name, ts, 'UTC')`.
-    pub fn window_start(self, ts: DateTime<Utc>) -> DateTime<Utc> {
-        // Truncation towards the past also before 1970; `duration_trunc` only fails for
-        // times beyond chrono's range, which event times never are.
-        ts.duration_trunc(self.width()).unwrap_or(ts)
-    }
-}
+use chrono::{DateTime, TimeDelta, Utc};
+use fleet_common::wire::Granularity;
 
 /// How late an event may be and still count in its windows: events older than the greatest
 /// stored event time (the watermark) by more than this are stored in `diag` and the other
@@ -61,32 +20,6 @@ impl Lateness {
         TimeDelta::from_std(self.0)
             .ok()
             .and_then(|d| watermark.checked_sub_signed(d))
-    }
-}
-
-/// One row of `window_metrics` after the batch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WindowMetric {
-    /// `second` or `minute`.
-    pub granularity: Granularity,
-    /// Start of the window (UTC).
-    pub window_start: DateTime<Utc>,
-    /// Events counted in the window.
-    pub events: i64,
-    /// Distinct vehicles among them.
-    pub vehicles: i64,
-    /// Sum of their speeds, m/s.
-    pub speed_sum: f64,
-}
-
-impl WindowMetric {
-    /// Mean speed of the window's events, m/s; 0 without events.
-    pub fn mean_speed(&self) -> f64 {
-        if self.events == 0 {
-            0.0
-        } else {
-            self.speed_sum / self.events as f64
-        }
     }
 }
 
@@ -174,26 +107,6 @@ mod tests {
     }
 
     #[test]
-    fn windows_truncate_towards_the_past() {
-        let ts = t("2026-11-21T10:17:42.987654Z");
-        assert_eq!(
-            Granularity::Second.window_start(ts),
-            t("2026-11-21T10:17:42Z")
-        );
-        assert_eq!(
-            Granularity::Minute.window_start(ts),
-            t("2026-11-21T10:17:00Z")
-        );
-        let before_epoch = t("1969-12-31T23:59:59.5Z");
-        assert_eq!(
-            Granularity::Second.window_start(before_epoch),
-            t("1969-12-31T23:59:59Z")
-        );
-        let on_boundary = t("2026-11-21T10:18:00Z");
-        assert_eq!(Granularity::Minute.window_start(on_boundary), on_boundary);
-    }
-
-    #[test]
     fn names_match_date_trunc_and_the_sql() {
         for g in Granularity::ALL {
             assert_eq!(Granularity::from_name(g.as_str()), Some(g));
@@ -241,20 +154,5 @@ mod tests {
             t("1970-01-01T00:00:00Z"),
             t("2026-11-21T10:00:00Z")
         ));
-    }
-
-    #[test]
-    fn mean_speed_of_an_empty_window_is_zero() {
-        let mut w = WindowMetric {
-            granularity: Granularity::Second,
-            window_start: t("2026-11-21T10:00:00Z"),
-            events: 0,
-            vehicles: 0,
-            speed_sum: 0.0,
-        };
-        assert_eq!(w.mean_speed(), 0.0);
-        w.events = 4;
-        w.speed_sum = 10.0;
-        assert_eq!(w.mean_speed(), 2.5);
     }
 }

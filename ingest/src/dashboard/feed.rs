@@ -17,7 +17,8 @@ use tokio::sync::broadcast;
 
 use super::messages::Incoming;
 use super::positions::{Positions, recent_positions};
-use super::state::{Figures, FleetState, VehicleRow};
+use super::row::VehicleRow;
+use super::state::{Figures, FleetState};
 use super::table::{TablePage, TableQuery, table_page};
 use crate::topic_counts::TopicFigures;
 

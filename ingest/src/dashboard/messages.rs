@@ -1,9 +1,8 @@
 //! The consumer's output messages as the dashboard reads them: the JSON values of
-//! `telemetry.summary`, `telemetry.metrics` and `telemetry.histograms` (written by the
-//! consumer's `analytics::publish`). Fields the dashboard does not use are ignored.
+//! `telemetry.summary`, `telemetry.metrics` and `telemetry.histograms`, decoded into the types
+//! of [`fleet_common::wire::topics`] that the consumer's `analytics::publish` writes.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use fleet_common::wire::{Histogram, VehicleSummary, WindowMessage};
 
 /// Which output topic a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,91 +15,15 @@ pub enum Source {
     Histograms,
 }
 
-/// Where a vehicle was at its latest event.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
-pub struct LastPosition {
-    /// Metres east of the area's origin.
-    pub x: f64,
-    /// Metres north of the area's origin.
-    pub y: f64,
-}
-
-/// A vehicle's summary after a committed batch; also its row in the dashboard's table.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-pub struct SummaryMessage {
-    /// The VIN.
-    pub vin: String,
-    /// Make of its latest event.
-    pub make: String,
-    /// Model of its latest event.
-    pub model: String,
-    /// Earliest event time.
-    pub first_seen: DateTime<Utc>,
-    /// Greatest event time.
-    pub last_seen: DateTime<Utc>,
-    /// Events stored for it.
-    pub events: i64,
-    /// Position at the latest event.
-    pub last_position: LastPosition,
-    /// Speed at the latest event, m/s.
-    pub last_speed: f64,
-}
-
-/// Width of a metrics window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Granularity {
-    /// One second.
-    Second,
-    /// One minute.
-    Minute,
-}
-
-/// A window's figures after a committed batch.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct WindowMessage {
-    /// Its width.
-    pub granularity: Granularity,
-    /// Its start (event time, UTC).
-    pub window_start: DateTime<Utc>,
-    /// Events counted in it.
-    pub events: i64,
-    /// Distinct vehicles among them.
-    pub vehicles: i64,
-    /// Their mean speed, m/s (`null` when not finite).
-    #[serde(default)]
-    pub mean_speed: Option<f64>,
-}
-
-/// One bin of a histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
-pub struct Bin {
-    /// Lower bound; `None` for the bin below the configured range.
-    pub lower: Option<f64>,
-    /// Events in the bin.
-    pub count: i64,
-}
-
-/// A sensor's whole histogram of one minute window after a committed batch.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct HistogramMessage {
-    /// The sensor (`temperature_c`, `humidity_pct`, `pressure_hpa`).
-    pub sensor: String,
-    /// Start of the minute window.
-    pub window_start: DateTime<Utc>,
-    /// Bins with at least one event, lowest first.
-    pub bins: Vec<Bin>,
-}
-
 /// A decoded output message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
     /// From `telemetry.summary`.
-    Summary(SummaryMessage),
+    Summary(VehicleSummary),
     /// From `telemetry.metrics`.
     Window(WindowMessage),
     /// From `telemetry.histograms`.
-    Histogram(HistogramMessage),
+    Histogram(Histogram),
 }
 
 impl Incoming {
@@ -116,6 +39,8 @@ impl Incoming {
 
 #[cfg(test)]
 mod tests {
+    use fleet_common::wire::{Bin, Granularity};
+
     use super::*;
 
     #[test]
@@ -137,7 +62,7 @@ mod tests {
             panic!("not a window");
         };
         assert_eq!(
-            (w.granularity, w.events, w.mean_speed),
+            (w.metric.granularity, w.metric.events, w.mean_speed),
             (Granularity::Second, 4, Some(2.5))
         );
 

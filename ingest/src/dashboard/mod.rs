@@ -1,7 +1,8 @@
 //! The live fleet dashboard of `GET /events`: the consumer's output topics read into an
 //! in-memory fleet state, sent once per second over Server-Sent Events as what the page shows.
 //!
-//! - [`messages`]: the output topics' JSON.
+//! - [`messages`]: the output topics' JSON, decoded into the shared wire types.
+//! - [`row`]: a vehicle as the page shows it.
 //! - [`state`]: the fleet state and its figures.
 //! - [`table`]: the page of the vehicle table a stream asks for.
 //! - [`positions`]: the vehicles the map draws.
@@ -10,9 +11,12 @@
 //! - [`ticker`]: the once-per-second update.
 
 pub mod feed;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod messages;
 pub mod positions;
 pub mod reader;
+pub mod row;
 pub mod state;
 pub mod table;
 pub mod ticker;

@@ -67,7 +67,7 @@ pub fn metres(value: f64) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dashboard::state::tests::summary;
+    use crate::dashboard::fixtures::summary;
 
     #[test]
     fn the_newest_vehicles_are_drawn_grouped_by_make() {

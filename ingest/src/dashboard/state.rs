@@ -11,11 +11,11 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use fleet_common::wire::{Bin, Granularity, Histogram, VehicleSummary, WindowMessage};
 use serde::Serialize;
 
-use super::messages::{
-    Bin, Granularity, HistogramMessage, Incoming, SummaryMessage, WindowMessage,
-};
+use super::messages::Incoming;
+use super::row::VehicleRow;
 
 /// Positions kept per vehicle for its trail on the map.
 pub const TRAIL_LEN: usize = 30;
@@ -29,9 +29,6 @@ pub const HISTOGRAM_WINDOWS_KEPT: usize = 10;
 pub const MAX_LISTED: usize = 100;
 /// A vehicle counts as online when its latest event is at most this old.
 pub const ONLINE_WITHIN: TimeDelta = TimeDelta::seconds(10);
-
-/// One row of the vehicle table, also the vehicle's dot on the map: its latest summary.
-pub type VehicleRow = SummaryMessage;
 
 /// A vehicle and its recent positions, oldest first.
 #[derive(Debug, Clone)]
@@ -134,7 +131,8 @@ impl FleetState {
         }
     }
 
-    fn apply_summary(&mut self, row: SummaryMessage) {
+    fn apply_summary(&mut self, summary: VehicleSummary) {
+        let row = VehicleRow::from(summary);
         let vin = row.vin.clone();
         let point = [row.last_position.x, row.last_position.y];
         match self.vehicles.get_mut(&vin) {
@@ -170,7 +168,8 @@ impl FleetState {
         self.vehicles.values().map(|t| (&t.row, &t.trail))
     }
 
-    fn apply_window(&mut self, w: &WindowMessage) {
+    fn apply_window(&mut self, message: &WindowMessage) {
+        let w = &message.metric;
         let (windows, kept) = match w.granularity {
             Granularity::Second => (&mut self.seconds, SECONDS_KEPT),
             Granularity::Minute => (&mut self.minutes, MINUTES_KEPT),
@@ -181,7 +180,7 @@ impl FleetState {
                 window_start: w.window_start,
                 events: w.events,
                 vehicles: w.vehicles,
-                mean_speed: w.mean_speed,
+                mean_speed: message.mean_speed,
             },
         );
         while windows.len() > kept {
@@ -189,8 +188,11 @@ impl FleetState {
         }
     }
 
-    fn apply_histogram(&mut self, h: HistogramMessage) {
-        let windows = self.histograms.entry(h.sensor).or_default();
+    fn apply_histogram(&mut self, h: Histogram) {
+        let windows = self
+            .histograms
+            .entry(h.sensor.as_str().to_owned())
+            .or_default();
         windows.insert(h.window_start, h.bins);
         while windows.len() > HISTOGRAM_WINDOWS_KEPT {
             windows.pop_first();
@@ -322,4 +324,4 @@ fn push_trail(trail: &mut VecDeque<[f64; 2]>, point: [f64; 2]) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -8,7 +8,8 @@ use std::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 
 use super::positions::metres;
-use super::state::{FleetState, VehicleRow, first_sorted};
+use super::row::VehicleRow;
+use super::state::{FleetState, first_sorted};
 
 /// Rows of a page unless the query says otherwise.
 pub const DEFAULT_PAGE_SIZE: usize = 25;
@@ -209,7 +210,7 @@ pub fn table_page(state: &FleetState, query: &TableQuery) -> TablePage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dashboard::state::tests::summary;
+    use crate::dashboard::fixtures::summary;
 
     fn vins(page: &TablePage) -> Vec<&str> {
         page.rows.iter().map(|r| r.vehicle.vin.as_str()).collect()

@@ -11,8 +11,10 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::app::{AppState, app};
-use crate::dashboard::messages::{Bin, Granularity, HistogramMessage, Incoming, WindowMessage};
-use crate::dashboard::state::tests::summary;
+use fleet_common::wire::{Bin, Granularity, Histogram, Sensor};
+
+use crate::dashboard::fixtures::{summary, window};
+use crate::dashboard::messages::Incoming;
 use crate::dashboard::{Dashboard, DashboardLimits, MapArea};
 use crate::test_support::{FakeBroker, Mode, settings};
 
@@ -86,23 +88,14 @@ fn dashboard() -> Arc<Dashboard> {
         DashboardLimits::default(),
         7,
     ));
-    let window = |granularity, mean_speed| {
-        Incoming::Window(WindowMessage {
-            granularity,
-            window_start: now(),
-            events: 4,
-            vehicles: 2,
-            mean_speed,
-        })
-    };
     dashboard.apply(
         [
             summary("1M8GDM9AXKP042788", "Volvo", "XC40", 3, 2),
             summary("1M8GDM9AXKP042789", "Ford", "Transit", 5, 9),
-            window(Granularity::Second, Some(2.5)),
-            window(Granularity::Minute, None),
-            Incoming::Histogram(HistogramMessage {
-                sensor: "temperature_c".into(),
+            window(Granularity::Second, now(), 4, 2, Some(2.5)),
+            window(Granularity::Minute, now(), 4, 2, None),
+            Incoming::Histogram(Histogram {
+                sensor: Sensor::TemperatureC,
                 window_start: now(),
                 bins: vec![
                     Bin {

@@ -13,6 +13,8 @@
 //! the first [`DESCRIBED_REJECTIONS`] rejected records, each clipped. Inflating and decoding the
 //! body runs off the async workers ([`crate::offload`]).
 //!
+//! The answer is [`IngestReport`], the wire type the vehicles and `fleet verify` read too.
+//!
 //! With bearer tokens on (`INGEST_TOKENS_FILE`), a request without a valid token is 401 before
 //! anything else is looked at, and one whose valid records are not all of the token's vehicle is
 //! 403 as a whole: nothing of it is produced.
@@ -36,8 +38,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::Utc;
 use fleet_common::Vin;
+use fleet_common::wire::{IngestReport, RecordResult};
 use futures::future::BoxFuture;
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::app::AppState;
@@ -60,73 +62,6 @@ pub const DESCRIBED_REJECTIONS: usize = 20;
 /// Longest reason given for one record, characters (a reason may quote the record, e.g. an
 /// unknown field's name).
 pub const MAX_RECORD_ERROR_CHARS: usize = 300;
-
-/// The fate of one record, in body order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum RecordResult {
-    /// The broker acknowledged it.
-    Ok {
-        /// Position in the body, from 0.
-        index: usize,
-        /// Partition it was written to.
-        partition: i32,
-        /// Its offset there.
-        offset: i64,
-    },
-    /// Invalid; never produced. Sending it again will not help.
-    Rejected {
-        /// Position in the body, from 0.
-        index: usize,
-        /// The field and the rule it breaks; given for the first [`DESCRIBED_REJECTIONS`]
-        /// rejected records of a request only.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-    },
-    /// Valid, but its vehicle is over the per-vehicle rate; never produced. Sending it
-    /// again after `retry_after` seconds will help.
-    RateLimited {
-        /// Position in the body, from 0.
-        index: usize,
-        /// Always 429, the HTTP status this record alone would get.
-        code: u16,
-        /// Why.
-        error: String,
-        /// Seconds until the vehicle may send again.
-        retry_after: u64,
-    },
-    /// Valid, but the broker did not acknowledge it in time. Sending it again may help.
-    Failed {
-        /// Position in the body, from 0.
-        index: usize,
-        /// What the broker side reported.
-        error: String,
-    },
-}
-
-/// The response body of `POST /events`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IngestReport {
-    /// Why the request as a whole did not succeed (422, 429, 503); absent on 200.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Records acknowledged by the broker.
-    pub accepted: usize,
-    /// Records refused as invalid.
-    pub rejected: usize,
-    /// Valid records refused because their vehicle is over its rate.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub rate_limited: usize,
-    /// Valid records the broker did not acknowledge (only on 503).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub failed: usize,
-    /// One entry per record, in body order.
-    pub results: Vec<RecordResult>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
 
 /// The handler. With tokens on, [`crate::routes::guard::vehicle_token`] checked the token before
 /// the body was read and hands over the vehicle.

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use fleet_common::wire::{Phase, StatsReport};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use serde::Deserialize;
 
 use super::Ctx;
 use crate::docker::{ContainerInfo, Docker};
@@ -34,35 +34,6 @@ pub struct FleetOptions {
 
 /// Sums of a container's (or a fleet's) counters, as in the vehicle's `GET /stats`.
 pub use fleet_common::Totals;
-
-/// Where a vehicle container is in its run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Reporting (a vehicle without `phase` in its answer reports until stopped).
-    #[default]
-    Generating,
-    /// Its duration is over; pending events are being delivered.
-    Delivering,
-    /// Its duration is over and every event has its fate: the books are final.
-    Done,
-}
-
-/// One vehicle container's `GET /stats`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Books {
-    /// When its vehicles started: their events have a `ts` at or after it (absent from older
-    /// vehicles).
-    #[serde(default)]
-    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Where the container is in its run.
-    #[serde(default)]
-    pub phase: Phase,
-    /// Every vehicle's counters.
-    pub vehicles: Vec<crate::probes::VehicleStats>,
-    /// Their sums.
-    pub totals: Totals,
-}
 
 /// Runs the command with vehicles posting the current JSON format until stopped.
 pub async fn run(ctx: &Ctx, num_vehicles: u32, per_container: Option<u32>) -> anyhow::Result<()> {
@@ -259,7 +230,7 @@ pub async fn read_books(
     ctx: &Ctx,
     docker: &Docker,
     names: &[String],
-) -> Vec<(String, anyhow::Result<Books>)> {
+) -> Vec<(String, anyhow::Result<StatsReport>)> {
     let host = ctx.host();
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -302,7 +273,10 @@ pub async fn read_books(
 }
 
 /// `GET /stats` of the vehicle container (or task) whose stats port is at `addr`.
-pub async fn fetch_books(client: &reqwest::Client, addr: SocketAddr) -> anyhow::Result<Books> {
+pub async fn fetch_books(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+) -> anyhow::Result<StatsReport> {
     let url = format!("http://{addr}/stats");
     client
         .get(&url)
@@ -341,7 +315,7 @@ pub async fn fleet_totals(ctx: &Ctx) -> anyhow::Result<(Totals, bool)> {
 }
 
 /// The books of every running vehicle container (every running vehicle task on a swarm).
-pub async fn all_books(ctx: &Ctx) -> anyhow::Result<Vec<(String, anyhow::Result<Books>)>> {
+pub async fn all_books(ctx: &Ctx) -> anyhow::Result<Vec<(String, anyhow::Result<StatsReport>)>> {
     if ctx.swarm().is_some() {
         let cluster = super::on_swarm::cluster(ctx, false).await?;
         return super::swarm_view::vehicle_books(&cluster, ctx.stack()).await;
@@ -361,7 +335,8 @@ async fn wait_acknowledged(ctx: &Ctx, docker: &Docker, names: &[String]) -> anyh
         for (name, books) in read_books(ctx, docker, &pending).await {
             match books {
                 Ok(b)
-                    if !b.vehicles.is_empty() && b.vehicles.iter().all(|v| v.acknowledged > 0) => {}
+                    if !b.vehicles.is_empty()
+                        && b.vehicles.iter().all(|v| v.books.acknowledged > 0) => {}
                 Ok(_) => still.push(name),
                 Err(e) => {
                     last_error = format!("{name}: {e:#}");
@@ -432,7 +407,7 @@ mod tests {
             "model":"XC40","generated":3,"acknowledged":3,"retried":1,"dropped":0,"rejected":0,
             "pending":0,"last_acked_seq":2}],"totals":{"generated":3,"acknowledged":3,
             "retried":1,"dropped":0,"rejected":0,"pending":0}}"#;
-        let books: Books = serde_json::from_str(body).unwrap();
+        let books: StatsReport = serde_json::from_str(body).unwrap();
         assert_eq!(books.phase, Phase::Done);
         assert_eq!(
             books.started_at.unwrap().to_rfc3339(),
@@ -444,7 +419,7 @@ mod tests {
             r#""started_at":"2026-11-21T18:00:00.5Z","phase":"done","#,
             "",
         );
-        let books: Books = serde_json::from_str(&old).unwrap();
+        let books: StatsReport = serde_json::from_str(&old).unwrap();
         assert_eq!(
             books.phase,
             Phase::Generating,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use fleet_common::wire::MemberInfo;
 use serde::Serialize;
 
 use super::Ctx;
@@ -14,10 +15,10 @@ use crate::plan::VEHICLE_SERVICE;
 pub struct LiveMember {
     /// Its id (the container name).
     pub id: String,
-    /// Its in-network address.
-    pub address: String,
-    /// What it runs (VINs of a vehicle container).
-    pub runs: Vec<String>,
+    /// What its node holds: its in-network address and what it runs (VINs of a vehicle
+    /// container), inline in the JSON.
+    #[serde(flatten)]
+    pub info: MemberInfo,
 }
 
 /// One role: live members and running containers.
@@ -45,15 +46,6 @@ pub struct RegistryView {
 }
 
 impl RegistryView {
-    /// Whether members and containers agree (and the registry answered).
-    pub fn consistent(&self) -> bool {
-        self.error.is_none()
-            && self
-                .roles
-                .iter()
-                .all(|r| r.not_registered.is_empty() && r.not_running.is_empty())
-    }
-
     /// The differences, one line each.
     pub fn differences(&self) -> Vec<String> {
         let mut lines: Vec<String> = self.error.iter().cloned().collect();
@@ -111,8 +103,7 @@ pub async fn view(ctx: &Ctx, containers: &[ContainerInfo]) -> RegistryView {
                 .into_iter()
                 .map(|m| LiveMember {
                     id: m.id,
-                    address: m.info.address,
-                    runs: m.info.runs,
+                    info: m.info,
                 })
                 .collect();
             RoleView {

@@ -5,10 +5,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use fleet_common::wire::{Phase, StatsReport};
 use futures::future::join_all;
 
 use super::Ctx;
-use super::launch_fleet::{self, FleetOptions, Phase};
+use super::launch_fleet::{self, FleetOptions};
 use crate::engine::interrupt::Signals;
 use crate::engine::{Action, Interrupted};
 use crate::images::{self, Resolved};
@@ -322,7 +323,7 @@ pub async fn launch_fleet(
         ctx,
         &cluster,
         containers,
-        |b| b.vehicles.iter().all(|v| v.acknowledged > 0),
+        |b| b.vehicles.iter().all(|v| v.books.acknowledged > 0),
         ctx.config.vehicles.start_timeout,
     )
     .await
@@ -356,7 +357,7 @@ async fn wait_books(
     ctx: &Ctx,
     cluster: &Cluster,
     containers: u32,
-    done: impl Fn(&launch_fleet::Books) -> bool,
+    done: impl Fn(&StatsReport) -> bool,
     limit: Duration,
 ) -> anyhow::Result<launch_fleet::Totals> {
     let started = Instant::now();

@@ -333,7 +333,7 @@ pub async fn run(ctx: &Ctx, json: bool) -> anyhow::Result<bool> {
 fn print_registry(registry: &super::members::RegistryView) {
     println!("registry (live members in ZooKeeper / containers running):");
     for r in &registry.roles {
-        let runs: usize = r.live.iter().map(|m| m.runs.len()).sum();
+        let runs: usize = r.live.iter().map(|m| m.info.runs.len()).sum();
         let runs = if r.role == fleet_registry::ROLE_VEHICLE {
             format!(", {runs} vehicle(s)")
         } else {

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bollard::query_parameters::{ListNodesOptionsBuilder, LogsOptionsBuilder};
+use fleet_common::wire::StatsReport;
 use futures::StreamExt;
 use serde::Serialize;
 
 use super::Ctx;
-use super::launch_fleet::Books;
 use super::status::ServiceStatus;
 use crate::plan::{self, VEHICLE_PORT, VEHICLE_SERVICE};
 use crate::swarm::tasks::stack_tasks;
@@ -162,7 +162,7 @@ pub async fn services(
 pub async fn vehicle_books(
     cluster: &Cluster,
     stack: &str,
-) -> anyhow::Result<Vec<(String, anyhow::Result<Books>)>> {
+) -> anyhow::Result<Vec<(String, anyhow::Result<StatsReport>)>> {
     let tasks = stack_tasks(cluster, stack, Some(VEHICLE_SERVICE)).await?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

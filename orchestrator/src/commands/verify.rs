@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use fleet_common::wire::{IngestReport, RecordResult, VehicleReport};
 use fleet_common::{EventTime, TelemetryEvent, Vin};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use serde::Deserialize;
 use uuid::Uuid;
 
 use super::Ctx;
@@ -30,18 +30,6 @@ struct Check {
     name: String,
     passed: bool,
     detail: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct IngestAnswer {
-    results: Vec<IngestResult>,
-}
-
-#[derive(Debug, Deserialize)]
-struct IngestResult {
-    status: String,
-    partition: Option<i32>,
-    offset: Option<i64>,
 }
 
 /// A probe that ingest acknowledged.
@@ -112,13 +100,11 @@ pub async fn run(ctx: &Ctx, probes: u32, timeout: Duration) -> anyhow::Result<bo
         let response = http.post(&url).json(&event).send().await;
         match response {
             Ok(r) if r.status().is_success() => {
-                let answer: IngestAnswer = r.json().await.context("read ingest's answer")?;
+                let answer: IngestReport = r.json().await.context("read ingest's answer")?;
                 match answer.results.first() {
-                    Some(IngestResult {
-                        status,
-                        partition: Some(partition),
-                        offset: Some(offset),
-                    }) if status == "ok" => sent.push(Sent {
+                    Some(RecordResult::Ok {
+                        partition, offset, ..
+                    }) => sent.push(Sent {
                         event_id: event.event_id,
                         sent_at,
                         partition: *partition,
@@ -257,15 +243,17 @@ struct Expected {
 impl Expected {
     /// From `(vehicle, its process's start)` pairs.
     fn of<'a>(
-        vehicles: impl IntoIterator<Item = (&'a crate::probes::VehicleStats, Option<DateTime<Utc>>)>,
+        vehicles: impl IntoIterator<Item = (&'a VehicleReport, Option<DateTime<Utc>>)>,
     ) -> Self {
         let mut expected = Self::default();
-        for (v, since) in vehicles.into_iter().filter(|(v, _)| v.acknowledged > 0) {
+        let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for (v, since) in vehicles
+            .into_iter()
+            .filter(|(v, _)| v.books.acknowledged > 0)
+        {
             expected.vins.push(v.vin.clone());
-            expected.last_seqs.push(v.last_acked_seq);
-            expected
-                .acknowledged
-                .push(i64::try_from(v.acknowledged).unwrap_or(i64::MAX));
+            expected.last_seqs.push(v.last_acked_seq.map(to_i64));
+            expected.acknowledged.push(to_i64(v.books.acknowledged));
             expected.since.push(since);
         }
         expected
@@ -443,11 +431,18 @@ fn report(checks: &[Check]) -> bool {
 mod tests {
     use super::*;
 
-    fn vehicle(vin: &str, acknowledged: u64, last: Option<i64>) -> crate::probes::VehicleStats {
-        serde_json::from_value(serde_json::json!({
-            "vin": vin, "acknowledged": acknowledged, "last_acked_seq": last
-        }))
-        .unwrap()
+    fn vehicle(vin: &str, acknowledged: u64, last: Option<u64>) -> VehicleReport {
+        VehicleReport {
+            vin: vin.into(),
+            make: "Volvo".into(),
+            model: "XC40".into(),
+            books: fleet_common::Totals {
+                generated: acknowledged,
+                acknowledged,
+                ..Default::default()
+            },
+            last_acked_seq: last,
+        }
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! Protocol-level readiness probes, independent of any image: ZooKeeper four-letter words, a
-//! Kafka metadata request, a PostgreSQL query, an HTTP GET; and a vehicle container's `/stats`. Plus the one-time setup that follows
-//! readiness (topics, schema).
+//! Kafka metadata request, a PostgreSQL query, an HTTP GET. Plus the one-time setup that
+//! follows readiness (topics, schema).
 
 mod http;
 mod kafka;
 mod postgres;
-mod vehicle;
 mod zookeeper;
 
 pub use http::http_ok;
@@ -13,7 +12,6 @@ pub use kafka::{create_topics, kafka_metadata, partition_ranges, partition_water
 pub use postgres::{
     Logins as PostgresLogins, connect as postgres_connect, set_up as set_up_postgres,
 };
-pub use vehicle::VehicleStats;
 pub use zookeeper::zookeeper_ruok;
 
 /// A probe that did not pass (yet): what it saw.

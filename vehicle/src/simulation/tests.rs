@@ -13,8 +13,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use fleet_common::wire::{ErrorBody, IngestReport, RecordResult};
 use fleet_common::{TelemetryEvent, Vin};
-use serde_json::json;
 use tokio::sync::watch;
 
 use super::{Settings, Simulation};
@@ -49,7 +49,12 @@ async fn fake_ingest(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: By
     if headers[header::CONTENT_TYPE] == "application/x-www-form-urlencoded" {
         let fields = form_urlencoded::parse(&body).into_owned().collect();
         fake.forms.lock().unwrap().push(fields);
-        return (StatusCode::OK, Json(json!({"accepted": 1}))).into_response();
+        let report = report(vec![RecordResult::Ok {
+            index: 0,
+            partition: 0,
+            offset: 0,
+        }]);
+        return (StatusCode::OK, Json(report)).into_response();
     }
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     let batch: Vec<TelemetryEvent> = serde_json::from_slice(&body).unwrap();
@@ -60,7 +65,9 @@ async fn fake_ingest(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: By
             .push((StatusCode::SERVICE_UNAVAILABLE, batch));
         let mut response = (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": "broker down"})),
+            Json(ErrorBody {
+                error: "broker down".into(),
+            }),
         )
             .into_response();
         response
@@ -73,19 +80,42 @@ async fn fake_ingest(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: By
         .enumerate()
         .map(|(index, e)| {
             if fake.reject_every > 0 && e.seq % fake.reject_every == 0 {
-                json!({"index": index, "status": "rejected", "error": "field `speed`: test"})
+                RecordResult::Rejected {
+                    index,
+                    error: Some("field `speed`: test".into()),
+                }
             } else if fake.fail_record_every > 0
                 && e.seq % fake.fail_record_every == 0
                 && fake.failed_once.lock().unwrap().insert(e.event_id)
             {
-                json!({"index": index, "status": "failed", "error": "timeout"})
+                RecordResult::Failed {
+                    index,
+                    error: "timeout".into(),
+                }
             } else {
-                json!({"index": index, "status": "ok", "partition": 0, "offset": 0})
+                RecordResult::Ok {
+                    index,
+                    partition: 0,
+                    offset: 0,
+                }
             }
         })
         .collect();
     fake.seen.lock().unwrap().push((StatusCode::OK, batch));
-    Json(json!({"results": results})).into_response()
+    Json(report(results)).into_response()
+}
+
+/// Ingest's report of `results`, with their counts.
+fn report(results: Vec<RecordResult>) -> IngestReport {
+    let count = |pick: fn(&RecordResult) -> bool| results.iter().filter(|r| pick(r)).count();
+    IngestReport {
+        error: None,
+        accepted: count(|r| matches!(r, RecordResult::Ok { .. })),
+        rejected: count(|r| matches!(r, RecordResult::Rejected { .. })),
+        rate_limited: 0,
+        failed: count(|r| matches!(r, RecordResult::Failed { .. })),
+        results,
+    }
 }
 
 /// A fake ingest on a local port; returns its base URL.
@@ -377,6 +407,7 @@ async fn after_the_duration_everything_is_delivered_and_the_books_stay_readable(
     assert!(!task.is_finished(), "the process keeps serving its books");
     assert_eq!(stats.report(), done, "no event after the duration");
 
+    let started_at = done.started_at.expect("the books show the start");
     let t = &done.totals;
     assert_eq!(t.acknowledged, t.generated, "{t:?}");
     assert_eq!((t.pending, t.dropped, t.rejected), (0, 0, 0));
@@ -399,10 +430,7 @@ async fn after_the_duration_everything_is_delivered_and_the_books_stay_readable(
             t.acknowledged
         );
         assert!(
-            delivered
-                .values()
-                .flatten()
-                .all(|e| e.ts.0 >= done.started_at),
+            delivered.values().flatten().all(|e| e.ts.0 >= started_at),
             "every event is stamped at or after the start the books show"
         );
     }

@@ -1,10 +1,9 @@
 //! Tests of the live feed: frames, per-stream messages, the message cap.
 
 use super::*;
-use crate::dashboard::messages::{
-    Bin, Granularity, HistogramMessage, LastPosition, SummaryMessage, WindowMessage,
-};
-use crate::dashboard::state::tests::summary;
+use fleet_common::wire::{Bin, Granularity, Histogram, LastPosition, Sensor, VehicleSummary};
+
+use crate::dashboard::fixtures::{summary, window};
 use crate::dashboard::table::{MAX_PAGE_SIZE, Order, SortKey};
 
 /// The SSE cap the issue asks for, also the default.
@@ -115,16 +114,19 @@ fn fleet(n: u32) -> Vec<Incoming> {
         .map(|i| {
             let angle = f64::from(i) * 0.618;
             let r = 1999.0 * f64::from(i % 1000) / 1000.0;
-            Incoming::Summary(SummaryMessage {
+            Incoming::Summary(VehicleSummary {
                 vin: format!("1FLT{i:013}"),
                 make: format!("Make number {:03}", i % 150),
                 model: format!("Model number {:03}", i % 300),
                 first_seen: now() - TimeDelta::seconds(3_000),
                 last_seen: now() - TimeDelta::milliseconds(i64::from(i % 600_000) * 17),
+                last_seq: i64::from(i),
                 events: i64::from(i) + 1,
                 last_position: LastPosition {
                     x: r * angle.cos() + 0.123_456_789,
                     y: r * angle.sin() - 0.987_654_321,
+                    lat: 59.3,
+                    lon: 18.0,
                 },
                 last_speed: 13.888_888_888_9,
             })
@@ -137,18 +139,18 @@ fn windows_and_histograms() -> Vec<Incoming> {
     let mut out = Vec::new();
     for s in 0..200 {
         for granularity in [Granularity::Second, Granularity::Minute] {
-            out.push(Incoming::Window(WindowMessage {
+            out.push(window(
                 granularity,
-                window_start: now() - TimeDelta::seconds(s),
-                events: 29_876,
-                vehicles: 29_876,
-                mean_speed: Some(13.888_888_888_9),
-            }));
+                now() - TimeDelta::seconds(s),
+                29_876,
+                29_876,
+                Some(13.888_888_888_9),
+            ));
         }
     }
-    for sensor in ["temperature_c", "humidity_pct", "pressure_hpa"] {
-        out.push(Incoming::Histogram(HistogramMessage {
-            sensor: sensor.into(),
+    for sensor in Sensor::ALL {
+        out.push(Incoming::Histogram(Histogram {
+            sensor,
             window_start: now(),
             bins: (0..100)
                 .map(|b| Bin {

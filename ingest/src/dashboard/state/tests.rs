@@ -1,27 +1,12 @@
-//! Tests of the fleet state, and the summaries other tests of the dashboard build from.
+//! Tests of the fleet state.
+
+use fleet_common::wire::Sensor;
 
 use super::*;
-use crate::dashboard::messages::LastPosition;
+use crate::dashboard::fixtures::{summary, window};
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
-}
-
-/// A summary of `vin` with `events` events, last seen `sec` s after 10:00:00.
-pub(crate) fn summary(vin: &str, make: &str, model: &str, events: i64, sec: u32) -> Incoming {
-    Incoming::Summary(SummaryMessage {
-        vin: vin.into(),
-        make: make.into(),
-        model: model.into(),
-        first_seen: t("2026-11-21T10:00:00Z"),
-        last_seen: t("2026-11-21T10:00:00Z") + TimeDelta::seconds(sec.into()),
-        events,
-        last_position: LastPosition {
-            x: f64::from(sec),
-            y: -f64::from(sec),
-        },
-        last_speed: 3.0,
-    })
 }
 
 #[test]
@@ -122,32 +107,26 @@ fn windows_and_histograms_keep_the_newest() {
     let mut state = FleetState::default();
     let start = t("2026-11-21T10:00:00Z");
     for s in 0..(SECONDS_KEPT as i64 + 10) {
-        state.apply(Incoming::Window(WindowMessage {
-            granularity: Granularity::Second,
-            window_start: start + TimeDelta::seconds(s),
-            events: s,
-            vehicles: 1,
-            mean_speed: Some(1.0),
-        }));
+        state.apply(window(
+            Granularity::Second,
+            start + TimeDelta::seconds(s),
+            s,
+            1,
+            Some(1.0),
+        ));
     }
     // A later update of a window replaces it.
-    state.apply(Incoming::Window(WindowMessage {
-        granularity: Granularity::Second,
-        window_start: start + TimeDelta::seconds(SECONDS_KEPT as i64 + 9),
-        events: 1000,
-        vehicles: 2,
-        mean_speed: None,
-    }));
-    state.apply(Incoming::Window(WindowMessage {
-        granularity: Granularity::Minute,
-        window_start: start,
-        events: 5,
-        vehicles: 1,
-        mean_speed: None,
-    }));
+    state.apply(window(
+        Granularity::Second,
+        start + TimeDelta::seconds(SECONDS_KEPT as i64 + 9),
+        1000,
+        2,
+        None,
+    ));
+    state.apply(window(Granularity::Minute, start, 5, 1, None));
     for m in 0..3 {
-        state.apply(Incoming::Histogram(HistogramMessage {
-            sensor: "temperature_c".into(),
+        state.apply(Incoming::Histogram(Histogram {
+            sensor: Sensor::TemperatureC,
             window_start: start + TimeDelta::minutes(m),
             bins: vec![Bin {
                 lower: Some(20.0),
