@@ -1,12 +1,13 @@
 //! The fleet across several Docker hosts: three extra Docker daemons on this machine, one per
 //! network namespace (`tests/support/swarm_nodes.sh`), become a swarm that `fleet launch-infra`
-//! forms, reaching the second node over TCP+TLS with client certificates (as a remote host) and
-//! the others through their sockets; fleet copies the images into them, the stateful services stay on the first node and
-//! the vehicles spread over the others. A first launch that fails in its last wave leaves
-//! nothing behind; a relaunch that changes a service and fails puts it back. `fleet verify` passes after launching, scaling up and
-//! down and draining a node; after teardown nothing labelled with the stack is left on any
-//! daemon, and the main engine's swarm state is what it was. The daemons, namespaces, cgroup
-//! folders and roots go away when the test ends, also when it fails.
+//! forms. fleet reaches the second node over TCP+TLS with client certificates and the third over
+//! SSH, as it would remote hosts, and the first through its socket. It copies the images into
+//! them; the stateful services stay on the first node and the vehicles spread over the others.
+//! A first launch that fails in its last wave leaves nothing behind; a relaunch that changes a
+//! service and fails puts it back. `fleet verify` passes after launching, scaling up and down
+//! and draining a node; after teardown nothing labelled with the stack is left on any daemon,
+//! and the main engine's swarm state is what it was. The daemons, namespaces, cgroup folders and
+//! roots go away when the test ends, also when it fails.
 
 mod support;
 
@@ -23,9 +24,9 @@ struct Nodes {
     root: PathBuf,
     /// (name, address, socket) per node.
     nodes: Vec<(String, String, String)>,
-    /// The client's TLS files (ca.pem, cert.pem, key.pem) of the node that serves TCP+TLS, by
-    /// node index.
-    tls: Vec<Option<String>>,
+    /// How fleet reaches each node, by node index: `-` (its socket), `tls:DIR` (TCP+TLS with the
+    /// client's ca.pem, cert.pem and key.pem in DIR) or `ssh:KEY` (SSH as root with KEY).
+    remote: Vec<String>,
 }
 
 fn harness() -> PathBuf {
@@ -51,10 +52,7 @@ impl Nodes {
                 .iter()
                 .map(|f| (f[0].clone(), f[1].clone(), f[2].clone()))
                 .collect(),
-            tls: lines
-                .iter()
-                .map(|f| (f[3] != "-").then(|| f[3].clone()))
-                .collect(),
+            remote: lines.iter().map(|f| f[3].clone()).collect(),
         };
         assert!(
             output.status.success() && nodes.nodes.len() == count,
@@ -95,11 +93,15 @@ impl Nodes {
                 } else {
                     ("worker", "{ fleet-tier = \"load\" }")
                 };
-                let engine = match &self.tls[i] {
-                    Some(dir) => format!(
+                let remote = &self.remote[i];
+                let engine = if let Some(dir) = remote.strip_prefix("tls:") {
+                    format!(
                         "{{ url = \"tcp://{address}:2376\", tls_ca = \"{dir}/ca.pem\", tls_cert = \"{dir}/cert.pem\", tls_key = \"{dir}/key.pem\" }}"
-                    ),
-                    None => format!("{{ url = \"unix://{socket}\" }}"),
+                    )
+                } else if let Some(key) = remote.strip_prefix("ssh:") {
+                    format!("{{ url = \"ssh://root@{address}\", ssh_key = \"{key}\" }}")
+                } else {
+                    format!("{{ url = \"unix://{socket}\" }}")
                 };
                 format!(
                     "{{ name = \"{name}\", address = \"{address}\", role = \"{role}\", engine = {engine}, labels = {labels} }}"
@@ -212,11 +214,14 @@ async fn rows(stack: &TestStack, address: &str) -> i64 {
 async fn the_fleet_runs_across_three_swarm_nodes() {
     let main_before = main_engine_swarm_state();
     let nodes = Nodes::up(NODES);
-    assert!(
-        nodes.tls.iter().flatten().count() == 1,
-        "one node served over TCP+TLS: {:?}",
-        nodes.tls
-    );
+    for kind in ["tls:", "ssh:"] {
+        assert_eq!(
+            nodes.remote.iter().filter(|r| r.starts_with(kind)).count(),
+            1,
+            "one node reached by {kind} {:?}",
+            nodes.remote
+        );
+    }
     let swarm = nodes.swarm_toml();
     let stack = TestStack::new(
         "swarm",
@@ -286,12 +291,14 @@ async fn the_fleet_runs_across_three_swarm_nodes() {
         per_node.iter().filter(|(_, n)| *n > 0).count() >= 2,
         "vehicles on at least two nodes: {per_node:?}"
     );
-    // Including the node fleet reaches over TCP+TLS: its images came that way.
-    let tls_node = &nodes.nodes[nodes.tls.iter().position(Option::is_some).unwrap()].0;
-    assert!(
-        per_node.iter().any(|(name, n)| name == tls_node && *n > 0),
-        "vehicles on the TCP+TLS node {tls_node}: {per_node:?}"
-    );
+    // Including the nodes fleet reaches over TCP+TLS and over SSH: their images came that way.
+    for (i, remote) in nodes.remote.iter().enumerate().filter(|(_, r)| *r != "-") {
+        let name = &nodes.nodes[i].0;
+        assert!(
+            per_node.iter().any(|(n, count)| n == name && *count > 0),
+            "vehicles on {name}, reached by {remote}: {per_node:?}"
+        );
+    }
     verify(&stack).await;
 
     // Scaled up and down: the vehicle service's replicas, verified each time.

@@ -4,13 +4,17 @@
 # root, socket, pidfile and cgroup parent, and its own network namespace, so that the swarm's
 # gossip port (7946) and VXLAN devices do not collide.
 #
-#   swarm_nodes.sh up ROOT N     N daemons; prints one line per node: NAME ADDRESS SOCKET TLS
+#   swarm_nodes.sh up ROOT N     N daemons; prints one line per node: NAME ADDRESS SOCKET REMOTE
 #   swarm_nodes.sh down ROOT     stops them and removes everything `up` made (also after a crash)
 #
 # Node 2 also listens on tcp://ADDRESS:2376 with TLS, client certificates required (a CA, a
-# server certificate for its address and a client certificate made here with openssl); TLS is
-# the folder holding the client's ca.pem, cert.pem and key.pem, or `-` for the other nodes. So
-# fleet reaches one node over TCP+TLS, as it would a remote host.
+# server certificate for its address and a client certificate made here with openssl); its
+# REMOTE is `tls:DIR`, the folder holding the client's ca.pem, cert.pem and key.pem. Node 3 runs
+# an sshd in its namespace on ADDRESS:22 that lets one generated key in as root and connects
+# it to that node's daemon (`docker system dial-stdio`, whatever command was asked); its REMOTE
+# is `ssh:KEY`, the private key. The other nodes' REMOTE is `-`. So fleet reaches one node over
+# TCP+TLS and one over SSH, as it would remote hosts. `down` also removes the node's entry
+# from root's known_hosts, which ssh adds on the first connection.
 #
 # Layout: a hub namespace holds bridge `br0`; node i (namespace `fswN<i>`) reaches it through a
 # veth with 192.168.213.<10+i>/24; the host joins the bridge with 192.168.213.1/24 so that fleet can
@@ -65,6 +69,11 @@ down() {
         sleep 0.1
     done
     ip link del fswHost 2>/dev/null || true
+    # ssh's first connection to node 3 recorded its (generated) host key.
+    if [ -f /root/.ssh/known_hosts ]; then
+        ssh-keygen -q -R "$(node_addr 3)" -f /root/.ssh/known_hosts >/dev/null 2>&1 || true
+        rm -f /root/.ssh/known_hosts.old
+    fi
     # The cgroup folders the daemons made (deepest first).
     for c in "${controllers[@]}" systemd; do
         base=/sys/fs/cgroup/$c
@@ -141,6 +150,24 @@ make_tls() {
     )
 }
 
+# An sshd for node folder $1 on address $2, in namespace $3, that connects every login to the
+# daemon at socket $4; the client's key is $1/ssh/client_key.
+start_sshd() {
+    local dir=$1 addr=$2 ns=$3 socket=$4 docker
+    docker=$(command -v docker)
+    mkdir -p "$dir/ssh" /run/sshd
+    ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh/host_key"
+    ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh/client_key"
+    cp "$dir/ssh/client_key.pub" "$dir/ssh/authorized_keys"
+    chmod 600 "$dir/ssh/authorized_keys"
+    printf '%s\n' "ListenAddress $addr" "Port 22" "HostKey $dir/ssh/host_key" \
+        "PidFile $dir/ssh/sshd.pid" "AuthorizedKeysFile $dir/ssh/authorized_keys" \
+        "PermitRootLogin prohibit-password" "PasswordAuthentication no" \
+        "KbdInteractiveAuthentication no" "UsePAM no" "StrictModes no" \
+        "ForceCommand $docker -H unix://$socket system dial-stdio" >"$dir/ssh/sshd_config"
+    ip netns exec "$ns" /usr/sbin/sshd -f "$dir/ssh/sshd_config" -E "$dir/ssh/sshd.log"
+}
+
 up() {
     local n=${1:?N missing}
     down
@@ -187,9 +214,13 @@ up() {
             tail -n 30 "$dir/dockerd.log" >&2 || true
             exit 1
         fi
-        local tls=-
-        [ -d "$dir/tls/client" ] && tls=$dir/tls/client
-        echo "$name $(node_addr "$i") $dir/docker.sock $tls"
+        local remote=-
+        [ -d "$dir/tls/client" ] && remote=tls:$dir/tls/client
+        if [ "$i" = 3 ]; then
+            start_sshd "$dir" "$(node_addr "$i")" "$name" "$dir/docker.sock"
+            remote=ssh:$dir/ssh/client_key
+        fi
+        echo "$name $(node_addr "$i") $dir/docker.sock $remote"
     done
 }
 
