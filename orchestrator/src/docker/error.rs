@@ -65,7 +65,7 @@ pub(super) fn api(
 }
 
 /// Whether the engine answered 404.
-pub(super) fn is_not_found(e: &bollard::errors::Error) -> bool {
+pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
         bollard::errors::Error::DockerResponseServerError {

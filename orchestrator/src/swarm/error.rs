@@ -79,13 +79,5 @@ pub(crate) fn api(
     move |source| SwarmError::Api { op, target, source }
 }
 
-/// Whether bollard's error is the engine's 404.
-pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
-}
+/// Whether bollard's error is the engine's 404: the same test as the engine backend's.
+pub(crate) use crate::docker::is_not_found;
