@@ -3,7 +3,8 @@
 //! forms. fleet reaches the second node over TCP+TLS with client certificates and the third over
 //! SSH, as it would remote hosts, and the first through its socket. It copies the images into
 //! them; the stateful services stay on the first node and the vehicles spread over the others.
-//! A first launch that fails in its last wave leaves nothing behind. `fleet verify` passes after launching, scaling up and down
+//! A first launch that fails in its last wave leaves nothing behind; a relaunch that changes a
+//! service and fails puts it back. `fleet verify` passes after launching, scaling up and down
 //! and draining a node; after teardown nothing labelled with the stack is left on any daemon,
 //! and the main engine's swarm state is what it was. The daemons, namespaces, cgroup folders and
 //! roots go away when the test ends, also when it fails.
@@ -185,9 +186,13 @@ async fn verify(stack: &TestStack) {
 
 /// Runs `launch-infra` with a consumer that cannot be ready in 1 ms; asserts that it fails and
 /// returns its stderr.
-async fn failing_launch(stack: &TestStack) -> String {
+/// `launch-infra` with a 1 ms consumer timeout and `extra` settings; it must fail.
+async fn failing_launch(stack: &TestStack, extra: &[(&str, &str)]) -> String {
     let mut env = stack.env.clone();
     env.insert("FLEET_CONSUMER__START_TIMEOUT".into(), "1ms".into());
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
     let output = support::fleet(&env, &["launch-infra"]).await;
     assert!(
         !output.status.success(),
@@ -236,7 +241,7 @@ async fn the_fleet_runs_across_three_swarm_nodes() {
 
     // A first launch that fails in its last wave (the consumer cannot be ready within 1 ms)
     // puts back everything it made: no service, secret, network or volume of the stack is left.
-    let stderr = failing_launch(&stack).await;
+    let stderr = failing_launch(&stack, &[]).await;
     assert!(stderr.contains("rollback"), "{stderr}");
     assert_nothing_labelled(&nodes, &stack.name);
 
@@ -255,6 +260,31 @@ async fn the_fleet_runs_across_three_swarm_nodes() {
     // A second launch keeps every service and copies no image.
     let again = stack.fleet_ok(&["launch-infra"]).await;
     assert!(again.contains("is ready on the swarm"), "{again}");
+
+    // A relaunch that changes the consumer and then fails puts the consumer service back to
+    // its previous spec (Swarm's rollback) and leaves the others as they were. The new task
+    // cannot be ready within 1 ms, while the old one still runs: the wait must tell them apart.
+    let consumer = format!("{}-consumer", stack.name);
+    let hash = || {
+        nodes.docker(
+            0,
+            &[
+                "service",
+                "inspect",
+                "--format",
+                "{{index .Spec.Labels \"io.fleet.config-hash\"}}",
+                &consumer,
+            ],
+        )
+    };
+    let hash_before = hash();
+    let stderr = failing_launch(&stack, &[("FLEET_CONSUMER__BATCH_MAX_RECORDS", "1234")]).await;
+    assert!(
+        stderr.contains("put 1 service(s) back to their previous spec"),
+        "{stderr}"
+    );
+    assert_eq!(hash(), hash_before, "the consumer's spec is the one before");
+    stack.wait_all_ready(Duration::from_secs(120)).await;
 
     // Vehicles land on at least two nodes, and every event arrives.
     launch_fleet(&stack, 4).await;

@@ -257,7 +257,7 @@ pub async fn wait_ready(
                 let current: Vec<&TaskView> = tasks
                     .iter()
                     .filter(|t| t.service_name == s.name && t.is_current())
-                    .filter(|t| t.config_hash == s.config_hash())
+                    .filter(|t| t.task_hash == s.task_hash())
                     .collect();
                 let running: Vec<&&TaskView> = current.iter().filter(|t| t.is_running()).collect();
                 if running.len() as u64 >= s.replicas {

@@ -10,8 +10,8 @@ use bollard::query_parameters::{ListServicesOptionsBuilder, ListTasksOptionsBuil
 
 use super::cluster::Cluster;
 use super::error::{SwarmError, api};
-use super::translate::LABEL_PER_SLOT;
-use crate::docker::{ContainerInfo, LABEL_CONFIG_HASH, LABEL_SERVICE, stack_filter};
+use super::translate::{LABEL_PER_SLOT, LABEL_TASK_HASH};
+use crate::docker::{ContainerInfo, LABEL_SERVICE, stack_filter};
 
 /// One task of a stack service.
 #[derive(Debug, Clone)]
@@ -37,8 +37,8 @@ pub struct TaskView {
     pub ports: HashMap<u16, u16>,
     /// The swarm's message or error for the task.
     pub message: String,
-    /// The service's config hash.
-    pub config_hash: String,
+    /// The `io.fleet.task-hash` of the spec the task was started from.
+    pub task_hash: String,
 }
 
 impl TaskView {
@@ -58,7 +58,7 @@ impl TaskView {
             id: String::new(),
             name: self.instance.clone(),
             service: self.service.clone(),
-            config_hash: self.config_hash.clone(),
+            config_hash: self.task_hash.clone(),
             state: self.state.clone(),
             ports: self.ports.clone(),
         }
@@ -149,6 +149,13 @@ fn view(cluster: &Cluster, service: &Service, name: &str, task: &Task) -> TaskVi
             .filter(|m| !m.is_empty())
             .collect::<Vec<_>>()
             .join(": "),
-        config_hash: labels.get(LABEL_CONFIG_HASH).cloned().unwrap_or_default(),
+        task_hash: task
+            .spec
+            .as_ref()
+            .and_then(|s| s.container_spec.as_ref())
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(LABEL_TASK_HASH))
+            .cloned()
+            .unwrap_or_default(),
     }
 }

@@ -32,6 +32,11 @@ use crate::plan::{InfraPlan, PINNED, Readiness, Service};
 /// Label on a service whose tasks are known by their slot (`<service>-<slot>`).
 pub const LABEL_PER_SLOT: &str = "io.fleet.per-slot";
 
+/// Label on a service's task containers: the hash of the task template and its secrets. A task
+/// carries the value of the spec it was started from, so after an update the tasks of the new
+/// spec can be told from the old ones still running; a change of replica count alone keeps it.
+pub const LABEL_TASK_HASH: &str = "io.fleet.task-hash";
+
 /// Where tasks may run.
 #[derive(Debug, Clone)]
 pub struct Placement {
@@ -82,6 +87,18 @@ impl SwarmService {
             .labels
             .as_ref()
             .and_then(|l| l.get(LABEL_CONFIG_HASH))
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    /// The `io.fleet.task-hash` label its tasks carry.
+    pub fn task_hash(&self) -> &str {
+        self.spec
+            .task_template
+            .as_ref()
+            .and_then(|t| t.container_spec.as_ref())
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(LABEL_TASK_HASH))
             .map(String::as_str)
             .unwrap_or("")
     }
@@ -253,20 +270,32 @@ fn service_spec(
         }),
         ..Default::default()
     };
-    let hash = {
-        let mut hasher = Sha256::new();
-        // Maps (labels) serialize in any order: hash a form with sorted keys.
-        let value = serde_json::to_value(&spec).expect("a service spec serializes");
-        hasher.update(canonical(&value).as_bytes());
-        for s in &secrets {
-            hasher.update(s.name.as_bytes());
-        }
-        hex_digest(&hasher.finalize()[..8])
-    };
+    let task_hash = spec_hash(&spec.task_template, &secrets);
+    if let Some(labels) = spec
+        .task_template
+        .as_mut()
+        .and_then(|t| t.container_spec.as_mut())
+        .and_then(|c| c.labels.as_mut())
+    {
+        labels.insert(LABEL_TASK_HASH.to_owned(), task_hash);
+    }
+    let hash = spec_hash(&spec, &secrets);
     spec.labels
         .get_or_insert_with(HashMap::new)
         .insert(LABEL_CONFIG_HASH.to_owned(), hash);
     (spec, secrets)
+}
+
+/// A short hash of `value` and the names of `secrets` (a secret's name holds its content's hash).
+fn spec_hash(value: &impl serde::Serialize, secrets: &[SecretData]) -> String {
+    let mut hasher = Sha256::new();
+    // Maps (labels) serialize in any order: hash a form with sorted keys.
+    let value = serde_json::to_value(value).expect("a service spec serializes");
+    hasher.update(canonical(&value).as_bytes());
+    for s in secrets {
+        hasher.update(s.name.as_bytes());
+    }
+    hex_digest(&hasher.finalize()[..8])
 }
 
 /// `value` as JSON text with every object's keys in sorted order.
@@ -432,6 +461,35 @@ mod tests {
                 .to_owned()
         };
         assert_ne!(pg(&a), pg(&changed), "a new password is a new secret");
+    }
+
+    #[test]
+    fn the_task_hash_follows_the_task_template_and_not_the_replica_count() {
+        let c = config();
+        let mut specs = fleet_plan(&c, &images().runtime, 6, 3, false, None);
+        protect_member(&mut specs[0], b"fleet:zk");
+        let two = vehicle_service(&specs[0], "fleet", 2, 3, &placement());
+        let five = vehicle_service(&specs[0], "fleet", 5, 3, &placement());
+        assert!(!two.task_hash().is_empty());
+        assert_ne!(
+            two.config_hash(),
+            five.config_hash(),
+            "scaling updates the service"
+        );
+        assert_eq!(two.task_hash(), five.task_hash(), "scaling keeps its tasks");
+        let mut changed = specs[0].clone();
+        changed
+            .env
+            .insert("VEHICLE_EXTRA".to_owned(), "1".to_owned());
+        let other = vehicle_service(&changed, "fleet", 2, 3, &placement());
+        assert_ne!(
+            two.task_hash(),
+            other.task_hash(),
+            "new tasks for a new template"
+        );
+        for s in services() {
+            assert!(!s.task_hash().is_empty(), "{}", s.name);
+        }
     }
 
     #[test]
