@@ -56,7 +56,7 @@ pub enum DockerError {
 }
 
 /// Maps bollard's error of `op` on `target` to [`DockerError::Api`].
-pub(super) fn api(
+pub(crate) fn api(
     op: &'static str,
     target: &str,
 ) -> impl FnOnce(bollard::errors::Error) -> DockerError {

@@ -16,6 +16,6 @@ mod volumes;
 pub use client::Docker;
 pub use containers::ContainerInfo;
 pub use error::DockerError;
-pub(crate) use error::is_not_found;
+pub(crate) use error::{api, is_not_found};
 pub use labels::{LABEL_CONFIG_HASH, LABEL_SERVICE, LABEL_STACK, stack_filter};
 pub use spec::{ContainerSpec, Hardening, PortMap, SecretFile, hex as hex_digest};

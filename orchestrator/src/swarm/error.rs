@@ -15,17 +15,10 @@ pub enum SwarmError {
         #[source]
         source: DockerError,
     },
-    /// An API call failed.
-    #[error("{op} {target}: {source}")]
-    Api {
-        /// The operation, e.g. "create service".
-        op: &'static str,
-        /// The node, service, secret, network or image.
-        target: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
-    },
+    /// An API call failed: the engine backend's error, naming the operation (e.g. "create
+    /// service") and its node, service, secret, network or image.
+    #[error(transparent)]
+    Api(#[from] DockerError),
     /// A node's engine is in a swarm other than the one of the first node.
     #[error(
         "swarm node {node} is in another swarm ({cluster}); make it leave (`docker swarm leave` on it) or remove it from target.swarm.nodes"
@@ -70,13 +63,13 @@ pub enum SwarmError {
     },
 }
 
-/// Maps a bollard error of `op` on `target`.
+/// Maps a bollard error of `op` on `target` (the engine backend's mapping).
 pub(crate) fn api(
     op: &'static str,
     target: impl Into<String>,
 ) -> impl FnOnce(bollard::errors::Error) -> SwarmError {
     let target = target.into();
-    move |source| SwarmError::Api { op, target, source }
+    move |source| crate::docker::api(op, &target)(source).into()
 }
 
 /// Whether bollard's error is the engine's 404: the same test as the engine backend's.
