@@ -13,8 +13,9 @@
 //!
 //! then, in the same run, the raw limits on the same servers: a tuned rdkafka producer into the
 //! same topic (its records are valid events and are stored too), and one binary COPY into a
-//! scratch copy of `diag`; and the ratios to them. `docker stats` samples every container during
-//! each phase, so that the saturated resource can be named. At the end the rows added to `diag`
+//! scratch copy of `diag`; and the ratios to them. The engines' container statistics (what
+//! `docker stats` shows) sample every container during each phase, so that the saturated
+//! resource can be named. At the end the rows added to `diag`
 //! are checked against the records added to the topic: every record became a row.
 //!
 //! Prints a Markdown block for `results/end_to_end.md`.
@@ -69,7 +70,7 @@ struct Cli {
     /// Rows of the raw binary COPY.
     #[arg(long, default_value_t = 500_000)]
     copy_rows: u64,
-    /// Time between two `docker stats` samples.
+    /// Time between two samples of the containers' statistics.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     sample_every: Duration,
     /// Longest wait for the consumer to store a backlog between runs.
@@ -304,7 +305,12 @@ async fn main() -> anyhow::Result<()> {
         "e2e-bench: stack {} ({}), Kafka {} topic {}; waiting for the consumer to be caught up",
         bench.stack, bench.url, bench.bootstrap, bench.topic
     );
-    let sampler = Sampler::start(bench.stack.clone(), bench.cli.sample_every, "idle");
+    let sampler = Sampler::start(
+        stats::stack_engines(&ctx).await?,
+        bench.stack.clone(),
+        bench.cli.sample_every,
+        "idle",
+    );
     bench.drain().await?;
     let rows_before = stack::diag_rows(&bench.pg).await?;
     let records_before = bench.ends().await?;
@@ -431,7 +437,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "CPU per container (% of one core, mean / max of `docker stats` every {}):",
+        "CPU per container (% of one core, mean / max of the engines' container statistics every {}):",
         humantime::format_duration(cli.sample_every)
     );
     println!();

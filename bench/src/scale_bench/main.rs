@@ -7,7 +7,8 @@
 //!    (the consumer's drain), timing it;
 //! 3. `fleet verify --timeout T`: every acknowledged event stored, no seq gap per VIN, probes;
 //!
-//! while `docker stats` samples every container of the stack every few seconds. Prints a
+//! while the engines' statistics of every container of the stack are sampled every few seconds
+//! (on every node of a swarm, with a sum per node). Prints a
 //! Markdown results block: the books, rows stored, drain time, CPU and memory per container
 //! (mean and max) during the run and the drain, the verify output. Exit status 1 when the rows
 //! did not all arrive or verify failed.
@@ -45,7 +46,7 @@ struct Cli {
     /// How long the vehicles report.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// Time between two `docker stats` samples.
+    /// Time between two samples of the containers' statistics.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     sample_every: Duration,
     /// Longest wait for the consumer to store every acknowledged event.
@@ -178,7 +179,12 @@ async fn main() -> anyhow::Result<()> {
     ];
 
     // Samples before the first event (cargo's check, image, containers starting) are left out.
-    let sampler = Sampler::start(stack.clone(), cli.sample_every, "launch");
+    let sampler = Sampler::start(
+        samples::stack_engines(&ctx).await?,
+        stack.clone(),
+        cli.sample_every,
+        "launch",
+    );
     let started = Instant::now();
     let launching = fleet(&cli, &binary, &launch);
     tokio::pin!(launching);
@@ -289,7 +295,7 @@ async fn main() -> anyhow::Result<()> {
     println!("```");
     println!();
     println!(
-        "CPU (% of one core) and memory from `docker stats --no-stream` every {}:",
+        "CPU (% of one core) and memory from the engines' container statistics (as `docker stats`), every {}:",
         humantime::format_duration(cli.sample_every)
     );
     println!();
