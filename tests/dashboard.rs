@@ -1,7 +1,7 @@
 //! The live dashboard of `GET /events` in a real headless Chromium (Debian's `chromium`, driven
 //! by `fantoccini` through `chromedriver` from `chromium-driver` over the W3C WebDriver protocol), at fleet
 //! scale: with 3,000 vehicles running, the page renders, its received counter goes up, every
-//! vehicle is counted and drawn on the map, and the table shows one page of 25 that changes to
+//! vehicle is counted, online and drawn on the map, and the table shows one page of 25 that changes to
 //! other VINs when the next page is clicked. Every message of `GET /events/stream` stays under
 //! 256 KiB and carries the page its query asks for. After the fleet stopped and the consumer
 //! caught up, the page's stored count, vehicle count, per-make counts and table pages equal SQL
@@ -453,17 +453,20 @@ async fn the_dashboard_shows_a_large_fleet_and_matches_postgres() {
     .await;
     eprintln!("received counter: {before} -> {after}");
 
-    // Every vehicle is counted and on the map; the table shows one page.
+    // Every vehicle is counted, online (they all report every second) and on the map; the
+    // table shows one page.
     let drawn = wait_for(
-        "every vehicle counted and on the map",
+        "every vehicle counted, online and on the map",
         Duration::from_secs(180),
         move || async move {
             let total = counter(browser, "vehicles-total").await;
+            let online = counter(browser, "vehicles-online").await;
             let drawn = browser
                 .eval("return Number(document.getElementById('map').dataset.drawn);")
                 .await
                 .as_u64()?;
-            (total == VEHICLES as i64 && drawn == VEHICLES).then_some(drawn)
+            (total == VEHICLES as i64 && online == VEHICLES as i64 && drawn == VEHICLES)
+                .then_some(drawn)
         },
     )
     .await;

@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use super::messages::Incoming;
 use super::positions::{Positions, recent_positions};
 use super::row::VehicleRow;
-use super::state::{Figures, FleetState};
+use super::state::{Figures, FleetState, ONLINE_WITHIN};
 use super::table::{TablePage, TableQuery, table_page};
 use crate::topic_counts::TopicFigures;
 
@@ -128,7 +128,23 @@ struct Inner {
     last_id: u64,
     latest: Option<Arc<Frame>>,
     received: TopicFigures,
+    /// When the input topic last grew, by the ticks' clock: the fleet is sending.
+    grew_at: Option<DateTime<Utc>>,
     reader_error: Option<String>,
+}
+
+impl Inner {
+    /// The time "vehicles online" is counted back from at `now`. While events arrive (the
+    /// input topic grew within [`ONLINE_WITHIN`]), the newest event time the state holds: the
+    /// summaries come from the consumer, which may be behind, and a vehicle is not offline
+    /// because its newest events are still on their way. Otherwise `now`.
+    fn online_reference(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let sending = self.grew_at.is_some_and(|at| now - at <= ONLINE_WITHIN);
+        match self.state.newest_seen() {
+            Some(newest) if sending => newest.min(now),
+            _ => now,
+        }
+    }
 }
 
 /// The dashboard shared by the reader, the ticker and the handlers.
@@ -154,6 +170,7 @@ impl Dashboard {
                 last_id,
                 latest: None,
                 received: TopicFigures::default(),
+                grew_at: None,
                 reader_error: None,
             }),
             sender,
@@ -200,6 +217,9 @@ impl Dashboard {
     /// and sends it to every open stream.
     pub fn tick(&self, received: TopicFigures, now: DateTime<Utc>) -> Arc<Frame> {
         let mut inner = self.lock();
+        if received.error.is_none() && received.events_received > inner.received.events_received {
+            inner.grew_at = Some(now);
+        }
         inner.received = received;
         let forgotten = inner.state.forget_older_than(self.cutoff(now));
         if forgotten > 0 {
@@ -240,7 +260,7 @@ impl Dashboard {
     pub fn view(&self, limit: usize, now: DateTime<Utc>) -> FleetView {
         let inner = self.lock();
         FleetView {
-            figures: inner.state.figures(now),
+            figures: inner.state.figures(inner.online_reference(now)),
             map: self.map,
             reader_error: inner.reader_error.clone(),
             vehicles: inner.state.recent_vehicles(limit),
@@ -251,7 +271,7 @@ impl Dashboard {
     /// map's cap) as fit in three quarters of the message cap.
     fn frame(&self, inner: &Inner, id: u64, now: DateTime<Utc>) -> Frame {
         let budget = self.limits.max_message_bytes - self.limits.max_message_bytes / 4;
-        let figures = inner.state.figures(now);
+        let figures = inner.state.figures(inner.online_reference(now));
         let mut limit = self.limits.map_vehicles;
         loop {
             let positions = recent_positions(&inner.state, limit);

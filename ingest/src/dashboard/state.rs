@@ -93,7 +93,8 @@ pub struct Figures {
     pub events_stored: i64,
     /// Vehicles seen within the dashboard's time-to-live (`INGEST_DASHBOARD_VEHICLE_TTL`).
     pub vehicles_total: usize,
-    /// Vehicles whose latest event is at most [`ONLINE_WITHIN`] old.
+    /// Vehicles whose latest event is at most [`ONLINE_WITHIN`] older than the time the
+    /// figures are made for: the newest event time known while events arrive, else now.
     pub vehicles_online: usize,
     /// Per make, by name (the [`MAX_LISTED`] with the most vehicles).
     pub makes: Vec<MakeCount>,
@@ -199,7 +200,12 @@ impl FleetState {
         }
     }
 
-    /// The fleet-wide figures at `now`.
+    /// The newest event time of any vehicle held.
+    pub fn newest_seen(&self) -> Option<DateTime<Utc>> {
+        self.vehicles.values().map(|t| t.row.last_seen).max()
+    }
+
+    /// The fleet-wide figures at `now` (vehicles online counted back from it).
     pub fn figures(&self, now: DateTime<Utc>) -> Figures {
         let mut makes: BTreeMap<&str, MakeCount> = BTreeMap::new();
         let mut models: BTreeMap<(&str, &str), ModelCount> = BTreeMap::new();

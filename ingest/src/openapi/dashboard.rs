@@ -348,7 +348,7 @@ fn fleet_properties() -> Map<String, Value> {
     let mut p = props(json!({
         "events_stored": { "type": "integer", "format": "int64", "description": "Events stored: the sum of the counts of the vehicles kept (rows in diag once the consumer caught up, while no vehicle was forgotten)." },
         "vehicles_total": { "type": "integer", "minimum": 0, "description": "Vehicles seen within INGEST_DASHBOARD_VEHICLE_TTL (older ones are forgotten)." },
-        "vehicles_online": { "type": "integer", "minimum": 0, "description": format!("Vehicles whose latest event is at most {} s old.", ONLINE_WITHIN.num_seconds()) },
+        "vehicles_online": { "type": "integer", "minimum": 0, "description": format!("Vehicles whose latest event is at most {} s older than the newest event known while the input topic grows (the summaries may lag behind the vehicles), or than now when it has not grown for that long.", ONLINE_WITHIN.num_seconds()) },
         "makes": { "type": "array", "items": { "$ref": "#/components/schemas/MakeCount" }, "description": format!("Per make, by name: the {MAX_LISTED} with the most vehicles.") },
         "models": { "type": "array", "items": { "$ref": "#/components/schemas/ModelCount" }, "description": format!("Per make and model, by name: the {MAX_LISTED} with the most vehicles.") },
         "histograms": { "type": "array", "items": { "$ref": "#/components/schemas/SensorHistogram" }, "description": format!("Per sensor its newest minute window (of the last {HISTOGRAM_WINDOWS_KEPT} kept).") },

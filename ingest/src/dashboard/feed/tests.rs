@@ -107,6 +107,43 @@ fn vehicles_past_the_time_to_live_leave_the_figures_the_map_and_the_table() {
     assert_eq!(d.view(usize::MAX, later).vehicles.len(), 1);
 }
 
+#[test]
+fn vehicles_stay_online_while_events_arrive_and_the_summaries_lag() {
+    let d = Dashboard::new(MapArea::default(), DashboardLimits::default(), 0);
+    // Three vehicles last seen at 10:00:00, 10:00:05 and 10:00:09 by the consumer's summaries.
+    d.apply(
+        [
+            summary("A", "Volvo", "XC40", 1, 0),
+            summary("B", "Volvo", "XC40", 1, 5),
+            summary("C", "Volvo", "XC40", 1, 9),
+        ],
+        now(),
+    );
+    let at = |s: i64| now() + TimeDelta::seconds(s);
+    let online = |figures: TopicFigures, secs: i64| {
+        let frame = d.tick(figures, at(secs));
+        json(&d.message(&frame, &TableQuery::default()))["vehicles_online"].clone()
+    };
+    // 10:00:40 and :41, the input topic growing: the summaries are 31 s behind, but the
+    // vehicles are not offline. Counted back from the newest event known (10:00:09): all three.
+    assert_eq!(online(received(100), 30), 3);
+    assert_eq!(online(received(200), 31), 3);
+    // The topic stops growing: 10 s later the count is made from the clock.
+    assert_eq!(online(received(200), 41), 3, "it grew 10 s ago");
+    assert_eq!(online(received(200), 42), 0);
+    // A reading that failed is no growth.
+    let failed = TopicFigures {
+        events_received: 300,
+        error: Some("broker down".into()),
+        ..TopicFigures::default()
+    };
+    assert_eq!(online(failed, 43), 0);
+    // Caught up while sending: D's event is 1 s old, the three others long past.
+    d.apply([summary("D", "Ford", "Transit", 1, 52)], at(43));
+    assert_eq!(online(received(400), 43), 1);
+    assert_eq!(d.view(10, at(43)).figures.vehicles_online, 1);
+}
+
 /// `n` vehicles of 150 makes and 300 models with 17-character VINs, spread over the area,
 /// last seen over the 10 minutes before `now()`; VIN `n` has `n + 1` events.
 fn fleet(n: u32) -> Vec<Incoming> {
