@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+
+use fleet_common::wire::StatsQuery;
 
 use crate::stats::{self, PhaseCell, StatsReport, VehicleStats};
 
@@ -35,8 +37,13 @@ pub fn app(fleet: Fleet) -> Router {
         .with_state(fleet)
 }
 
-async fn stats(State(fleet): State<Fleet>) -> Json<StatsReport> {
-    Json(fleet.report())
+/// `GET /stats`: every vehicle's books and their sums, or (`?vehicles=false`) the sums only.
+async fn stats(State(fleet): State<Fleet>, Query(query): Query<StatsQuery>) -> Json<StatsReport> {
+    let mut report = fleet.report();
+    if !query.vehicles {
+        report.vehicles = Vec::new();
+    }
+    Json(report)
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -107,6 +114,45 @@ mod tests {
         ] {
             assert!(stats["vehicles"][1].get(key).is_some(), "{key}");
         }
+
+        // Asked for the totals only: the same sums and phase, no vehicle.
+        let response = app(fleet.clone())
+            .oneshot(
+                Request::get(StatsQuery::TOTALS_ONLY.path())
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let totals: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(totals["vehicles"], serde_json::json!([]));
+        assert_eq!(totals["totals"], stats["totals"]);
+        assert_eq!(totals["phase"], "delivering");
+        let listed = app(fleet.clone())
+            .oneshot(
+                Request::get(StatsQuery::EVERY_VEHICLE.path())
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(listed.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let listed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(listed["vehicles"].as_array().unwrap().len(), 2);
+        let bad = app(fleet.clone())
+            .oneshot(
+                Request::get("/stats?vehicles=some")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
         let response = app(fleet)
             .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())

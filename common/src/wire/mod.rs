@@ -18,7 +18,7 @@ pub mod totals;
 
 pub use ingest_answer::{ErrorBody, EventsAnswer, IngestReport, RecordResult};
 pub use registry::MemberInfo;
-pub use stats::{Phase, StatsReport, VehicleReport};
+pub use stats::{Phase, StatsQuery, StatsReport, VehicleReport};
 pub use topics::{
     Bin, Granularity, Histogram, LastPosition, Sensor, VehicleSummary, WindowMessage, WindowMetric,
 };

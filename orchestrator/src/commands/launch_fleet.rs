@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use fleet_common::wire::{Phase, StatsReport};
+use fleet_common::wire::{Phase, StatsQuery, StatsReport};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::Ctx;
@@ -230,6 +230,7 @@ pub async fn read_books(
     ctx: &Ctx,
     docker: &Docker,
     names: &[String],
+    detail: StatsQuery,
 ) -> Vec<(String, anyhow::Result<StatsReport>)> {
     let host = ctx.host();
     let client = match reqwest::Client::builder()
@@ -260,7 +261,7 @@ pub async fn read_books(
                     .ports
                     .get(&VEHICLE_PORT)
                     .context("stats port not published")?;
-                fetch_books(&client, SocketAddr::new(host, *port)).await
+                fetch_books(&client, SocketAddr::new(host, *port), detail).await
             }
             .await;
             (name, books)
@@ -272,12 +273,14 @@ pub async fn read_books(
         .await
 }
 
-/// `GET /stats` of the vehicle container (or task) whose stats port is at `addr`.
+/// `GET /stats` of the vehicle container (or task) whose stats port is at `addr`, with every
+/// vehicle or the totals only (`detail`).
 pub async fn fetch_books(
     client: &reqwest::Client,
     addr: SocketAddr,
+    detail: StatsQuery,
 ) -> anyhow::Result<StatsReport> {
-    let url = format!("http://{addr}/stats");
+    let url = format!("http://{addr}{}", detail.path());
     client
         .get(&url)
         .send()
@@ -303,7 +306,7 @@ pub async fn running_vehicle_containers(ctx: &Ctx, docker: &Docker) -> anyhow::R
 /// The sums over the books of every running vehicle container of the stack, and whether every
 /// one of them is [`Phase::Done`].
 pub async fn fleet_totals(ctx: &Ctx) -> anyhow::Result<(Totals, bool)> {
-    let all = all_books(ctx).await?;
+    let all = all_books(ctx, StatsQuery::TOTALS_ONLY).await?;
     let mut totals = Totals::default();
     let mut done = !all.is_empty();
     for (name, books) in all {
@@ -314,15 +317,19 @@ pub async fn fleet_totals(ctx: &Ctx) -> anyhow::Result<(Totals, bool)> {
     Ok((totals, done))
 }
 
-/// The books of every running vehicle container (every running vehicle task on a swarm).
-pub async fn all_books(ctx: &Ctx) -> anyhow::Result<Vec<(String, anyhow::Result<StatsReport>)>> {
+/// The books of every running vehicle container (every running vehicle task on a swarm), with
+/// every vehicle or the totals only (`detail`).
+pub async fn all_books(
+    ctx: &Ctx,
+    detail: StatsQuery,
+) -> anyhow::Result<Vec<(String, anyhow::Result<StatsReport>)>> {
     if ctx.swarm().is_some() {
         let cluster = super::on_swarm::cluster(ctx, false).await?;
-        return super::swarm_view::vehicle_books(&cluster, ctx.stack()).await;
+        return super::swarm_view::vehicle_books(&cluster, ctx.stack(), detail).await;
     }
     let docker = ctx.docker().await?;
     let names = running_vehicle_containers(ctx, &docker).await?;
-    Ok(read_books(ctx, &docker, &names).await)
+    Ok(read_books(ctx, &docker, &names, detail).await)
 }
 
 /// Waits until every vehicle of every container has at least one acknowledged event.
@@ -332,7 +339,7 @@ async fn wait_acknowledged(ctx: &Ctx, docker: &Docker, names: &[String]) -> anyh
     let mut last_error = String::new();
     loop {
         let mut still = Vec::new();
-        for (name, books) in read_books(ctx, docker, &pending).await {
+        for (name, books) in read_books(ctx, docker, &pending, StatsQuery::EVERY_VEHICLE).await {
             match books {
                 Ok(b)
                     if !b.vehicles.is_empty()
@@ -375,7 +382,7 @@ async fn wait_done(ctx: &Ctx, docker: &Docker, names: &[String]) -> anyhow::Resu
         let mut totals = Totals::default();
         let mut generating = false;
         let mut done = true;
-        for (name, books) in read_books(ctx, docker, names).await {
+        for (name, books) in read_books(ctx, docker, names, StatsQuery::TOTALS_ONLY).await {
             let books = books.with_context(|| format!("stats of {name}"))?;
             totals.add(&books.totals);
             generating |= books.phase == Phase::Generating;

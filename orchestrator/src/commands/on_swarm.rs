@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use fleet_common::wire::{Phase, StatsReport};
+use fleet_common::wire::{Phase, StatsQuery, StatsReport};
 use futures::future::join_all;
 
 use super::Ctx;
@@ -323,6 +323,7 @@ pub async fn launch_fleet(
         ctx,
         &cluster,
         containers,
+        StatsQuery::EVERY_VEHICLE,
         |b| b.vehicles.iter().all(|v| v.books.acknowledged > 0),
         ctx.config.vehicles.start_timeout,
     )
@@ -341,7 +342,14 @@ pub async fn launch_fleet(
         return Ok(());
     };
     let limit = duration + Duration::from_secs(120);
-    let done = wait_books(ctx, &cluster, containers, |b| b.phase == Phase::Done, limit);
+    let done = wait_books(
+        ctx,
+        &cluster,
+        containers,
+        StatsQuery::TOTALS_ONLY,
+        |b| b.phase == Phase::Done,
+        limit,
+    );
     let totals = launch_fleet::delivered(ctx, duration, done).await?;
     println!(
         "fleet of {num_vehicles} vehicle(s) in {containers} task(s) on {nodes} reported for {}: {}",
@@ -357,12 +365,13 @@ async fn wait_books(
     ctx: &Ctx,
     cluster: &Cluster,
     containers: u32,
+    detail: StatsQuery,
     done: impl Fn(&StatsReport) -> bool,
     limit: Duration,
 ) -> anyhow::Result<launch_fleet::Totals> {
     let started = Instant::now();
     loop {
-        let books = super::swarm_view::vehicle_books(cluster, ctx.stack()).await?;
+        let books = super::swarm_view::vehicle_books(cluster, ctx.stack(), detail).await?;
         let read: Vec<_> = books.iter().filter_map(|(_, b)| b.as_ref().ok()).collect();
         if read.len() as u32 == containers && read.iter().all(|b| done(b)) {
             let mut totals = launch_fleet::Totals::default();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bollard::query_parameters::{ListNodesOptionsBuilder, LogsOptionsBuilder};
-use fleet_common::wire::StatsReport;
+use fleet_common::wire::{StatsQuery, StatsReport};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -162,6 +162,7 @@ pub async fn services(
 pub async fn vehicle_books(
     cluster: &Cluster,
     stack: &str,
+    detail: StatsQuery,
 ) -> anyhow::Result<Vec<(String, anyhow::Result<StatsReport>)>> {
     let tasks = stack_tasks(cluster, stack, Some(VEHICLE_SERVICE)).await?;
     let client = reqwest::Client::builder()
@@ -176,7 +177,8 @@ pub async fn vehicle_books(
                     .get(&VEHICLE_PORT)
                     .context("stats port not published")?;
                 let host = t.address.context("on a node that is not configured")?;
-                super::launch_fleet::fetch_books(&client, SocketAddr::new(host, *port)).await
+                super::launch_fleet::fetch_books(&client, SocketAddr::new(host, *port), detail)
+                    .await
             }
             .await;
             (format!("{} on {}", t.instance, t.node), books)

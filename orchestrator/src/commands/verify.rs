@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use fleet_common::wire::{IngestReport, RecordResult, VehicleReport};
+use fleet_common::wire::{IngestReport, RecordResult, StatsQuery, VehicleReport};
 use fleet_common::{EventTime, TelemetryEvent, Vin};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -320,7 +320,7 @@ async fn vehicle_gaps(
 ) -> anyhow::Result<Check> {
     let _ = docker;
     let mut containers = Vec::new();
-    for (name, books) in launch_fleet::all_books(ctx).await? {
+    for (name, books) in launch_fleet::all_books(ctx, StatsQuery::EVERY_VEHICLE).await? {
         containers.push(books.with_context(|| format!("stats of {name}"))?);
     }
     let expected = Expected::of(
