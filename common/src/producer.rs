@@ -3,12 +3,14 @@
 //! Settings, and why (Nisshi is the broker; see [`apply_settings`]):
 //! - `acks=all`, `enable.idempotence=true`: an acknowledged record is held by the broker, and
 //!   librdkafka's own retries never duplicate it.
-//! - `max.in.flight.requests.per.connection=5`: the most librdkafka allows with idempotence,
-//!   so a request is not queued behind another one's round trip. Tansu 0.6.0 needed 1 (its
-//!   storage panicked on a local epoch bump); Nisshi 0.8 handles the epoch bump, and the broker
-//!   tests (`tests/broker.rs`: brokers killed and stopped under load) find every acknowledged
-//!   record once in the topic with 5.
+//! - `max.in.flight.requests.per.connection`: [`DEFAULT_MAX_IN_FLIGHT`] unless the caller set
+//!   it (ingest's `ingest.producer_max_in_flight`), at most 5 with idempotence. Tansu 0.6.0
+//!   needed 1 (its storage panicked on a local epoch bump); Nisshi 0.8 handles the epoch bump,
+//!   and the broker tests (`tests/broker.rs`: brokers killed and stopped under load) find every
+//!   acknowledged record once in the topic with 5.
 //! - `message.timeout.ms=0`: librdkafka never gives up on a record; callers bound their own wait.
+//! - `socket.nagle.disable=true`: a request's last segment leaves at once instead of waiting
+//!   for the broker's acknowledgement of the previous ones (the Java client's `TCP_NODELAY`).
 //! - `enable.gapless.guarantee=true`: a broken sequence (the broker lost or rejected our
 //!   producer state) is not "repaired" silently: librdkafka raises a fatal error, the records
 //!   still queued fail (callers answer or retry them), and [`ReplaceableProducer::usable`]
@@ -20,6 +22,13 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer, PurgeConfig};
+
+/// Produce requests in flight per broker connection when the caller does not choose (see
+/// [`crate::settings::limits::DEFAULT_PRODUCER_MAX_IN_FLIGHT`]).
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = crate::settings::limits::DEFAULT_PRODUCER_MAX_IN_FLIGHT;
+
+/// librdkafka's name of the in-flight setting.
+const MAX_IN_FLIGHT: &str = "max.in.flight.requests.per.connection";
 
 /// How long a retired producer may take to hand back its failed records when it is dropped.
 const RETIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -126,14 +135,23 @@ impl ReplaceableProducer {
     }
 }
 
-/// Sets the settings this module explains on `config` (overriding any given there).
+/// Sets the settings this module explains on `config` (overriding any given there, except an
+/// in-flight count the caller chose).
 pub fn apply_settings(config: &mut ClientConfig) {
     config
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("enable.gapless.guarantee", "true")
-        .set("max.in.flight.requests.per.connection", "5")
-        .set("message.timeout.ms", "0");
+        .set("message.timeout.ms", "0")
+        .set("socket.nagle.disable", "true");
+    if config.get(MAX_IN_FLIGHT).is_none() {
+        config.set(MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT.to_string());
+    }
+}
+
+/// Sets how many produce requests `config`'s producer keeps in flight per broker connection.
+pub fn set_max_in_flight(config: &mut ClientConfig, requests: u32) {
+    config.set(MAX_IN_FLIGHT, requests.to_string());
 }
 
 /// A producer with `config`.
@@ -163,9 +181,8 @@ mod tests {
             .set("bootstrap.servers", "127.0.0.1:1")
             .set("client.id", "test")
             .set("acks", "1")
-            .set("max.in.flight.requests.per.connection", "1")
             .set("message.timeout.ms", "3000");
-        let producer = ReplaceableProducer::new(config).expect("valid settings");
+        let producer = ReplaceableProducer::new(config.clone()).expect("valid settings");
         for (key, value) in [
             ("acks", "all"),
             ("enable.idempotence", "true"),
@@ -175,6 +192,10 @@ mod tests {
         ] {
             assert_eq!(producer.config.get(key), Some(value), "{key}");
         }
+        // An in-flight count the caller chose is kept.
+        set_max_in_flight(&mut config, 1);
+        let chosen = ReplaceableProducer::new(config).expect("valid settings");
+        assert_eq!(chosen.config.get(MAX_IN_FLIGHT), Some("1"));
         assert_eq!(producer.replacements(), 0);
         let _kept = producer.usable().expect("a healthy producer is kept");
         assert_eq!(producer.replacements(), 0);

@@ -61,8 +61,13 @@ async fn main() -> anyhow::Result<()> {
         .map(Tokens::load)
         .transpose()
         .context("loading the bearer tokens (INGEST_TOKENS_FILE)")?;
-    let broker = KafkaBroker::new(&cli.kafka_brokers, &cli.kafka_topic, cli.producer_linger)
-        .with_context(|| format!("setting up the Kafka producer for {}", cli.kafka_brokers))?;
+    let broker = KafkaBroker::new(
+        &cli.kafka_brokers,
+        &cli.kafka_topic,
+        cli.producer_linger,
+        cli.producer_max_in_flight,
+    )
+    .with_context(|| format!("setting up the Kafka producer for {}", cli.kafka_brokers))?;
     let mut state = AppState::new(
         Arc::new(broker.clone()),
         Settings {

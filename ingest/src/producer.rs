@@ -34,13 +34,20 @@ impl KafkaBroker {
     /// bounded by librdkafka's `queue.buffering.max.messages`; beyond it requests get 503 at
     /// once.
     ///
-    /// `linger` is how long librdkafka waits for more records before it sends a batch.
-    pub fn new(brokers: &str, topic: &str, linger: Duration) -> Result<Self, BrokerError> {
+    /// `linger` is how long librdkafka waits for more records before it sends a batch;
+    /// `max_in_flight` how many produce requests it keeps in flight per broker connection.
+    pub fn new(
+        brokers: &str,
+        topic: &str,
+        linger: Duration,
+        max_in_flight: u32,
+    ) -> Result<Self, BrokerError> {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", brokers)
             .set("client.id", "fleet-ingest")
             .set("linger.ms", linger_ms(linger));
+        fleet_common::producer::set_max_in_flight(&mut config, max_in_flight);
         let producer = ReplaceableProducer::new(config)
             .map_err(|e| BrokerError::new("creating the producer", topic, e))?;
         Ok(Self {

@@ -438,6 +438,20 @@ mod tests {
     }
 
     #[test]
+    fn the_producer_in_flight_count_is_read_and_checked() {
+        let config = load_from_str(MASTER, "x.toml", no_env()).unwrap();
+        assert_eq!(config.ingest.producer_max_in_flight, 5);
+        let text = MASTER.replace("producer_max_in_flight = 5", "producer_max_in_flight = 6");
+        match load_from_str(&text, "x.toml", no_env()).unwrap_err() {
+            ConfigError::Invalid { key, line, .. } => {
+                assert_eq!(key, "ingest.producer_max_in_flight");
+                assert!(line.is_some());
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
     fn duplicate_ports_are_rejected() {
         let env = vec![("FLEET_INGEST__HOST_PORT".to_owned(), "5432".to_owned())];
         let err = load_from_str(MASTER, "x.toml", env)

@@ -238,6 +238,12 @@ pub struct IngestConfig {
     /// longer sends fewer and larger produce requests.
     #[serde(default = "default_producer_linger", with = "humantime_serde")]
     pub producer_linger: Duration,
+    /// Produce requests ingest's producer keeps in flight to one broker connection (librdkafka's
+    /// `max.in.flight.requests.per.connection`, 1 to 5 with idempotence). Nisshi serves one
+    /// connection's requests one after another, so more in flight splits the waiting records
+    /// over more, smaller requests instead of overlapping them.
+    #[serde(default = "default_producer_max_in_flight")]
+    pub producer_max_in_flight: u32,
     /// Events per second one vehicle (VIN) may send; more get 429 with `Retry-After`. 0: off.
     #[serde(default)]
     pub rate_limit_per_vin: u32,
@@ -387,6 +393,10 @@ fn yes() -> bool {
 
 fn default_producer_linger() -> Duration {
     Duration::from_millis(1)
+}
+
+fn default_producer_max_in_flight() -> u32 {
+    crate::settings::limits::DEFAULT_PRODUCER_MAX_IN_FLIGHT
 }
 
 fn default_request_timeout() -> Duration {

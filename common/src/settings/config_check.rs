@@ -18,6 +18,10 @@ const CONFIG_KEYS: &[(&str, &str)] = &[
     ),
     (INGEST_PRODUCE_TIMEOUT, "ingest.produce_timeout"),
     (INGEST_PRODUCER_LINGER, "ingest.producer_linger"),
+    (
+        INGEST_PRODUCER_MAX_IN_FLIGHT,
+        "ingest.producer_max_in_flight",
+    ),
     (INGEST_REQUEST_TIMEOUT, "ingest.request_timeout"),
     (
         INGEST_MAX_CONCURRENT_REQUESTS,

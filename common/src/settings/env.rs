@@ -25,6 +25,8 @@ pub const INGEST_MAX_RECORDS_PER_REQUEST: &str = "INGEST_MAX_RECORDS_PER_REQUEST
 pub const INGEST_PRODUCE_TIMEOUT: &str = "INGEST_PRODUCE_TIMEOUT";
 /// The producer's `linger.ms`.
 pub const INGEST_PRODUCER_LINGER: &str = "INGEST_PRODUCER_LINGER";
+/// The producer's `max.in.flight.requests.per.connection`.
+pub const INGEST_PRODUCER_MAX_IN_FLIGHT: &str = "INGEST_PRODUCER_MAX_IN_FLIGHT";
 /// Events per second one VIN may send (0: off).
 pub const INGEST_RATE_LIMIT_PER_VIN: &str = "INGEST_RATE_LIMIT_PER_VIN";
 /// File of bearer tokens.

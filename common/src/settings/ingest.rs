@@ -52,6 +52,12 @@ pub struct IngestSettings {
           value_parser = limits::PRODUCER_LINGER.parser())]
     pub producer_linger: Duration,
 
+    /// Produce requests the producer keeps in flight to one broker connection (librdkafka's
+    /// `max.in.flight.requests.per.connection`), 1 to 5.
+    #[arg(long, env = INGEST_PRODUCER_MAX_IN_FLIGHT, default_value_t = limits::DEFAULT_PRODUCER_MAX_IN_FLIGHT,
+          value_parser = limits::PRODUCER_MAX_IN_FLIGHT.parser())]
+    pub producer_max_in_flight: u32,
+
     /// Events per second one vehicle (VIN) may send, in bursts of up to as many; records over it
     /// are refused with 429 and `Retry-After`. 0 (the default) turns the limit off. The starting
     /// value: with a registry, ingest follows the live `ingest.rate_limit_per_vin` from then on.
@@ -156,6 +162,7 @@ impl IngestSettings {
             max_records_per_request: i.max_records_per_request,
             produce_timeout: i.produce_timeout,
             producer_linger: i.producer_linger,
+            producer_max_in_flight: i.producer_max_in_flight,
             rate_limit_per_vin: i.rate_limit_per_vin,
             tokens_file: wiring.tokens_file,
             request_timeout: i.request_timeout,
@@ -181,6 +188,8 @@ impl IngestSettings {
             .check(INGEST_MAX_RECORDS_PER_REQUEST, self.max_records_per_request)?;
         limits::PRODUCE_TIMEOUT.check(INGEST_PRODUCE_TIMEOUT, self.produce_timeout)?;
         limits::PRODUCER_LINGER.check(INGEST_PRODUCER_LINGER, self.producer_linger)?;
+        limits::PRODUCER_MAX_IN_FLIGHT
+            .check(INGEST_PRODUCER_MAX_IN_FLIGHT, self.producer_max_in_flight)?;
         limits::REQUEST_TIMEOUT.check(INGEST_REQUEST_TIMEOUT, self.request_timeout)?;
         if self.request_timeout <= self.produce_timeout {
             return Err(SettingsError::Invalid {
@@ -221,6 +230,10 @@ impl IngestSettings {
             ),
             (INGEST_PRODUCE_TIMEOUT, duration_text(self.produce_timeout)),
             (INGEST_PRODUCER_LINGER, duration_text(self.producer_linger)),
+            (
+                INGEST_PRODUCER_MAX_IN_FLIGHT,
+                self.producer_max_in_flight.to_string(),
+            ),
             (
                 INGEST_RATE_LIMIT_PER_VIN,
                 self.rate_limit_per_vin.to_string(),

@@ -155,6 +155,12 @@ pub const PRODUCE_TIMEOUT: Limit<Duration> = Limit::new(ms(100), secs(3_600));
 pub const REQUEST_TIMEOUT: Limit<Duration> = Limit::new(ms(100), secs(3_600));
 /// `INGEST_PRODUCER_LINGER` (`ingest.producer_linger`).
 pub const PRODUCER_LINGER: Limit<Duration> = Limit::new(Duration::ZERO, secs(1));
+/// `INGEST_PRODUCER_MAX_IN_FLIGHT` (`ingest.producer_max_in_flight`): librdkafka allows at most
+/// 5 with idempotence.
+pub const PRODUCER_MAX_IN_FLIGHT: Limit<u32> = Limit::new(1, 5);
+/// The default of `ingest.producer_max_in_flight`: the most librdkafka allows with idempotence,
+/// so a request is not queued behind another one's round trip.
+pub const DEFAULT_PRODUCER_MAX_IN_FLIGHT: u32 = 5;
 /// `INGEST_MAX_CONCURRENT_REQUESTS` (`ingest.max_concurrent_requests`).
 pub const MAX_CONCURRENT_REQUESTS: Limit<usize> = Limit::new(1, 100_000);
 /// `INGEST_MAX_CONNECTIONS` (`ingest.max_connections`).

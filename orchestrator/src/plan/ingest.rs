@@ -106,6 +106,7 @@ mod tests {
         c.ingest.max_connections = 77;
         c.ingest.dashboard_requires_token = false;
         c.ingest.producer_linger = std::time::Duration::from_micros(500);
+        c.ingest.producer_max_in_flight = 2;
         let plan = infra_plan(&c, &images(), &secrets("pw"));
         let ingest = first(&plan, Service::Ingest);
         let env = &ingest.spec.env;
@@ -113,6 +114,7 @@ mod tests {
         assert_eq!(env["INGEST_MAX_CONCURRENT_REQUESTS"], "512");
         assert_eq!(env["INGEST_MAX_CONNECTIONS"], "77");
         assert_eq!(env["INGEST_PRODUCER_LINGER"], "500us");
+        assert_eq!(env["INGEST_PRODUCER_MAX_IN_FLIGHT"], "2");
         assert_eq!(env["INGEST_DASHBOARD_REQUIRES_TOKEN"], "false");
         assert_eq!(env["INGEST_DASHBOARD_VEHICLE_TTL"], "1h");
         assert_eq!(env["INGEST_DASHBOARD_MAP_VEHICLES"], "5000");
