@@ -197,6 +197,7 @@ pub(crate) mod tests {
                 inserted: rows.saturating_sub(1),
                 rows,
                 aggregates: Aggregates::default(),
+                staged: false,
             })
         }
 

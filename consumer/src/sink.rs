@@ -33,6 +33,8 @@ use crate::batch::Entry;
 pub use error::SinkError;
 use error::is_data_error;
 use sql::{CREATE_STAGING, INSERT_DIAG, SELECT_OFFSETS, UPSERT_OFFSETS, insert_from_staging};
+#[cfg(test)]
+pub(crate) use write::STAGED_AFTER_REFUSAL;
 use write::{probe_rows, write_batch};
 
 /// The outcome of a committed batch.
@@ -44,6 +46,9 @@ pub struct Written {
     pub rows: u64,
     /// The aggregates the inserted rows changed, as committed.
     pub aggregates: Aggregates,
+    /// Whether the rows went through the staging table: the copy straight into `diag` was
+    /// refused (an event stored already, or a refused value), or is paused after a refusal.
+    pub staged: bool,
 }
 
 /// Where batches are stored. A trait so the flush logic can be tested with a fake.
@@ -90,6 +95,9 @@ struct Conn {
     insert: Statement,
     upsert: Statement,
     analytics: Statements,
+    /// Batches still to write through the staging table before a copy straight into `diag`
+    /// is tried again (set after one was refused: duplicates tend to come in runs).
+    staged_batches_left: u32,
     driver: JoinHandle<()>,
 }
 
@@ -251,6 +259,7 @@ impl PgSink {
                 insert,
                 upsert,
                 analytics,
+                staged_batches_left: 0,
                 driver,
             }),
             Err(source) => {
@@ -329,7 +338,7 @@ impl Sink for PgSink {
             &mut self.pruned,
         );
         match tokio::time::timeout(limit, write).await {
-            Ok(Ok((inserted, aggregates))) => {
+            Ok(Ok((inserted, aggregates, staged))) => {
                 let rows = entries.len();
                 tracing::debug!(rows, inserted, elapsed = ?started.elapsed(),
                     late = aggregates.late_dropped, "batch committed");
@@ -337,6 +346,7 @@ impl Sink for PgSink {
                     inserted,
                     rows: rows as u64,
                     aggregates,
+                    staged,
                 })
             }
             Ok(Err(e)) => {

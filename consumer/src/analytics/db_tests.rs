@@ -21,7 +21,7 @@ use crate::batch::{Batch, Record};
 use crate::flush::tests::FakeDlq;
 use crate::flush::{FlushError, flush};
 use crate::row::DiagRow;
-use crate::sink::{PgSettings, PgSink, Sink, Written};
+use crate::sink::{PgSettings, PgSink, STAGED_AFTER_REFUSAL, Sink, Written};
 
 /// The tables a batch may change, read back whole (offsets aside: their `updated_at` moves on
 /// every commit).
@@ -298,6 +298,52 @@ async fn replays_change_nothing_and_aggregates_match_diag() {
         .unwrap()
         .get(0);
     assert_eq!(stored, w2.aggregates.vehicles[0].events);
+    drop(client);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CONSUMER_TEST_PG"]
+async fn new_rows_go_straight_into_diag_and_a_repeated_event_sends_batches_through_staging() {
+    let db = TestDb::create("straight").await;
+    let mut sink = db.sink(Duration::from_secs(3600));
+    let rows = events(5, 60, start(), 23);
+    let per_batch = 10;
+    let (first, rest) = rows.split_at(per_batch);
+
+    let w = write(&mut sink, &batch(first, 0, 0)).await;
+    assert_eq!((w.inserted, w.staged), (per_batch as u64, false));
+
+    // A batch repeating one stored event: the straight copy is refused as a whole, the staged
+    // insert stores the new rows and skips the repeated one.
+    let mut repeating = rest[..per_batch].to_vec();
+    repeating.push(first[3].clone());
+    let mut offset = per_batch as i64;
+    let w = write(&mut sink, &batch(&repeating, 0, offset)).await;
+    assert_eq!(
+        (w.inserted, w.rows, w.staged),
+        (per_batch as u64, per_batch as u64 + 1, true)
+    );
+    offset += repeating.len() as i64;
+
+    // New rows keep going through staging for a while, then straight again.
+    let mut routes = Vec::new();
+    for chunk in rest[per_batch..].chunks(per_batch) {
+        let w = write(&mut sink, &batch(chunk, 0, offset)).await;
+        assert_eq!(w.inserted, chunk.len() as u64);
+        routes.push(w.staged);
+        offset += chunk.len() as i64;
+    }
+    let staged = routes.iter().take_while(|s| **s).count();
+    assert_eq!(staged, STAGED_AFTER_REFUSAL as usize, "{routes:?}");
+    assert!(routes[staged..].iter().all(|s| !s), "{routes:?}");
+
+    // Both routes leave the same books: every event once, aggregates equal to diag.
+    let client = connect(&db.config).await;
+    let report = check(&client, &HistogramBins::default()).await.unwrap();
+    assert!(report.is_consistent(), "{:#?}", report.mismatches);
+    assert_eq!(report.diag_rows, rows.len() as i64);
+    assert_eq!(report.vehicles, 5);
     drop(client);
     db.drop_db().await;
 }

@@ -12,7 +12,7 @@ mod summary;
 mod windows;
 
 pub use check::check;
-pub use delta::Known;
+pub use delta::{Known, as_stored};
 pub use histograms::{DEFAULT_HISTOGRAM_BINS, HistogramBins};
 pub use publish::{PublishSettings, Publisher};
 pub use store::{Aggregates, AnalyticsSettings, Pruned, Statements};

@@ -84,6 +84,9 @@ pub struct Statements {
     /// The `diag` insert that returns what it inserted and raises the watermark (`$1` =
     /// topic); see [`windows::watermarked_insert`].
     pub insert: Statement,
+    /// Raises the watermark (`$1` = topic) to `$2` and returns it; for a batch copied whole
+    /// into `diag` ([`windows::RAISE_WATERMARK`]).
+    pub raise_watermark: Statement,
     vehicles: Statement,
     make_models: Statement,
     prune: Statement,
@@ -99,8 +102,18 @@ impl Statements {
         insert_diag: &str,
     ) -> Result<Self, tokio_postgres::Error> {
         let insert_sql = windows::watermarked_insert(insert_diag);
-        let (insert, vehicles, make_models, prune, windows, histograms, select_histograms) = futures::try_join!(
+        let (
+            insert,
+            raise_watermark,
+            vehicles,
+            make_models,
+            prune,
+            windows,
+            histograms,
+            select_histograms,
+        ) = futures::try_join!(
             client.prepare(&insert_sql),
+            client.prepare(windows::RAISE_WATERMARK),
             client.prepare(summary::UPSERT_VEHICLES),
             client.prepare(summary::UPSERT_MAKE_MODELS),
             client.prepare(windows::PRUNE_WINDOW_VEHICLES),
@@ -110,6 +123,7 @@ impl Statements {
         )?;
         Ok(Self {
             insert,
+            raise_watermark,
             vehicles,
             make_models,
             prune,

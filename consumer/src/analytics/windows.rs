@@ -39,6 +39,13 @@ pub(crate) fn watermarked_insert(insert_diag: &str) -> String {
     )
 }
 
+/// Raises the topic's (`$1`) watermark to `$2` (the greatest event time of a batch copied
+/// whole into `diag`) and returns it as it is after the raise.
+pub(crate) const RAISE_WATERMARK: &str = "INSERT INTO window_watermark AS m (topic, max_ts)\n\
+     VALUES ($1, $2)\n\
+     ON CONFLICT (topic) DO UPDATE SET max_ts = GREATEST(m.max_ts, EXCLUDED.max_ts)\n\
+     RETURNING max_ts";
+
 /// Bit of `window_vehicle_minutes.seconds` that says the vehicle is counted in the minute
 /// window itself; bits 0 to 59 are the seconds of that minute it is counted in.
 pub(crate) const MINUTE_BIT: i64 = 1 << 60;

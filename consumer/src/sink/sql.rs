@@ -1,5 +1,6 @@
-//! The SQL of the sink: the `unnest` insert of the probe, the staging table with its binary
-//! `COPY` and the insert from it, and the offsets' upsert and select.
+//! The SQL of the sink: the `unnest` insert of the probe, the binary `COPY` straight into
+//! `diag`, the staging table with its binary `COPY` and the insert from it, and the offsets'
+//! upsert and select.
 
 use tokio_postgres::types::Type;
 
@@ -54,6 +55,12 @@ pub(super) const STAGING_TYPES: [Type; 19] = [
     Type::INT8,
 ];
 
+/// The copy of a batch's rows straight into `diag`: all of them or, on any clash or refused
+/// value, none (the batch then goes through the staging table).
+pub(super) fn copy_diag() -> String {
+    format!("COPY diag ({DIAG_COLUMNS}) FROM STDIN (FORMAT binary)")
+}
+
 /// The copy of a batch's rows into the staging table.
 pub(super) const COPY_STAGING: &str = "COPY diag_staging FROM STDIN (FORMAT binary)";
 
@@ -107,6 +114,7 @@ mod tests {
                 && insert.contains("ON CONFLICT (event_id) DO NOTHING")
         );
         assert!(CREATE_STAGING.contains("ON COMMIT DELETE ROWS"));
+        assert!(copy_diag().starts_with(&format!("COPY diag ({DIAG_COLUMNS})")));
     }
 
     #[test]

@@ -1,6 +1,13 @@
-//! One transaction of the sink: a batch copied into the staging table and inserted into
-//! `diag`, the analytics of the inserted rows and the partitions' next offsets; and the probe
-//! that finds the rows PostgreSQL refuses by halving.
+//! One transaction of the sink: a batch copied into `diag`, the analytics of the inserted rows
+//! and the partitions' next offsets; and the probe that finds the rows PostgreSQL refuses by
+//! halving.
+//!
+//! A batch is first copied straight into `diag` (binary `COPY`): one pass over the rows, and
+//! every row is new, so the aggregates count all of them. When that copy is refused (an
+//! `event_id` already stored, such as a vehicle's retry, or a value PostgreSQL refuses), the
+//! transaction is rolled back and the batch goes the careful way: copied into the staging
+//! table and inserted with `ON CONFLICT (event_id) DO NOTHING RETURNING`, which says which
+//! rows were new. Either way rows, aggregates and offsets commit together.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,9 +17,9 @@ use tokio_postgres::types::ToSql;
 
 use super::columns::Columns;
 use super::error::{describe, is_data_error};
-use super::sql::{COPY_STAGING, STAGING_TYPES};
+use super::sql::{COPY_STAGING, STAGING_TYPES, copy_diag};
 use super::{Conn, PgSettings};
-use crate::analytics::{Aggregates, Known, Pruned};
+use crate::analytics::{Aggregates, Known, Pruned, as_stored};
 use crate::batch::Entry;
 use crate::row::DiagRow;
 
@@ -41,9 +48,63 @@ pub(super) fn inserted_entries<'a>(
         .collect()
 }
 
+/// How many batches go through the staging table after a copy straight into `diag` was
+/// refused, before the straight copy is tried again.
+pub(crate) const STAGED_AFTER_REFUSAL: u32 = 16;
+
+/// How a batch's rows go into `diag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// One binary `COPY` into `diag`: all rows or none.
+    Straight,
+    /// A binary `COPY` into the staging table, then `INSERT ... ON CONFLICT DO NOTHING`.
+    Staged,
+}
+
+/// The rows a batch really inserted, and the topic's watermark after them.
+struct Inserted<'a> {
+    rows: Vec<&'a DiagRow>,
+    watermark: Option<DateTime<Utc>>,
+}
+
 /// Writes `entries`, the aggregates of the rows inserted and, when given, `next_offsets` in one
-/// transaction: the rows inserted and the aggregates they changed.
+/// transaction: the rows inserted, the aggregates they changed and whether the batch went
+/// through the staging table. Tries the straight copy first (see the module's notes) unless
+/// one was refused within the last [`STAGED_AFTER_REFUSAL`] batches.
 pub(super) async fn write_batch(
+    conn: &mut Conn,
+    entries: &[Entry],
+    next_offsets: Option<&BTreeMap<i32, i64>>,
+    settings: &PgSettings,
+    known: &mut Known,
+    pruned: &mut Pruned,
+) -> Result<(u64, Aggregates, bool), tokio_postgres::Error> {
+    let mut route = if conn.staged_batches_left > 0 && !entries.is_empty() {
+        conn.staged_batches_left -= 1;
+        Route::Staged
+    } else {
+        Route::Straight
+    };
+    loop {
+        let written = write_by(route, conn, entries, next_offsets, settings, known, pruned).await;
+        match written {
+            Err(e) if route == Route::Straight && is_data_error(&e) => {
+                tracing::debug!(error = %describe(&e), rows = entries.len(),
+                    "the copy straight into diag was refused; writing the batch through the staging table");
+                conn.staged_batches_left = STAGED_AFTER_REFUSAL;
+                route = Route::Staged;
+            }
+            done => {
+                return done
+                    .map(|(inserted, aggregates)| (inserted, aggregates, route == Route::Staged));
+            }
+        }
+    }
+}
+
+/// [`write_batch`] by one route: a failed transaction is rolled back (when it is dropped).
+async fn write_by(
+    route: Route,
     conn: &mut Conn,
     entries: &[Entry],
     next_offsets: Option<&BTreeMap<i32, i64>>,
@@ -57,19 +118,38 @@ pub(super) async fn write_batch(
         .map(|(p, o)| (*p, *o))
         .unzip();
     let tx = conn.client.transaction().await?;
-    let returned = if entries.is_empty() {
-        Vec::new()
-    } else {
-        copy_rows(&tx, entries).await?;
-        tx.query(&conn.analytics.insert, &[&settings.analytics.topic])
-            .await?
+    let topic_param = &settings.analytics.topic;
+    let inserted = match route {
+        _ if entries.is_empty() => Inserted {
+            rows: Vec::new(),
+            watermark: None,
+        },
+        Route::Straight => {
+            copy_rows(&tx, &copy_diag(), entries).await?;
+            let newest = entries.iter().map(|e| as_stored(e.row.ts)).max();
+            let raised = tx
+                .query_one(&conn.analytics.raise_watermark, &[topic_param, &newest])
+                .await?;
+            Inserted {
+                rows: entries.iter().map(|e| &e.row).collect(),
+                watermark: raised.try_get(0)?,
+            }
+        }
+        Route::Staged => {
+            copy_rows(&tx, COPY_STAGING, entries).await?;
+            let returned = tx.query(&conn.analytics.insert, &[topic_param]).await?;
+            let mut positions = Vec::with_capacity(returned.len());
+            let mut watermark: Option<DateTime<Utc>> = None;
+            for row in &returned {
+                positions.push((row.try_get(0)?, row.try_get(1)?));
+                watermark = row.try_get(2)?;
+            }
+            Inserted {
+                rows: inserted_entries(entries, &positions),
+                watermark,
+            }
+        }
     };
-    let mut positions = Vec::with_capacity(returned.len());
-    let mut watermark: Option<DateTime<Utc>> = None;
-    for row in &returned {
-        positions.push((row.try_get(0)?, row.try_get(1)?));
-        watermark = row.try_get(2)?;
-    }
     let (group, topic) = (&settings.group, &settings.topic);
     let offset_params: [&(dyn ToSql + Sync); 4] = [group, topic, &partitions, &offsets];
     let offsets_upsert = async {
@@ -78,12 +158,12 @@ pub(super) async fn write_batch(
             None => Ok(0),
         }
     };
-    let (aggregates, learnt) = match watermark {
+    let (aggregates, learnt) = match inserted.watermark {
         Some(watermark) => {
-            let rows = inserted_entries(entries, &positions);
+            let rows = &inserted.rows;
             let update =
                 conn.analytics
-                    .update(&tx, &rows, watermark, &settings.analytics, known, *pruned);
+                    .update(&tx, rows, watermark, &settings.analytics, known, *pruned);
             futures::try_join!(update, offsets_upsert)?.0
         }
         // Nothing inserted: nothing to count.
@@ -94,15 +174,17 @@ pub(super) async fn write_batch(
     };
     tx.commit().await?;
     learnt.apply(known, pruned);
-    Ok((positions.len() as u64, aggregates))
+    Ok((inserted.rows.len() as u64, aggregates))
 }
 
-/// Copies `entries` into the staging table (binary `COPY`).
+/// Copies `entries` with `copy` (a binary `COPY ... FROM STDIN` of the staging table's
+/// columns, into `diag` or the staging table).
 pub(super) async fn copy_rows(
     tx: &tokio_postgres::Transaction<'_>,
+    copy: &str,
     entries: &[Entry],
 ) -> Result<(), tokio_postgres::Error> {
-    let sink = tx.copy_in(COPY_STAGING).await?;
+    let sink = tx.copy_in(copy).await?;
     let writer = BinaryCopyInWriter::new(sink, &STAGING_TYPES);
     let mut writer = std::pin::pin!(writer);
     for Entry { row: r, .. } in entries {
