@@ -56,6 +56,10 @@ pub struct ConsumerSettings {
     pub fetch_wait: std::time::Duration,
 }
 
+/// Bytes one fetch may return per partition (`max.partition.fetch.bytes`): room for the
+/// 10,000 records Nisshi reads per partition and fetch.
+pub const MAX_PARTITION_FETCH_BYTES: u32 = 16 << 20;
+
 /// The consumer's librdkafka settings: explicit assignment, no automatic commit or offset store.
 pub fn consumer_config(s: &ConsumerSettings) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -75,7 +79,14 @@ pub fn consumer_config(s: &ConsumerSettings) -> ClientConfig {
         // While the consumer's queue is full (a backlog), fetch again soon after it has room
         // rather than after the default second; a fetch error is retried after 100 ms.
         .set("fetch.queue.backoff.ms", "10")
-        .set("fetch.error.backoff.ms", "100");
+        .set("fetch.error.backoff.ms", "100")
+        // Nisshi reads up to 10,000 records of a partition per fetch and then keeps those
+        // within the partition's byte budget: librdkafka's default 1 MiB keeps about 2,000 of
+        // our ~450-byte events and throws the rest of the read away. 16 MiB keeps them all.
+        .set(
+            "max.partition.fetch.bytes",
+            MAX_PARTITION_FETCH_BYTES.to_string(),
+        );
     if let Some(debug) = &s.debug {
         c.set("debug", debug);
     }
