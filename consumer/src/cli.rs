@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(cli.group, "fleet-consumer");
         assert_eq!(cli.pg_port, 5432);
         assert_eq!(cli.pg_database, "av_telemetry");
-        assert_eq!(cli.batch_max_records.get(), 5000);
+        assert_eq!(cli.batch_max_records.get(), 20_000);
         assert_eq!(cli.batch_max_wait, Duration::from_millis(1));
         assert_eq!(cli.fetch_wait, Duration::from_millis(100));
         assert!(try_parse(&["--fetch-wait", "5ms"]).is_err());

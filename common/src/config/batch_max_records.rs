@@ -42,7 +42,7 @@ impl BatchMaxRecords {
     /// and the consumer's database tests write a batch of this size.
     pub const MAX: u32 = 100_000;
     /// The shipped default.
-    pub const DEFAULT: Self = Self(5_000);
+    pub const DEFAULT: Self = Self(20_000);
 
     /// `value`, checked against the range.
     pub fn new(value: u64) -> Result<Self, BatchMaxRecordsError> {

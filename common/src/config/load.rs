@@ -395,7 +395,7 @@ mod tests {
 
     #[test]
     fn batch_max_records_above_the_consumers_limit_is_refused_with_key_and_line() {
-        let text = MASTER.replace("batch_max_records = 5000", "batch_max_records = 200000");
+        let text = MASTER.replace("batch_max_records = 20000", "batch_max_records = 200000");
         let err = load_from_str(&text, "x.toml", no_env())
             .unwrap_err()
             .to_string();
