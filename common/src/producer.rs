@@ -3,7 +3,7 @@
 //! Settings, and why (Nisshi is the broker; see [`apply_settings`]):
 //! - `acks=all`, `enable.idempotence=true`: an acknowledged record is held by the broker, and
 //!   librdkafka's own retries never duplicate it.
-//! - `max.in.flight.requests.per.connection`: [`DEFAULT_MAX_IN_FLIGHT`] unless the caller set
+//! - `max.in.flight.requests.per.connection`: [`DEFAULT_PRODUCER_MAX_IN_FLIGHT`] unless the caller set
 //!   it (ingest's `ingest.producer_max_in_flight`), at most 5 with idempotence. Tansu 0.6.0
 //!   needed 1 (its storage panicked on a local epoch bump); Nisshi 0.8 handles the epoch bump,
 //!   and the broker tests (`tests/broker.rs`: brokers killed and stopped under load) find every
@@ -23,9 +23,7 @@ use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer, PurgeConfig};
 
-/// Produce requests in flight per broker connection when the caller does not choose (see
-/// [`crate::settings::limits::DEFAULT_PRODUCER_MAX_IN_FLIGHT`]).
-pub const DEFAULT_MAX_IN_FLIGHT: u32 = crate::settings::limits::DEFAULT_PRODUCER_MAX_IN_FLIGHT;
+use crate::settings::limits::DEFAULT_PRODUCER_MAX_IN_FLIGHT;
 
 /// librdkafka's name of the in-flight setting.
 const MAX_IN_FLIGHT: &str = "max.in.flight.requests.per.connection";
@@ -145,7 +143,7 @@ pub fn apply_settings(config: &mut ClientConfig) {
         .set("message.timeout.ms", "0")
         .set("socket.nagle.disable", "true");
     if config.get(MAX_IN_FLIGHT).is_none() {
-        config.set(MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT.to_string());
+        config.set(MAX_IN_FLIGHT, DEFAULT_PRODUCER_MAX_IN_FLIGHT.to_string());
     }
 }
 

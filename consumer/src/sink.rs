@@ -32,7 +32,10 @@ use crate::batch::Entry;
 
 pub use error::SinkError;
 use error::is_data_error;
-use sql::{CREATE_STAGING, INSERT_DIAG, SELECT_OFFSETS, UPSERT_OFFSETS, insert_from_staging};
+use sql::{
+    COPY_STAGING, CREATE_STAGING, INSERT_DIAG, SELECT_OFFSETS, UPSERT_OFFSETS, copy_diag,
+    insert_from_staging,
+};
 #[cfg(test)]
 pub(crate) use write::STAGED_AFTER_REFUSAL;
 use write::{probe_rows, write_batch};
@@ -94,6 +97,10 @@ struct Conn {
     client: Client,
     insert: Statement,
     upsert: Statement,
+    /// The binary copy straight into `diag`.
+    copy_straight: Statement,
+    /// The binary copy into the staging table.
+    copy_staged: Statement,
     analytics: Statements,
     /// Batches still to write through the staging table before a copy straight into `diag`
     /// is tried again (set after one was refused: duplicates tend to come in runs).
@@ -248,16 +255,21 @@ impl PgSink {
             return Err(self.error("creating the staging table", source));
         }
         let insert_staged = insert_from_staging();
+        let copy_straight = copy_diag();
         let prepared = futures::try_join!(
             client.prepare(INSERT_DIAG),
             client.prepare(UPSERT_OFFSETS),
+            client.prepare(&copy_straight),
+            client.prepare(COPY_STAGING),
             Statements::prepare(&client, &insert_staged),
         );
         match prepared {
-            Ok((insert, upsert, analytics)) => Ok(Conn {
+            Ok((insert, upsert, copy_straight, copy_staged, analytics)) => Ok(Conn {
                 client,
                 insert,
                 upsert,
+                copy_straight,
+                copy_staged,
                 analytics,
                 staged_batches_left: 0,
                 driver,
@@ -340,7 +352,7 @@ impl Sink for PgSink {
         match tokio::time::timeout(limit, write).await {
             Ok(Ok((inserted, aggregates, staged))) => {
                 let rows = entries.len();
-                tracing::debug!(rows, inserted, elapsed = ?started.elapsed(),
+                tracing::debug!(rows, inserted, staged, elapsed = ?started.elapsed(),
                     late = aggregates.late_dropped, "batch committed");
                 Ok(Written {
                     inserted,

@@ -85,7 +85,7 @@ pub struct Statements {
     /// topic); see [`windows::watermarked_insert`].
     pub insert: Statement,
     /// Raises the watermark (`$1` = topic) to `$2` and returns it; for a batch copied whole
-    /// into `diag` ([`windows::RAISE_WATERMARK`]).
+    /// into `diag` ([`windows::raise_watermark`]).
     pub raise_watermark: Statement,
     vehicles: Statement,
     make_models: Statement,
@@ -102,6 +102,7 @@ impl Statements {
         insert_diag: &str,
     ) -> Result<Self, tokio_postgres::Error> {
         let insert_sql = windows::watermarked_insert(insert_diag);
+        let raise_sql = windows::raise_watermark();
         let (
             insert,
             raise_watermark,
@@ -113,7 +114,7 @@ impl Statements {
             select_histograms,
         ) = futures::try_join!(
             client.prepare(&insert_sql),
-            client.prepare(windows::RAISE_WATERMARK),
+            client.prepare(&raise_sql),
             client.prepare(summary::UPSERT_VEHICLES),
             client.prepare(summary::UPSERT_MAKE_MODELS),
             client.prepare(windows::PRUNE_WINDOW_VEHICLES),

@@ -30,20 +30,27 @@ impl Lateness {
 pub(crate) fn watermarked_insert(insert_diag: &str) -> String {
     format!(
         "WITH inserted AS ({} RETURNING kafka_partition, kafka_offset, ts), watermark AS (\n\
-         INSERT INTO window_watermark AS m (topic, max_ts)\n\
+         {}\n\
          SELECT $1, max(ts) FROM inserted HAVING count(*) > 0\n\
-         ON CONFLICT (topic) DO UPDATE SET max_ts = GREATEST(m.max_ts, EXCLUDED.max_ts)\n\
-         RETURNING max_ts)\n\
+         {RAISE_ON_CONFLICT})\n\
          SELECT kafka_partition, kafka_offset, (SELECT max_ts FROM watermark) FROM inserted",
-        insert_diag.trim_end()
+        insert_diag.trim_end(),
+        INSERT_WATERMARK
     )
 }
 
 /// Raises the topic's (`$1`) watermark to `$2` (the greatest event time of a batch copied
 /// whole into `diag`) and returns it as it is after the raise.
-pub(crate) const RAISE_WATERMARK: &str = "INSERT INTO window_watermark AS m (topic, max_ts)\n\
-     VALUES ($1, $2)\n\
-     ON CONFLICT (topic) DO UPDATE SET max_ts = GREATEST(m.max_ts, EXCLUDED.max_ts)\n\
+pub(crate) fn raise_watermark() -> String {
+    format!("{INSERT_WATERMARK}\nVALUES ($1, $2)\n{RAISE_ON_CONFLICT}")
+}
+
+/// The head of both watermark raises.
+const INSERT_WATERMARK: &str = "INSERT INTO window_watermark AS m (topic, max_ts)";
+
+/// The tail of both watermark raises: the watermark never moves back, and is returned as it is
+/// after the raise.
+const RAISE_ON_CONFLICT: &str = "ON CONFLICT (topic) DO UPDATE SET max_ts = GREATEST(m.max_ts, EXCLUDED.max_ts)\n\
      RETURNING max_ts";
 
 /// Bit of `window_vehicle_minutes.seconds` that says the vehicle is counted in the minute

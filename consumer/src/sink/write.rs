@@ -17,7 +17,7 @@ use tokio_postgres::types::ToSql;
 
 use super::columns::Columns;
 use super::error::{describe, is_data_error};
-use super::sql::{COPY_STAGING, STAGING_TYPES, copy_diag};
+use super::sql::STAGING_TYPES;
 use super::{Conn, PgSettings};
 use crate::analytics::{Aggregates, Known, Pruned, as_stored};
 use crate::batch::Entry;
@@ -125,7 +125,7 @@ async fn write_by(
             watermark: None,
         },
         Route::Straight => {
-            copy_rows(&tx, &copy_diag(), entries).await?;
+            copy_rows(&tx, &conn.copy_straight, entries).await?;
             let newest = entries.iter().map(|e| as_stored(e.row.ts)).max();
             let raised = tx
                 .query_one(&conn.analytics.raise_watermark, &[topic_param, &newest])
@@ -136,7 +136,7 @@ async fn write_by(
             }
         }
         Route::Staged => {
-            copy_rows(&tx, COPY_STAGING, entries).await?;
+            copy_rows(&tx, &conn.copy_staged, entries).await?;
             let returned = tx.query(&conn.analytics.insert, &[topic_param]).await?;
             let mut positions = Vec::with_capacity(returned.len());
             let mut watermark: Option<DateTime<Utc>> = None;
@@ -177,11 +177,11 @@ async fn write_by(
     Ok((inserted.rows.len() as u64, aggregates))
 }
 
-/// Copies `entries` with `copy` (a binary `COPY ... FROM STDIN` of the staging table's
-/// columns, into `diag` or the staging table).
+/// Copies `entries` with `copy` (a prepared binary `COPY ... FROM STDIN` of the staging
+/// table's columns, into `diag` or the staging table).
 pub(super) async fn copy_rows(
     tx: &tokio_postgres::Transaction<'_>,
-    copy: &str,
+    copy: &tokio_postgres::Statement,
     entries: &[Entry],
 ) -> Result<(), tokio_postgres::Error> {
     let sink = tx.copy_in(copy).await?;
