@@ -1,4 +1,4 @@
-//! The running stack as the benchmark sees it from the host: the consumer's container (stopped
+//! The running stack as the benchmark sees it from the host: the consumer's containers (stopped
 //! and started with the `docker` CLI), PostgreSQL, and the topic's end offsets.
 
 use std::collections::BTreeMap;
@@ -10,20 +10,55 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio_postgres::Client;
 
-/// Runs `docker <verb> <container>`.
-pub async fn docker(verb: &str, container: &str) -> anyhow::Result<()> {
+/// Runs `docker <verb> <container>...` (`docker stop` and `docker start` take several).
+pub async fn docker(verb: &str, containers: &[String]) -> anyhow::Result<()> {
     let output = tokio::process::Command::new("docker")
-        .args([verb, container])
+        .arg(verb)
+        .args(containers)
         .output()
         .await
         .context("running the docker CLI")?;
     if !output.status.success() {
         bail!(
-            "docker {verb} {container}: {}",
+            "docker {verb} {}: {}",
+            containers.join(" "),
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
     Ok(())
+}
+
+/// The containers of `service` in `stack` (every replica), found by fleet's ownership labels.
+pub async fn service_containers(stack: &str, service: &str) -> anyhow::Result<Vec<String>> {
+    let output = tokio::process::Command::new("docker")
+        .args(["ps", "--all", "--format", "{{.Names}}", "--filter"])
+        .arg(format!(
+            "label={}={stack}",
+            fleet_orchestrator::docker::LABEL_STACK
+        ))
+        .arg("--filter")
+        .arg(format!(
+            "label={}={service}",
+            fleet_orchestrator::docker::LABEL_SERVICE
+        ))
+        .output()
+        .await
+        .context("running the docker CLI")?;
+    if !output.status.success() {
+        bail!(
+            "docker ps for the {service} of stack {stack}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        bail!("stack {stack} has no {service} container: launch it with `fleet launch-infra`");
+    }
+    Ok(names)
 }
 
 /// Connects to PostgreSQL with the password read from `password_file`.

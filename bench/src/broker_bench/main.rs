@@ -121,15 +121,8 @@ impl Stack {
     }
 
     async fn docker(&self, action: &str, service: &str) -> anyhow::Result<()> {
-        let status = Command::new("docker")
-            .args([action, &format!("{}-{service}", self.name)])
-            .stdout(Stdio::null())
-            .status()
-            .await?;
-        if !status.success() {
-            bail!("docker {action} {service} failed");
-        }
-        Ok(())
+        let containers = ingest_bench::stack::service_containers(&self.name, service).await?;
+        ingest_bench::stack::docker(action, &containers).await
     }
 
     async fn rows(&self) -> anyhow::Result<i64> {

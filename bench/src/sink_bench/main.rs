@@ -1,7 +1,8 @@
 //! `sink-bench`: how fast the consumer moves a backlog from Kafka into PostgreSQL, against the
 //! physical limit of the same server.
 //!
-//! Against a running stack (`fleet launch-infra`): stops the consumer's container, produces N
+//! Against a running stack (`fleet launch-infra`): stops the consumer's containers (every
+//! replica), produces N
 //! valid events to the input topic from the host, starts the consumer and times it until
 //! `consumer_offsets` reaches the topic's end offsets (and checks that `diag` grew by exactly
 //! N rows). Then, in the same run, copies the same N rows with one binary
@@ -36,7 +37,7 @@ struct Cli {
     #[arg(long, default_value = "fleet-consumer")]
     group: String,
 
-    /// The stack's name: the consumer's container is `<stack>-consumer`.
+    /// The stack's name: the consumer's containers are those fleet labelled with it.
     #[arg(long, default_value = "fleet")]
     stack: String,
 
@@ -115,16 +116,16 @@ fn rate(rows: u64, elapsed: Duration) -> f64 {
     rows as f64 / elapsed.as_secs_f64()
 }
 
-/// Starts the consumer and polls `consumer_offsets` until it holds `ends`.
+/// Starts the consumer's containers and polls `consumer_offsets` until it holds `ends`.
 async fn time_consumer(
     cli: &Cli,
     client: &tokio_postgres::Client,
-    container: &str,
+    containers: &[String],
     ends: &std::collections::BTreeMap<i32, i64>,
 ) -> anyhow::Result<ConsumerRun> {
     let before = stack::stored_offsets(client, &cli.group, &cli.topic).await?;
     let started = Instant::now();
-    stack::docker("start", container).await?;
+    stack::docker("start", containers).await?;
     let mut first_batch = None;
     loop {
         let stored = stack::stored_offsets(client, &cli.group, &cli.topic).await?;
@@ -159,10 +160,10 @@ async fn main() -> anyhow::Result<()> {
         cli.events > 0 && cli.vehicles > 0 && cli.in_flight > 0,
         "--events, --vehicles and --in-flight must be at least 1"
     );
-    let container = format!("{}-consumer", cli.stack);
     let client = stack::connect(cli.pg_config(), &cli.password_file()?).await?;
+    let containers = stack::service_containers(&cli.stack, "consumer").await?;
     println!(
-        "sink-bench: {} events of {} vehicles; Kafka {} topic {}; PostgreSQL {}:{}/{}; consumer {container}; load average {}",
+        "sink-bench: {} events of {} vehicles; Kafka {} topic {}; PostgreSQL {}:{}/{}; consumer {}; load average {}",
         cli.events,
         cli.vehicles,
         cli.kafka_bootstrap,
@@ -170,14 +171,15 @@ async fn main() -> anyhow::Result<()> {
         cli.pg_host,
         cli.pg_port,
         cli.pg_database,
+        containers.join(", "),
         load_average()
     );
 
-    stack::docker("stop", &container).await?;
+    stack::docker("stop", &containers).await?;
     let ends_before = stack::end_offsets(&cli.kafka_bootstrap, &cli.topic).await?;
     let stored_before = stack::stored_offsets(&client, &cli.group, &cli.topic).await?;
     if stored_before != ends_before {
-        stack::docker("start", &container).await?;
+        stack::docker("start", &containers).await?;
         bail!(
             "the consumer had not stored everything in {} (stored {stored_before:?}, end {ends_before:?}); wait until it caught up and run again",
             cli.topic
@@ -203,7 +205,7 @@ async fn main() -> anyhow::Result<()> {
         cli.events
     );
 
-    let consumer = time_consumer(&cli, &client, &container, &ends).await?;
+    let consumer = time_consumer(&cli, &client, &containers, &ends).await?;
     let stored = stack::diag_rows(&client).await? - rows_before;
     ensure!(
         stored == cli.events as i64,
