@@ -1,8 +1,9 @@
 //! Replicas, through the real `fleet` commands and real containers: a stack launched with
-//! `FLEET_INGEST__REPLICAS=2 FLEET_CONSUMER__REPLICAS=2` runs `ingest-0`, `ingest-1` behind the
-//! balancer `ingest-lb` on the published port and `consumer-0`, `consumer-1` in one group; with
-//! 3 vehicles `fleet verify` passes, both ingest replicas accepted events (their `/metrics`),
-//! both consumers hold partitions and together all of them, and `fleet logs` reaches a replica.
+//! `FLEET_INGEST__REPLICAS=2 FLEET_CONSUMER__REPLICAS=2` (and 3 partitions, so that both
+//! consumers hold a share) runs `ingest-0`, `ingest-1` behind the balancer `ingest-lb` on the
+//! published port and `consumer-0`, `consumer-1` in one group; with 3 vehicles `fleet verify`
+//! passes, both ingest replicas accepted events (their `/metrics`), both consumers hold
+//! partitions and together all of them, and `fleet logs` reaches a replica.
 //! An ingest replica stopped with `docker stop` while the vehicles run leaves the registry at
 //! once, one killed with `docker kill` when its session expires; either way the vehicles keep
 //! reporting through the other one for 12 s; started again it registers and they use it again;
@@ -191,6 +192,7 @@ async fn two_ingest_and_two_consumer_replicas_serve_the_stack() {
         &[
             ("FLEET_INGEST__REPLICAS", "2"),
             ("FLEET_CONSUMER__REPLICAS", "2"),
+            ("FLEET_BROKER__PARTITIONS", "3"),
         ],
     );
     stack.fleet_ok(&["launch-infra"]).await;

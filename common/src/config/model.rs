@@ -182,7 +182,9 @@ pub struct BrokerConfig {
     pub host_port: u16,
     /// The input topic.
     pub topic: String,
-    /// Partitions of the input topic.
+    /// Partitions of the input topic (1 to 1000), and of the summary topic. They bound the
+    /// consumer replicas that hold a share; on Nisshi each partition a produce request touches
+    /// is one more serial storage transaction, so more partitions cost ingest throughput.
     pub partitions: i32,
     /// Records that can never be stored go here, with the reason.
     pub dlq_topic: String,
