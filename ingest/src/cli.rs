@@ -42,6 +42,14 @@ mod tests {
         assert_eq!(cli.max_body_bytes, 1_048_576);
         assert_eq!(cli.max_records_per_request, 1_000);
         assert_eq!(cli.produce_timeout, Duration::from_secs(10));
+        assert_eq!(
+            cli.producer_linger,
+            fleet_common::settings::limits::DEFAULT_PRODUCER_LINGER
+        );
+        assert_eq!(
+            cli.producer_max_in_flight,
+            fleet_common::settings::limits::DEFAULT_PRODUCER_MAX_IN_FLIGHT
+        );
         assert_eq!(cli.rate_limit_per_vin, 0);
         assert_eq!(cli.tokens_file, None);
         assert_eq!(cli.summary_topic, "telemetry.summary");

@@ -394,7 +394,7 @@ fn yes() -> bool {
 }
 
 fn default_producer_linger() -> Duration {
-    Duration::from_millis(1)
+    crate::settings::limits::DEFAULT_PRODUCER_LINGER
 }
 
 fn default_producer_max_in_flight() -> u32 {

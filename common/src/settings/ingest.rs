@@ -47,8 +47,9 @@ pub struct IngestSettings {
     pub produce_timeout: Duration,
 
     /// How long the producer waits for more records before it sends a batch to the broker
-    /// (librdkafka's `linger.ms`; e.g. `1ms`, `500us`; `0s` sends at once). At most 1 s.
-    #[arg(long, env = INGEST_PRODUCER_LINGER, default_value = "1ms",
+    /// (librdkafka's `linger.ms`; e.g. `1ms`, `500us`; `0s` sends at once). At most 1 s. The
+    /// default is [`limits::DEFAULT_PRODUCER_LINGER`].
+    #[arg(long, env = INGEST_PRODUCER_LINGER, default_value = "5ms",
           value_parser = limits::PRODUCER_LINGER.parser())]
     pub producer_linger: Duration,
 
