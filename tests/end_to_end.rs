@@ -290,12 +290,15 @@ async fn events_flow_from_vehicles_to_postgres() {
 
     assert_analytics_match_diag(&pg).await;
 
-    // The events endpoint counts at least what is stored.
+    // The events endpoint counts at least what is stored. Ingest reads the topic's watermarks at
+    // most every 500 ms (`TopicCounts::TTL`), and a row is now stored well within that after its
+    // POST: the reading asked for here must be taken after the count, so wait out the cache.
     let stored: i64 = pg
         .query_one("SELECT count(*) FROM diag", &[])
         .await
         .unwrap()
         .get(0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let json: serde_json::Value = reqwest::Client::new()
         .get(&events_url)
         .header("accept", "application/json")

@@ -2,12 +2,11 @@
 //! physical limit of the same server.
 //!
 //! Against a running stack (`fleet launch-infra`): stops the consumer's containers (every
-//! replica), produces N
-//! valid events to the input topic from the host, starts the consumer and times it until
-//! `consumer_offsets` reaches the topic's end offsets (and checks that `diag` grew by exactly
-//! N rows). Then, in the same run, copies the same N rows with one binary
-//! `COPY ... FROM STDIN` into a scratch table shaped like `diag` (same constraints and
-//! indexes) on the same server, and prints both rates and their ratio.
+//! replica), produces N valid events to the input topic from the host, starts the consumer and
+//! times it until `consumer_offsets` reaches the topic's end offsets (and checks that `diag` grew
+//! by exactly N rows). Then, in the same run, copies the same N rows with one binary
+//! `COPY ... FROM STDIN` into a scratch table shaped like `diag` (same constraints and indexes)
+//! on the same server, and prints both rates and their ratio.
 
 mod backlog;
 
