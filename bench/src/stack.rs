@@ -10,50 +10,50 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio_postgres::Client;
 
-/// Runs `docker <verb> <container>...` (`docker stop` and `docker start` take several).
-pub async fn docker(verb: &str, containers: &[String]) -> anyhow::Result<()> {
+/// Runs the docker CLI with `args` and returns what it printed; `what` names the call in the
+/// error when it fails.
+async fn docker_cli(args: &[String], what: &str) -> anyhow::Result<String> {
     let output = tokio::process::Command::new("docker")
-        .arg(verb)
-        .args(containers)
+        .args(args)
         .output()
         .await
         .context("running the docker CLI")?;
     if !output.status.success() {
-        bail!(
-            "docker {verb} {}: {}",
-            containers.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        bail!("{what}: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Runs `docker <verb> <container>...` (`docker stop` and `docker start` take several).
+pub async fn docker(verb: &str, containers: &[String]) -> anyhow::Result<()> {
+    let args: Vec<String> = std::iter::once(verb.to_owned())
+        .chain(containers.iter().cloned())
+        .collect();
+    docker_cli(&args, &format!("docker {}", args.join(" "))).await?;
     Ok(())
 }
 
 /// The containers of `service` in `stack` (every replica), found by fleet's ownership labels.
 pub async fn service_containers(stack: &str, service: &str) -> anyhow::Result<Vec<String>> {
-    let output = tokio::process::Command::new("docker")
-        .args(["ps", "--all", "--format", "{{.Names}}", "--filter"])
-        .arg(format!(
-            "label={}={stack}",
-            fleet_orchestrator::docker::LABEL_STACK
-        ))
-        .arg("--filter")
-        .arg(format!(
+    let args = [
+        "ps".to_owned(),
+        "--all".to_owned(),
+        "--format".to_owned(),
+        "{{.Names}}".to_owned(),
+        "--filter".to_owned(),
+        format!("label={}={stack}", fleet_orchestrator::docker::LABEL_STACK),
+        "--filter".to_owned(),
+        format!(
             "label={}={service}",
             fleet_orchestrator::docker::LABEL_SERVICE
-        ))
-        .output()
-        .await
-        .context("running the docker CLI")?;
-    if !output.status.success() {
-        bail!(
-            "docker ps for the {service} of stack {stack}: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+        ),
+    ];
+    let printed = docker_cli(
+        &args,
+        &format!("docker ps for the {service} of stack {stack}"),
+    )
+    .await?;
+    let mut names: Vec<String> = printed.lines().map(str::to_owned).collect();
     names.sort();
     if names.is_empty() {
         bail!("stack {stack} has no {service} container: launch it with `fleet launch-infra`");

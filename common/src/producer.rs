@@ -3,11 +3,11 @@
 //! Settings, and why (Nisshi is the broker; see [`apply_settings`]):
 //! - `acks=all`, `enable.idempotence=true`: an acknowledged record is held by the broker, and
 //!   librdkafka's own retries never duplicate it.
-//! - `max.in.flight.requests.per.connection`: [`DEFAULT_PRODUCER_MAX_IN_FLIGHT`] unless the caller set
-//!   it (ingest's `ingest.producer_max_in_flight`), at most 5 with idempotence. Tansu 0.6.0
-//!   needed 1 (its storage panicked on a local epoch bump); Nisshi 0.8 handles the epoch bump,
-//!   and the broker tests (`tests/broker.rs`: brokers killed and stopped under load) find every
-//!   acknowledged record once in the topic with 5.
+//! - `max.in.flight.requests.per.connection`: [`DEFAULT_PRODUCER_MAX_IN_FLIGHT`] unless the
+//!   caller set it (ingest's `ingest.producer_max_in_flight`), at most 5 with idempotence.
+//!   Tansu 0.6.0 needed 1 (its storage panicked on a local epoch bump); Nisshi 0.8 handles the
+//!   epoch bump, and the broker tests (`tests/broker.rs`: brokers killed and stopped under load)
+//!   find every acknowledged record once in the topic with 5.
 //! - `message.timeout.ms=0`: librdkafka never gives up on a record; callers bound their own wait.
 //! - `socket.nagle.disable=true`: a request's last segment leaves at once instead of waiting
 //!   for the broker's acknowledgement of the previous ones (the Java client's `TCP_NODELAY`).
