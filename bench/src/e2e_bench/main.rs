@@ -18,6 +18,10 @@
 //! resource can be named. At the end the rows added to `diag`
 //! are checked against the records added to the topic: every record became a row.
 //!
+//! With `--offered`, only the half-load runs are made, at the rates given (one per batch size),
+//! and the raw limits are left out: a quick comparison of the latency of two configurations at
+//! the same load.
+//!
 //! Prints a Markdown block for `results/end_to_end.md`.
 
 mod rows;
@@ -73,6 +77,10 @@ struct Cli {
     /// Time between two samples of the containers' statistics.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     sample_every: Duration,
+    /// Events/s offered at half load, one per `--batch-sizes` entry: skips the saturated runs
+    /// and the raw producer and COPY (the latency of two configurations at the same load).
+    #[arg(long, value_delimiter = ',')]
+    offered: Vec<f64>,
     /// Longest wait for the consumer to store a backlog between runs.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
@@ -81,10 +89,18 @@ struct Cli {
 /// What one batch size measured.
 struct Scenario {
     batch: usize,
-    saturated: Window,
+    /// `None` with `--offered`.
+    saturated: Option<Window>,
     half: Window,
     offered: f64,
     tracked: rows::Tracked,
+}
+
+/// The raw limits measured in the same run: acked records/s of a tuned producer, rows/s of
+/// one binary COPY.
+struct Raw {
+    producer: f64,
+    copy: f64,
 }
 
 /// One run: what ingest accepted and what the consumer stored in the same window.
@@ -111,6 +127,15 @@ struct Bench {
     group: String,
     pg: Arc<tokio_postgres::Client>,
     run: u64,
+}
+
+/// `values` joined with commas, as the command line takes them.
+fn join<T: ToString>(values: &[T]) -> String {
+    values
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn ms(d: Duration) -> String {
@@ -180,19 +205,69 @@ impl Bench {
         })
     }
 
-    async fn scenario(&mut self, sampler: &Sampler, batch: usize) -> anyhow::Result<Scenario> {
+    /// The raw limits on the same servers: a tuned rdkafka producer into the topic, then one
+    /// binary COPY into a scratch copy of `diag`.
+    async fn raw_limits(
+        &mut self,
+        sampler: &Sampler,
+        admin: &tokio_postgres::Client,
+    ) -> anyhow::Result<Raw> {
+        sampler.enter("raw producer");
+        eprintln!("e2e-bench: raw producer for {:?}", self.cli.raw_duration);
+        let producer = Settings::Tuned.producer(&self.bootstrap, "e2e-bench")?;
+        let produced = produce_for(
+            &producer,
+            &self.topic,
+            self.cli.raw_duration,
+            10_000,
+            6_000_000,
+        )
+        .await?;
+        drop(producer);
+        sampler.enter("between runs");
+        self.drain().await?;
+
+        sampler.enter("raw COPY");
+        eprintln!("e2e-bench: raw COPY of {} rows", self.cli.copy_rows);
+        let events = Events::new(self.run + 9, 1_000, self.cli.copy_rows, chrono::Utc::now());
+        let positions: Vec<(i32, i64)> = (0..self.cli.copy_rows as i64).map(|i| (0, i)).collect();
+        copy::create_scratch(admin).await?;
+        let copied = copy::copy_rows(admin, &events, &positions).await;
+        copy::drop_scratch(admin).await?;
+        Ok(Raw {
+            producer: produced.rate(),
+            copy: self.cli.copy_rows as f64 / copied?.as_secs_f64(),
+        })
+    }
+
+    /// The saturated run and the half-load run of `batch` events/request; only the second, at
+    /// `offered` events/s, when that is given.
+    async fn scenario(
+        &mut self,
+        sampler: &Sampler,
+        batch: usize,
+        offered: Option<f64>,
+    ) -> anyhow::Result<Scenario> {
         let connections = self.cli.connections;
-        sampler.enter(phase(format!("saturated, {batch}/request")));
-        eprintln!("e2e-bench: {batch} event(s)/request, saturated, {connections} connections");
-        let saturated = self
-            .window(batch, Pace::Closed { connections }, None)
-            .await?;
-        let offered = saturated.end_to_end() / 2.0;
-        ensure!(
-            offered > 0.0,
-            "nothing was accepted and stored at saturation with {batch} event(s)/request: {:?}",
-            saturated.measured.statuses
-        );
+        let (saturated, offered) = match offered {
+            Some(offered) => (None, offered),
+            None => {
+                sampler.enter(phase(format!("saturated, {batch}/request")));
+                eprintln!(
+                    "e2e-bench: {batch} event(s)/request, saturated, {connections} connections"
+                );
+                let saturated = self
+                    .window(batch, Pace::Closed { connections }, None)
+                    .await?;
+                let offered = saturated.end_to_end() / 2.0;
+                ensure!(
+                    offered > 0.0,
+                    "nothing was accepted and stored at saturation with {batch} event(s)/request: {:?}",
+                    saturated.measured.statuses
+                );
+                (Some(saturated), offered)
+            }
+        };
         sampler.enter(phase(format!("half load, {batch}/request")));
         eprintln!("e2e-bench: {batch} event(s)/request, {offered:.0} events/s offered");
         let (tx, rx) = mpsc::unbounded_channel();
@@ -245,6 +320,14 @@ async fn main() -> anyhow::Result<()> {
     ensure!(
         cli.connections > 0 && !cli.batch_sizes.is_empty() && !cli.batch_sizes.contains(&0),
         "--connections and every --batch-sizes entry must be at least 1"
+    );
+    ensure!(
+        cli.offered.is_empty()
+            || (cli.offered.len() == cli.batch_sizes.len()
+                && cli.offered.iter().all(|r| r.is_finite() && *r > 0.0)),
+        "--offered needs one rate above 0 per --batch-sizes entry ({} given for {})",
+        cli.offered.len(),
+        cli.batch_sizes.len()
     );
     let ctx = Ctx::load(&cli.config, ProgressMode::Plain)?;
     let config = &ctx.config;
@@ -316,38 +399,15 @@ async fn main() -> anyhow::Result<()> {
     let records_before = bench.ends().await?;
 
     let mut scenarios = Vec::new();
-    for batch in bench.cli.batch_sizes.clone() {
-        scenarios.push(bench.scenario(&sampler, batch).await?);
+    for (i, batch) in bench.cli.batch_sizes.clone().into_iter().enumerate() {
+        let offered = bench.cli.offered.get(i).copied();
+        scenarios.push(bench.scenario(&sampler, batch, offered).await?);
     }
-
-    sampler.enter("raw producer");
-    eprintln!("e2e-bench: raw producer for {:?}", bench.cli.raw_duration);
-    let producer = Settings::Tuned.producer(&bench.bootstrap, "e2e-bench")?;
-    let raw = produce_for(
-        &producer,
-        &bench.topic,
-        bench.cli.raw_duration,
-        10_000,
-        6_000_000,
-    )
-    .await?;
-    drop(producer);
-    sampler.enter("between runs");
-    bench.drain().await?;
-
-    sampler.enter("raw COPY");
-    eprintln!("e2e-bench: raw COPY of {} rows", bench.cli.copy_rows);
-    let events = Events::new(
-        bench.run + 9,
-        1_000,
-        bench.cli.copy_rows,
-        chrono::Utc::now(),
-    );
-    let positions: Vec<(i32, i64)> = (0..bench.cli.copy_rows as i64).map(|i| (0, i)).collect();
-    copy::create_scratch(&admin).await?;
-    let copied = copy::copy_rows(&admin, &events, &positions).await;
-    copy::drop_scratch(&admin).await?;
-    let copy_rate = bench.cli.copy_rows as f64 / copied?.as_secs_f64();
+    let raw = if bench.cli.offered.is_empty() {
+        Some(bench.raw_limits(&sampler, &admin).await?)
+    } else {
+        None
+    };
     let samples = sampler.stop();
 
     bench.drain().await?;
@@ -359,14 +419,15 @@ async fn main() -> anyhow::Result<()> {
     println!("## e2e-bench, {date}");
     println!();
     println!("```sh");
+    let offered = if cli.offered.is_empty() {
+        String::new()
+    } else {
+        format!(" --offered {}", join(&cli.offered))
+    };
     println!(
-        "cargo run --release -p ingest-bench --bin e2e-bench -- --config {} --batch-sizes {} --connections {} --duration {} --warmup {}",
+        "cargo run --release -p ingest-bench --bin e2e-bench -- --config {} --batch-sizes {} --connections {} --duration {} --warmup {}{offered}",
         cli.config.display(),
-        cli.batch_sizes
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
+        join(&cli.batch_sizes),
         cli.connections,
         humantime::format_duration(cli.duration),
         humantime::format_duration(cli.warmup)
@@ -389,14 +450,23 @@ async fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|");
     for s in &scenarios {
         let t = &s.tracked;
+        let saturated = match &s.saturated {
+            Some(w) => format!(
+                "{:.0} | {:.0} | **{:.0}** | {} / {}",
+                w.accepted_per_s,
+                w.rows_per_s,
+                w.end_to_end(),
+                ms(quantile(&w.measured.latencies, 0.5)),
+                ms(quantile(&w.measured.latencies, 0.99)),
+            ),
+            None => "– | – | – | –".to_owned(),
+        };
+        let drain = s.saturated.as_ref().map_or("–".to_owned(), |w| {
+            format!("{:.1} s", w.drain.as_secs_f64())
+        });
         println!(
-            "| {} | {:.0} | {:.0} | **{:.0}** | {} / {} | {:.0} | {:.0} / {:.0} | **{} / {}** / {} ({}, {} missing, {} late starts) | {:.1} s |",
+            "| {} | {saturated} | {:.0} | {:.0} / {:.0} | **{} / {}** / {} ({}, {} missing, {} late starts) | {drain} |",
             s.batch,
-            s.saturated.accepted_per_s,
-            s.saturated.rows_per_s,
-            s.saturated.end_to_end(),
-            ms(quantile(&s.saturated.measured.latencies, 0.5)),
-            ms(quantile(&s.saturated.measured.latencies, 0.99)),
             s.offered,
             s.half.accepted_per_s,
             s.half.rows_per_s,
@@ -406,33 +476,39 @@ async fn main() -> anyhow::Result<()> {
             t.latencies.len(),
             t.missing,
             s.half.measured.late_starts,
-            s.saturated.drain.as_secs_f64(),
         );
     }
     println!();
-    println!(
-        "Same run, same servers: raw producer ({}) {:.0} acked records/s; one binary COPY of {} rows into a scratch copy of `diag` {:.0} rows/s.",
-        Settings::Tuned.describe(),
-        raw.rate(),
-        cli.copy_rows,
-        copy_rate
-    );
-    println!();
-    println!("| events/request | end to end / raw producer | rows/s / COPY |");
-    println!("|---|---|---|");
-    for s in &scenarios {
+    if let Some(raw) = &raw {
         println!(
-            "| {} | {:.2} | {:.2} |",
-            s.batch,
-            s.saturated.end_to_end() / raw.rate(),
-            s.saturated.rows_per_s / copy_rate
+            "Same run, same servers: raw producer ({}) {:.0} acked records/s; one binary COPY of {} rows into a scratch copy of `diag` {:.0} rows/s.",
+            Settings::Tuned.describe(),
+            raw.producer,
+            cli.copy_rows,
+            raw.copy
         );
+        println!();
+        println!("| events/request | end to end / raw producer | rows/s / COPY |");
+        println!("|---|---|---|");
+        for s in &scenarios {
+            if let Some(w) = &s.saturated {
+                println!(
+                    "| {} | {:.2} | {:.2} |",
+                    s.batch,
+                    w.end_to_end() / raw.producer,
+                    w.rows_per_s / raw.copy
+                );
+            }
+        }
+        println!();
     }
-    println!();
     for s in &scenarios {
+        let saturated = s.saturated.as_ref().map_or("not run".to_owned(), |w| {
+            format!("{:?}", w.measured.statuses)
+        });
         println!(
-            "Statuses, {}/request: saturated {:?}; half load {:?}",
-            s.batch, s.saturated.measured.statuses, s.half.measured.statuses
+            "Statuses, {}/request: saturated {saturated}; half load {:?}",
+            s.batch, s.half.measured.statuses
         );
     }
     println!();
@@ -443,10 +519,14 @@ async fn main() -> anyhow::Result<()> {
     println!();
     let mut phases: Vec<&'static str> = Vec::new();
     for s in &scenarios {
-        phases.push(phase(format!("saturated, {}/request", s.batch)));
+        if s.saturated.is_some() {
+            phases.push(phase(format!("saturated, {}/request", s.batch)));
+        }
         phases.push(phase(format!("half load, {}/request", s.batch)));
     }
-    phases.extend(["raw producer", "raw COPY"]);
+    if raw.is_some() {
+        phases.extend(["raw producer", "raw COPY"]);
+    }
     cpu_table(&samples, &phases);
     ensure!(
         rows_added == records_added,
