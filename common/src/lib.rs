@@ -13,9 +13,12 @@
 //!   `POST /events`, `GET /stats`, registry nodes), one type per format for writer and reader.
 //! - `producer` (feature `kafka`): the idempotent Kafka producer that is replaced when the
 //!   broker loses its state.
+//! - `fetch` (feature `kafka`): how a consumer of fleet's topics fetches from Nisshi.
 
 pub mod config;
 pub mod event;
+#[cfg(feature = "kafka")]
+pub mod fetch;
 pub mod logging;
 #[cfg(feature = "kafka")]
 pub mod producer;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use fleet_common::fetch::apply_fetch_settings;
 use fleet_common::producer::ReplaceableProducer;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -56,10 +57,6 @@ pub struct ConsumerSettings {
     pub fetch_wait: std::time::Duration,
 }
 
-/// Bytes one fetch may return per partition (`max.partition.fetch.bytes`): room for the
-/// 10,000 records Nisshi reads per partition and fetch.
-pub const MAX_PARTITION_FETCH_BYTES: u32 = 16 << 20;
-
 /// The consumer's librdkafka settings: explicit assignment, no automatic commit or offset store.
 pub fn consumer_config(s: &ConsumerSettings) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -69,24 +66,8 @@ pub fn consumer_config(s: &ConsumerSettings) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        // Latency at low load: the broker answers a fetch at once when it has a byte, and an
-        // empty fetch waits at most `fetch_wait` (librdkafka's default, 500 ms, lets Nisshi
-        // look again only after 250 ms). Not much lower: Nisshi returns one record from a
-        // storage read that outlasts it (`consumer.fetch_wait`).
-        .set("fetch.min.bytes", "1")
-        .set("fetch.wait.max.ms", s.fetch_wait.as_millis().to_string())
-        // While the consumer's queue is full (a backlog), fetch again soon after it has room
-        // rather than after the default second; a fetch error is retried after 100 ms.
-        .set("fetch.queue.backoff.ms", "10")
-        .set("fetch.error.backoff.ms", "100")
-        // Nisshi reads up to 10,000 records of a partition per fetch and then keeps those
-        // within the partition's byte budget: librdkafka's default 1 MiB keeps about 2,000 of
-        // our ~450-byte events and throws the rest of the read away. 16 MiB keeps them all.
-        .set(
-            "max.partition.fetch.bytes",
-            MAX_PARTITION_FETCH_BYTES.to_string(),
-        );
+        .set("enable.partition.eof", "false");
+    apply_fetch_settings(&mut c, s.fetch_wait);
     if let Some(debug) = &s.debug {
         c.set("debug", debug);
     }

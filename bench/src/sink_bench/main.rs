@@ -4,11 +4,14 @@
 //! Against a running stack (`fleet launch-infra`): stops the consumer's containers (every
 //! replica), produces N valid events to the input topic from the host, starts the consumer and
 //! times it until `consumer_offsets` reaches the topic's end offsets (and checks that `diag` grew
-//! by exactly N rows). Then, in the same run, copies the same N rows with one binary
-//! `COPY ... FROM STDIN` into a scratch table shaped like `diag` (same constraints and indexes)
-//! on the same server, and prints both rates and their ratio.
+//! by exactly N rows). Then, in the same run, reads the same N records again with a bare
+//! librdkafka consumer that fetches as the consumer does (the read limit of one reader), copies
+//! the same N rows with one binary `COPY ... FROM STDIN` into a scratch table shaped like
+//! `diag` (same constraints and indexes) on the same server (the write limit), and prints the
+//! rates and the consumer's ratio to each.
 
 mod backlog;
+mod read;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -73,6 +76,10 @@ struct Cli {
     /// Records the producer keeps unacknowledged at most.
     #[arg(long, default_value_t = 50_000)]
     in_flight: usize,
+
+    /// The consumer's `consumer.fetch_wait`, for the bare reader.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    fetch_wait: Duration,
 
     /// Longest wait for the consumer to store the backlog.
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
@@ -224,6 +231,31 @@ async fn main() -> anyhow::Result<()> {
         rate(cli.events, consumer.done)
     );
 
+    let read = read::backlog(
+        &cli.kafka_bootstrap,
+        &cli.topic,
+        &ends_before,
+        &ends,
+        cli.fetch_wait,
+        cli.timeout,
+    )
+    .await?;
+    ensure!(
+        read.records == cli.events,
+        "the bare reader read {} records, not {}",
+        read.records,
+        cli.events
+    );
+    let read_rate = rate(read.records, read.elapsed);
+    println!(
+        "read:     {} records ({:.0} MB of payload) by a bare librdkafka consumer with the consumer's fetch settings (fetch wait {:?}) in {:.1} s: {:.0} records/s",
+        read.records,
+        read.bytes as f64 / 1e6,
+        cli.fetch_wait,
+        read.elapsed.as_secs_f64(),
+        read_rate
+    );
+
     copy::create_scratch(&client).await?;
     let copied = copy::copy_rows(&client, &events, &backlog.positions).await;
     copy::drop_scratch(&client).await?;
@@ -237,8 +269,9 @@ async fn main() -> anyhow::Result<()> {
         copy_rate
     );
     println!(
-        "ratio:    consumer / COPY = {:.3} ({consumer_rate:.0} / {copy_rate:.0}); load average {}",
+        "ratio:    consumer / COPY = {:.3} ({consumer_rate:.0} / {copy_rate:.0}); consumer / bare read = {:.3} ({consumer_rate:.0} / {read_rate:.0}); load average {}",
         consumer_rate / copy_rate,
+        consumer_rate / read_rate,
         load_average()
     );
     Ok(())
