@@ -10,25 +10,46 @@
 //! (a pass per aggregate, sharing the window and bin arithmetic); the rest are its unit tests,
 //! which check those private passes one by one.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use fleet_common::wire::{Granularity, Sensor};
 
 use super::histograms::HistogramBins;
 use super::windows;
 use crate::row::DiagRow;
 
+/// 2000-01-01T00:00:00Z, PostgreSQL's epoch, in seconds since 1970.
+const POSTGRES_EPOCH_SECS: i64 = 946_684_800;
+
 /// `ts` as PostgreSQL stores it: the driver sends whole microseconds since 2000-01-01,
-/// truncated towards that date.
+/// truncated towards that date (down after it, up before it).
 pub fn as_stored(ts: DateTime<Utc>) -> DateTime<Utc> {
-    let base = NaiveDate::from_ymd_opt(2000, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .unwrap_or(DateTime::UNIX_EPOCH);
-    (ts - base)
-        .num_microseconds()
-        .map_or(ts, |us| base + TimeDelta::microseconds(us))
+    let below_micro = i64::from(ts.timestamp_subsec_nanos() % 1_000);
+    if below_micro == 0 {
+        ts
+    } else if ts.timestamp() >= POSTGRES_EPOCH_SECS {
+        ts - TimeDelta::nanoseconds(below_micro)
+    } else {
+        ts + TimeDelta::nanoseconds(1_000 - below_micro)
+    }
+}
+
+/// The entries of `map` in key order. The passes below group a batch's rows in hash maps
+/// (a batch holds up to 20,000 rows but few distinct keys) and sort only the groups: an
+/// ordered map compared the keys' strings on every row, a quarter of the consumer's time.
+fn sorted<K: Ord, V>(map: HashMap<K, V>) -> Vec<(K, V)> {
+    let mut entries: Vec<(K, V)> = map.into_iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    entries
+}
+
+/// The keys of `set` in order.
+fn sorted_keys<K: Ord + Hash>(set: HashSet<K>) -> Vec<K> {
+    let mut keys: Vec<K> = set.into_iter().collect();
+    keys.sort_unstable();
+    keys
 }
 
 /// New events per vehicle: the parameters of `UPSERT_VEHICLES`, one element per VIN, in VIN
@@ -216,7 +237,7 @@ pub fn compute(
 
 fn vehicles(rows: &[&DiagRow], out: &mut VehicleColumns) {
     // Per VIN: earliest time, events, and the row with the greatest (ts, seq).
-    let mut per_vin: BTreeMap<&str, (DateTime<Utc>, i64, &DiagRow)> = BTreeMap::new();
+    let mut per_vin: HashMap<&str, (DateTime<Utc>, i64, &DiagRow)> = HashMap::new();
     for row in rows {
         let ts = as_stored(row.ts);
         per_vin
@@ -230,7 +251,7 @@ fn vehicles(rows: &[&DiagRow], out: &mut VehicleColumns) {
             })
             .or_insert((ts, 1, row));
     }
-    for (vin, (first, events, latest)) in per_vin {
+    for (vin, (first, events, latest)) in sorted(per_vin) {
         out.vin.push(vin.to_owned());
         out.make.push(latest.make.clone());
         out.model.push(latest.model.clone());
@@ -247,20 +268,20 @@ fn vehicles(rows: &[&DiagRow], out: &mut VehicleColumns) {
 }
 
 fn make_models(rows: &[&DiagRow], known: &Known, out: &mut MakeModelColumns, probed: &mut Probed) {
-    let mut events: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-    let mut pairs: BTreeMap<(&str, &str, &str), ()> = BTreeMap::new();
+    let mut events: HashMap<(&str, &str), i64> = HashMap::new();
+    let mut pairs: HashSet<(&str, &str, &str)> = HashSet::new();
     for row in rows {
         for model in [row.model.as_str(), ""] {
             *events.entry((&row.make, model)).or_default() += 1;
-            pairs.insert((&row.make, model, &row.vin), ());
+            pairs.insert((&row.make, model, &row.vin));
         }
     }
-    for ((make, model), n) in events {
+    for ((make, model), n) in sorted(events) {
         out.make.push(make.to_owned());
         out.model.push(model.to_owned());
         out.events.push(n);
     }
-    for (make, model, vin) in pairs.into_keys() {
+    for (make, model, vin) in sorted_keys(pairs) {
         let pair = (make.to_owned(), model.to_owned(), vin.to_owned());
         if known.make_models.contains(&pair) {
             continue;
@@ -278,9 +299,9 @@ fn windows(
     out: &mut WindowColumns,
     probed: &mut Probed,
 ) {
-    let mut sums: BTreeMap<(Granularity, DateTime<Utc>), WindowSums> = BTreeMap::new();
+    let mut sums: HashMap<(Granularity, DateTime<Utc>), WindowSums> = HashMap::new();
     // Per vehicle and minute: the bits of the windows its new events are in.
-    let mut bits: BTreeMap<(DateTime<Utc>, &str), i64> = BTreeMap::new();
+    let mut bits: HashMap<(DateTime<Utc>, &str), i64> = HashMap::new();
     for (row, ts) in rows {
         for g in Granularity::ALL {
             let sum = sums.entry((g, g.window_start(*ts))).or_default();
@@ -292,13 +313,13 @@ fn windows(
             .entry((Granularity::Minute.window_start(*ts), &row.vin))
             .or_default() |= windows::MINUTE_BIT | windows::second_bit(second);
     }
-    for ((g, start), sum) in sums {
+    for ((g, start), sum) in sorted(sums) {
         out.granularity.push(g.as_str().to_owned());
         out.window_start.push(start);
         out.events.push(sum.events);
         out.speed_sum.push(sum.speed_sum);
     }
-    for ((minute, vin), bits) in bits {
+    for ((minute, vin), bits) in sorted(bits) {
         let key = (minute, vin.to_owned());
         let known_bits = known.windows.get(&key).copied().unwrap_or(0);
         if bits & !known_bits == 0 {
@@ -321,7 +342,7 @@ fn histograms(
     bins: &HistogramBins,
     out: &mut HistogramColumns,
 ) {
-    let mut counts: BTreeMap<(Sensor, DateTime<Utc>, u64), (f64, i64)> = BTreeMap::new();
+    let mut counts: HashMap<(Sensor, DateTime<Utc>, u64), (f64, i64)> = HashMap::new();
     for (row, ts) in rows {
         let window = Granularity::Minute.window_start(*ts);
         for (sensor, value) in
@@ -340,7 +361,7 @@ fn histograms(
         }
     }
     let mut last_touched = None;
-    for ((sensor, window, _), (lower, count)) in counts {
+    for ((sensor, window, _), (lower, count)) in sorted(counts) {
         out.sensor.push(sensor.as_str().to_owned());
         out.window_start.push(window);
         out.bin_lower.push(lower);
@@ -386,6 +407,18 @@ mod tests {
         );
         let whole = t("2026-11-21T10:00:00.5Z");
         assert_eq!(as_stored(whole), whole);
+        assert_eq!(
+            as_stored(t("1999-12-31T23:59:59.0000005Z")),
+            t("1999-12-31T23:59:59.000001Z")
+        );
+        assert_eq!(
+            as_stored(t("1969-07-20T20:17:40.0000009Z")),
+            t("1969-07-20T20:17:40.000001Z")
+        );
+        assert_eq!(
+            as_stored(t("2000-01-01T00:00:00.0000009Z")),
+            t("2000-01-01T00:00:00Z")
+        );
     }
 
     #[test]
