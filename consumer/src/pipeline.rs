@@ -5,8 +5,6 @@
 //! aggregates, and write the open batch on shutdown; the limits may change while it runs.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +12,7 @@ use futures::FutureExt as _;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::analytics::Publisher;
@@ -74,7 +73,11 @@ struct Done {
     result: Result<Option<Flushed>, FlushError>,
 }
 
-type InFlight = Pin<Box<dyn Future<Output = Done> + Send>>;
+/// The write in flight runs as a task of its own, so that a worker thread encodes its rows and
+/// computes its aggregates while this loop's thread receives and checks the next batch's
+/// records (in one task the two took turns: the consumer used half a core and PostgreSQL
+/// another half, each waiting on the other).
+type InFlight = JoinHandle<Done>;
 
 /// The loop's state.
 pub struct Pipeline {
@@ -229,7 +232,7 @@ impl Pipeline {
             }
             return;
         };
-        self.in_flight = Some(Box::pin(async move {
+        self.in_flight = Some(tokio::spawn(async move {
             let (batch, result) = match batch {
                 Some(mut batch) => {
                     let result = flush(&mut batch, &mut writer.sink, &writer.dead_letters).await;
@@ -426,7 +429,12 @@ impl Pipeline {
 /// The outcome of the write in flight (never called without one).
 async fn in_flight(write: &mut Option<InFlight>) -> Done {
     match write.as_mut() {
-        Some(write) => write.await,
+        Some(write) => match write.await {
+            Ok(done) => done,
+            // A panic in the write is the loop's own, as it was before the write had a task.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("the write task was cancelled: {e}"),
+        },
         None => std::future::pending().await,
     }
 }
