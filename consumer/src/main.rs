@@ -39,6 +39,12 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::sink::{PgSettings, PgSink};
 
+/// mimalloc instead of glibc's allocator: every record is decoded into owned strings and freed
+/// with its batch, and glibc's malloc and free took a third of the consumer's CPU while it
+/// drained a backlog (`perf`, results/end_to_end.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Limit of a PostgreSQL connect or transaction.
 const PG_TIMEOUT: Duration = Duration::from_secs(5);
 /// Limit of one dead-letter delivery.
