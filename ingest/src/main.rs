@@ -43,6 +43,12 @@ use crate::producer::KafkaBroker;
 use crate::serve::ConnectionLimits;
 use crate::shedding::RequestLimits;
 
+/// mimalloc instead of glibc's allocator: every request allocates its body, records and
+/// answer, and glibc's malloc and free were about a seventh of ingest's CPU under single-event
+/// POSTs (`perf`, results/end_to_end.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long the final flush may take. By then every request has been answered, so anything
 /// still queued was answered 503 and its sender keeps it; waiting longer gains nothing.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
