@@ -124,19 +124,29 @@ pub fn decode(
     max_records: usize,
     now: DateTime<Utc>,
 ) -> Result<Vec<Record>, DecodeError> {
+    let typed = match format {
+        BodyFormat::Json => typed_json(body, max_records),
+        BodyFormat::Ndjson => typed_ndjson(body, max_records),
+        BodyFormat::LegacyForm => None,
+    };
+    match typed {
+        Some(events) => Ok(events.into_iter().map(|e| validated(e, now)).collect()),
+        None => decode_through_values(format, body, max_records, now),
+    }
+}
+
+/// [`decode`] without its fast path: each JSON record is read as a JSON value first, so that a
+/// refusal names the path of the field at fault. What `decode` answers for a body is always
+/// what this answers; the tests and the fuzz targets hold the fast path to it.
+pub fn decode_through_values(
+    format: BodyFormat,
+    body: &[u8],
+    max_records: usize,
+    now: DateTime<Utc>,
+) -> Result<Vec<Record>, DecodeError> {
     let values = match format {
-        BodyFormat::Json => {
-            if let Some(events) = typed_json(body, max_records) {
-                return Ok(events.into_iter().map(|e| validated(e, now)).collect());
-            }
-            split_json(body, max_records)?
-        }
-        BodyFormat::Ndjson => {
-            if let Some(events) = typed_ndjson(body, max_records) {
-                return Ok(events.into_iter().map(|e| validated(e, now)).collect());
-            }
-            split_ndjson(body, max_records)?
-        }
+        BodyFormat::Json => split_json(body, max_records)?,
+        BodyFormat::Ndjson => split_ndjson(body, max_records)?,
         BodyFormat::LegacyForm => {
             let records = legacy_form::decode(body, now)?;
             if records.len() > max_records {
@@ -516,14 +526,9 @@ mod tests {
         }
     }
 
-    /// The records of `body` as the slow path reads them: each a JSON value, then a checked
-    /// event.
+    /// The records of `body` as the slow path reads them.
     fn slow_path(format: BodyFormat, body: &[u8]) -> Result<Vec<Record>, DecodeError> {
-        let values = match format {
-            BodyFormat::Json => split_json(body, MAX)?,
-            _ => split_ndjson(body, MAX)?,
-        };
-        Ok(values.into_iter().map(|v| check(v, now())).collect())
+        decode_through_values(format, body, MAX, now())
     }
 
     #[test]
