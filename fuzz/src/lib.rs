@@ -2,6 +2,8 @@
 //! records, and every event they accept keeps the pipeline's rule (anything ingest accepts, the
 //! consumer stores): it passes the shared validation again after the trip through the broker's
 //! JSON, with a `seq` that fits `bigint`, names without NUL and a time PostgreSQL can hold.
+//! And the decoder's fast path (a body read straight into events) answers exactly what the
+//! decoder through JSON values answers.
 
 use chrono::{DateTime, Utc};
 use fleet_common::TelemetryEvent;
@@ -17,9 +19,16 @@ pub fn now() -> DateTime<Utc> {
 /// The cap on records per request of the targets: small, so the fuzzer reaches it.
 pub const MAX_RECORDS: usize = 16;
 
-/// Decodes `body` as `format` under [`MAX_RECORDS`] and checks the outcome.
+/// Decodes `body` as `format` under [`MAX_RECORDS`] and checks the outcome, and that it is the
+/// outcome of the decoder without its fast path (each record read as a JSON value first).
 pub fn decode_and_check(format: BodyFormat, body: &[u8]) {
-    check_decoded(decode::decode(format, body, MAX_RECORDS, now()));
+    let outcome = decode::decode(format, body, MAX_RECORDS, now());
+    assert_eq!(
+        outcome,
+        decode::decode_through_values(format, body, MAX_RECORDS, now()),
+        "the fast path and the decoder through JSON values disagree"
+    );
+    check_decoded(outcome);
 }
 
 /// Checks a decoder's outcome: at most [`MAX_RECORDS`] records, every accepted one storable.
