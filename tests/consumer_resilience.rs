@@ -13,9 +13,13 @@
 //!   set to 0 in the Kafka group, consumer started): once it has caught up, every table is
 //!   identical to its snapshot from before, and the consumer counted every row as a duplicate;
 //! - (e) the broker is stopped for 25 s between two streams of records: `/readyz` answered 503
-//!   meanwhile, and every record is stored once.
+//!   meanwhile, and every record is stored once;
+//! - (f) with a 60 s `consumer.publish_interval`, the summaries of stored events are gathered,
+//!   not yet in `telemetry.summary`; a graceful stop produces them; after a `SIGKILL` lost the
+//!   gathered ones, the next start produces the stored summaries again, so the topic's latest
+//!   summary of every vehicle is its `vehicle_summary` row.
 //!
-//! One stack serves all five, in that order, each a test of its own (`harness = false`, see
+//! One stack serves all six, in that order, each a test of its own (`harness = false`, see
 //! `support::scenarios`) so that the first failure does not hide the others. The counts are
 //! exact over the whole run: each scenario counts its valid records as soon as it produces
 //! them, so that the records of a scenario that failed half-way still count for the next ones. The stack is torn
@@ -32,12 +36,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fleet_common::{TelemetryEvent, Vin};
-use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::Headers;
 use support::TestStack;
 use support::stream::{
-    GROUP, TOPIC, docker, end_offsets, event, metric, producer, reader, send, send_events,
+    GROUP, Received, TOPIC, docker, event, metric, producer, read_topic, reader, send, send_events,
 };
 use uuid::Uuid;
 
@@ -87,67 +89,9 @@ async fn readyz(http: &reqwest::Client, base: &str) -> Option<u16> {
 // ---------------------------------------------------------------------------------------------
 // Kafka from the host.
 
-/// A record of the dead-letter topic: key, value and headers.
-#[derive(Debug)]
-struct DeadLetter {
-    key: Option<Vec<u8>>,
-    payload: Option<Vec<u8>>,
-    headers: BTreeMap<String, String>,
-}
-
 /// Every record of `DLQ_TOPIC`, read from the host.
-async fn read_dead_letters(bootstrap: &str) -> Vec<DeadLetter> {
-    let ends = end_offsets(bootstrap, DLQ_TOPIC).await;
-    let consumer = reader(bootstrap, &format!("resilience-dlq-{}", Uuid::new_v4()));
-    tokio::task::spawn_blocking(move || {
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
-        for (&partition, &high) in &ends {
-            if high > 0 {
-                tpl.add_partition_offset(DLQ_TOPIC, partition, rdkafka::Offset::Beginning)
-                    .expect("partition offset");
-                remaining.insert(partition, high);
-            }
-        }
-        consumer.assign(&tpl).expect("assign");
-        let mut letters = Vec::new();
-        let started = Instant::now();
-        while !remaining.is_empty() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "{DLQ_TOPIC} not read to its end in 60 s; left: {remaining:?}"
-            );
-            let Some(message) = consumer.poll(Duration::from_millis(500)) else {
-                continue;
-            };
-            let message = message.expect("reading the dead-letter topic");
-            let headers = message
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
-                            (h.key.to_owned(), value.into_owned())
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            letters.push(DeadLetter {
-                key: message.key().map(<[u8]>::to_vec),
-                payload: message.payload().map(<[u8]>::to_vec),
-                headers,
-            });
-            if remaining
-                .get(&message.partition())
-                .is_some_and(|high| message.offset() + 1 >= *high)
-            {
-                remaining.remove(&message.partition());
-            }
-        }
-        letters
-    })
-    .await
-    .expect("dead-letter reader task")
+async fn read_dead_letters(bootstrap: &str) -> Vec<Received> {
+    read_topic(bootstrap, DLQ_TOPIC).await
 }
 
 /// Sets the group's committed offset of every partition of the input topic to 0, from the
@@ -475,7 +419,7 @@ async fn poison_records(stack: &TestStack, bootstrap: &str, produced: &mut Produ
         (&not_json, not_json_at, "not JSON: ", "line 1 column"),
         (&invalid, invalid_at, "invalid event: ", "`speed`"),
     ] {
-        let found: Vec<&DeadLetter> = letters
+        let found: Vec<&Received> = letters
             .iter()
             .filter(|l| {
                 l.headers.get("fleet.partition") == Some(&partition.to_string())
@@ -544,6 +488,145 @@ async fn replay_from_zero(stack: &TestStack, bootstrap: &str, produced: &Produce
     );
 }
 
+/// How long the stack's consumer gathers output-topic messages (`consumer.publish_interval`):
+/// long enough that scenario (f) sees summaries gathered and not yet produced.
+const PUBLISH_INTERVAL: &str = "60s";
+/// Output topic of the per-vehicle summaries (`[broker] summary_topic`).
+const SUMMARY_TOPIC: &str = "telemetry.summary";
+
+/// The latest summary of each VIN in `SUMMARY_TOPIC` (the last by offset: one partition per
+/// key), as `(events, last_seq, last_seen)`.
+async fn produced_summaries(bootstrap: &str) -> BTreeMap<String, (i64, i64, String)> {
+    let mut latest = BTreeMap::new();
+    for record in read_topic(bootstrap, SUMMARY_TOPIC).await {
+        let payload = record.payload.expect("a summary has a value");
+        let summary: fleet_common::wire::VehicleSummary =
+            serde_json::from_slice(&payload).expect("a summary is a VehicleSummary");
+        let key = String::from_utf8(record.key.expect("a summary has a key")).expect("a VIN");
+        assert_eq!(key, summary.vin, "a summary's key is its VIN");
+        latest.insert(
+            key,
+            (
+                summary.events,
+                summary.last_seq,
+                summary.last_seen.to_rfc3339(),
+            ),
+        );
+    }
+    latest
+}
+
+/// `vehicle_summary` of `vins`, as [`produced_summaries`] has them.
+async fn stored_summaries(
+    stack: &TestStack,
+    vins: &[String],
+) -> BTreeMap<String, (i64, i64, String)> {
+    pg(stack)
+        .await
+        .query(
+            "SELECT vin, events, last_seq, last_seen FROM vehicle_summary WHERE vin = ANY($1)",
+            &[&vins],
+        )
+        .await
+        .expect("read vehicle_summary")
+        .iter()
+        .map(|r| {
+            let last_seen: chrono::DateTime<chrono::Utc> = r.get(3);
+            (r.get(0), (r.get(1), r.get(2), last_seen.to_rfc3339()))
+        })
+        .collect()
+}
+
+/// Only the entries of `vins`.
+fn of(
+    summaries: &BTreeMap<String, (i64, i64, String)>,
+    vins: &[String],
+) -> BTreeMap<String, (i64, i64, String)> {
+    summaries
+        .iter()
+        .filter(|(vin, _)| vins.contains(vin))
+        .map(|(vin, s)| (vin.clone(), s.clone()))
+        .collect()
+}
+
+/// (f) Summaries are gathered for the publish interval, produced by a stopping consumer, and
+/// produced again by a consumer started after a `SIGKILL` lost what it had gathered.
+async fn summaries_survive_stop_and_kill(
+    stack: &TestStack,
+    bootstrap: &str,
+    produced: &mut Produced,
+) {
+    let containers = Containers::of(stack);
+    let http = reqwest::Client::new();
+    let producer = producer(bootstrap);
+    let vins: Vec<String> = (0..10)
+        .map(|v| Vin::from_serial("YV1", 6_000 + v).as_str().to_owned())
+        .collect();
+    let round = |first_seq: u64| -> Vec<TelemetryEvent> {
+        (first_seq..first_seq + 3)
+            .flat_map(|seq| (0..10).map(move |v| event(6_000 + v, seq)))
+            .collect()
+    };
+
+    // A fresh start: the flusher's first interval begins now.
+    docker(&["restart", &containers.consumer]).await;
+    let restarted = Instant::now();
+    wait_ready_again(&http, &containers.consumer_http().await).await;
+    let first = round(0);
+    send_events(&producer, &first).await;
+    produced.valid += first.len();
+    wait_caught_up(stack, bootstrap).await;
+    let stored = stored_summaries(stack, &vins).await;
+    assert_eq!(stored.len(), 10);
+    assert!(stored.values().all(|s| s.0 == 3), "{stored:?}");
+    let early = of(&produced_summaries(bootstrap).await, &vins);
+    assert!(
+        early.is_empty(),
+        "summaries produced {:?} after the consumer started, within its {PUBLISH_INTERVAL} publish interval: {early:?}",
+        restarted.elapsed()
+    );
+
+    // A graceful stop produces what was gathered.
+    docker(&["stop", &containers.consumer]).await;
+    assert_eq!(
+        of(&produced_summaries(bootstrap).await, &vins),
+        stored,
+        "after a graceful stop, the topic's latest summaries are the stored ones"
+    );
+
+    // SIGKILL loses what was gathered; the next start produces the recent summaries again.
+    docker(&["start", &containers.consumer]).await;
+    wait_ready_again(&http, &containers.consumer_http().await).await;
+    let second = round(3);
+    send_events(&producer, &second).await;
+    produced.valid += second.len();
+    wait_caught_up(stack, bootstrap).await;
+    let stored = stored_summaries(stack, &vins).await;
+    assert!(stored.values().all(|s| s.0 == 6), "{stored:?}");
+    docker(&["kill", "--signal", "KILL", &containers.consumer]).await;
+    assert_ne!(
+        of(&produced_summaries(bootstrap).await, &vins),
+        stored,
+        "the killed consumer had produced the second round's summaries already"
+    );
+    docker(&["start", &containers.consumer]).await;
+    let started = Instant::now();
+    loop {
+        let latest = of(&produced_summaries(bootstrap).await, &vins);
+        if latest == stored {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "40 s after the start that followed the SIGKILL, the topic's latest summaries \
+             {latest:?} are not the stored ones {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let ids: Vec<Uuid> = first.iter().chain(&second).map(|e| e.event_id).collect();
+    assert_rows_equal_records(stack, produced.valid, &ids).await;
+}
+
 /// What every scenario gets: the stack (torn down when the last scenario is done), the Kafka
 /// bootstrap address on the host and the count of valid records produced so far.
 struct Shared {
@@ -554,7 +637,10 @@ struct Shared {
 
 /// Launches the stack the scenarios share.
 async fn launch() -> Shared {
-    let stack = TestStack::new("consumer-res", &[]);
+    let stack = TestStack::new(
+        "consumer-res",
+        &[("FLEET_CONSUMER__PUBLISH_INTERVAL", PUBLISH_INTERVAL)],
+    );
     stack.fleet_ok(&["launch-infra"]).await;
     let bootstrap = stack.kafka_bootstrap().await;
     Shared {
@@ -564,7 +650,7 @@ async fn launch() -> Shared {
     }
 }
 
-/// Each scenario is a test of its own on one shared stack, in the order (a) to (e) of the
+/// Each scenario is a test of its own on one shared stack, in the order (a) to (f) of the
 /// file's description.
 fn main() -> std::process::ExitCode {
     use support::scenarios::{run, scenario};
@@ -594,6 +680,13 @@ fn main() -> std::process::ExitCode {
                 let mut produced = s.produced.lock().await;
                 broker_outage(&s.stack, &s.bootstrap, &mut produced).await;
             }),
+            scenario(
+                "f_summaries_survive_stop_and_kill",
+                |s: Arc<Shared>| async move {
+                    let mut produced = s.produced.lock().await;
+                    summaries_survive_stop_and_kill(&s.stack, &s.bootstrap, &mut produced).await;
+                },
+            ),
         ],
     )
 }

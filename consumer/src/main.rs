@@ -146,6 +146,7 @@ async fn run(cli: Cli, log_level: fleet_common::logging::LogLevel) -> anyhow::Re
             metrics_topic: cli.metrics_topic.clone(),
             histograms_topic: cli.histograms_topic.clone(),
             timeout: cli.publish_timeout,
+            interval: cli.publish_interval,
         };
         Some(analytics::Publisher::new(
             producer,

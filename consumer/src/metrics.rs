@@ -18,6 +18,7 @@ pub struct Metrics {
     late_dropped: AtomicU64,
     published: AtomicU64,
     publish_failures: AtomicU64,
+    coalesced: AtomicU64,
     last_batch_size: AtomicU64,
     /// `f64` bits.
     last_batch_latency: AtomicU64,
@@ -51,6 +52,12 @@ impl Metrics {
         self.publish_failures.fetch_add(failed, Ordering::Relaxed);
     }
 
+    /// Records output-topic messages replaced by a later value of their key before they were
+    /// produced.
+    pub fn record_coalesced(&self, replaced: u64) {
+        self.coalesced.fetch_add(replaced, Ordering::Relaxed);
+    }
+
     /// Records a change of this replica's share of the partitions.
     pub fn record_rebalance(&self) {
         self.rebalances.fetch_add(1, Ordering::Relaxed);
@@ -60,7 +67,7 @@ impl Metrics {
     pub fn render(&self, health: &Snapshot) -> String {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let latency = f64::from_bits(get(&self.last_batch_latency));
-        let samples: [(&str, &str, &str, String); 14] = [
+        let samples: [(&str, &str, &str, String); 15] = [
             (
                 "rows_written_total",
                 "counter",
@@ -114,6 +121,12 @@ impl Metrics {
                 "counter",
                 "Aggregate messages not acknowledged by the output topics in time.",
                 get(&self.publish_failures).to_string(),
+            ),
+            (
+                "analytics_coalesced_total",
+                "counter",
+                "Aggregate messages replaced by a later value of their key within one publish interval, never produced.",
+                get(&self.coalesced).to_string(),
             ),
             (
                 "last_batch_size",
@@ -200,6 +213,7 @@ mod tests {
             aggregates: Aggregates::default(),
         });
         m.record_published(5, 1);
+        m.record_coalesced(7);
         let text = m.render(&Snapshot::default());
         assert_eq!(value(&text, "rows_written_total"), "10");
         assert_eq!(value(&text, "rows_duplicate_total"), "2");
@@ -211,6 +225,7 @@ mod tests {
         assert_eq!(value(&text, "late_events_dropped_from_windows_total"), "2");
         assert_eq!(value(&text, "analytics_published_total"), "5");
         assert_eq!(value(&text, "analytics_publish_failures_total"), "1");
+        assert_eq!(value(&text, "analytics_coalesced_total"), "7");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::analytics::Publisher;
+use crate::analytics::{Aggregates, Publisher};
 use crate::backoff::Backoff;
 use crate::batch::{Batch, Record};
 use crate::dlq::{self, KafkaDeadLetters};
@@ -371,10 +371,14 @@ impl Pipeline {
             ?stored,
             "reading partitions (stored = offsets from PostgreSQL)"
         );
+        let gained = partitions.iter().any(|p| !self.owned.contains(p));
         match self.assign(&partitions, &stored) {
             Ok(()) => {
                 self.health.set_assigned(partitions.len());
                 self.owned = partitions;
+                if gained {
+                    self.republish_recent().await;
+                }
             }
             Err(e) => tracing::error!(error = %e, ?partitions, "assigning partitions"),
         }
@@ -423,6 +427,34 @@ impl Pipeline {
             );
         }
         self.health.set_assigned(0);
+        if let Some(publisher) = self.publisher.take() {
+            publisher.close().await;
+        }
+    }
+
+    /// Produces again the summaries stored shortly before the newest one: the replica that
+    /// read these partitions before may have stopped with them gathered, not yet produced.
+    async fn republish_recent(&mut self) {
+        let Some(publisher) = &self.publisher else {
+            return;
+        };
+        let within = publisher.republish_window();
+        let sink = &mut self.writer.as_mut().expect("no write in flight").sink;
+        match sink.recent_summaries(within).await {
+            Ok(vehicles) => {
+                tracing::info!(
+                    summaries = vehicles.len(),
+                    ?within,
+                    "producing again the summaries stored shortly before the newest one"
+                );
+                publisher.publish_now(&Aggregates {
+                    vehicles,
+                    ..Aggregates::default()
+                });
+            }
+            Err(e) => tracing::warn!(error = %e,
+                "the recent summaries could not be read to produce them again"),
+        }
     }
 }
 

@@ -27,8 +27,9 @@ use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use crate::analytics::{Aggregates, AnalyticsSettings, Known, Pruned, Statements};
+use crate::analytics::{self, Aggregates, AnalyticsSettings, Known, Pruned, Statements};
 use crate::batch::Entry;
+use fleet_common::wire::VehicleSummary;
 
 pub use error::SinkError;
 use error::is_data_error;
@@ -306,24 +307,55 @@ impl PgSink {
         &mut self,
         partitions: &[i32],
     ) -> Result<BTreeMap<i32, i64>, SinkError> {
-        const OPERATION: &str = "reading consumer_offsets";
+        let (group, topic) = (self.settings.group.clone(), self.settings.topic.clone());
+        let params: [&(dyn ToSql + Sync); 3] = [&group, &topic, &partitions];
+        let rows = self
+            .read("reading consumer_offsets", SELECT_OFFSETS, &params)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1)))
+            .collect())
+    }
+
+    /// The vehicle summaries stored within `within` before the newest one (see
+    /// [`analytics::SELECT_RECENT_SUMMARIES`]).
+    pub async fn recent_summaries(
+        &mut self,
+        within: Duration,
+    ) -> Result<Vec<VehicleSummary>, SinkError> {
+        const OPERATION: &str = "reading recent vehicle_summary rows";
+        let seconds = within.as_secs_f64();
+        let params: [&(dyn ToSql + Sync); 1] = [&seconds];
+        let rows = self
+            .read(OPERATION, analytics::SELECT_RECENT_SUMMARIES, &params)
+            .await?;
+        rows.iter()
+            .map(analytics::summary_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.error(OPERATION, e))
+    }
+
+    /// Runs one read-only query, connecting first if needed, bounded by the timeout; a failure
+    /// drops the connection.
+    async fn read(
+        &mut self,
+        operation: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, SinkError> {
         self.connect().await?;
         let conn = self.conn.as_ref().expect("connected above");
-        let s = &self.settings;
-        let params: [&(dyn ToSql + Sync); 3] = [&s.group, &s.topic, &partitions];
-        let query = conn.client.query(SELECT_OFFSETS, &params);
-        match tokio::time::timeout(s.timeout, query).await {
-            Ok(Ok(rows)) => Ok(rows
-                .iter()
-                .map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1)))
-                .collect()),
+        let query = conn.client.query(sql, params);
+        match tokio::time::timeout(self.settings.timeout, query).await {
+            Ok(Ok(rows)) => Ok(rows),
             Ok(Err(e)) => {
                 self.conn = None;
-                Err(self.error(OPERATION, e))
+                Err(self.error(operation, e))
             }
             Err(_) => {
                 self.conn = None;
-                Err(self.timeout(OPERATION))
+                Err(self.timeout(operation))
             }
         }
     }

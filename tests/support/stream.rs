@@ -9,7 +9,10 @@ use chrono::Utc;
 use fleet_common::{EventTime, TelemetryEvent, Vin};
 use fleet_orchestrator::probes;
 use rdkafka::ClientConfig;
+use rdkafka::Message as _;
 use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::message::Headers as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use uuid::Uuid;
 
@@ -133,6 +136,74 @@ pub async fn end_offsets(bootstrap: &str, topic: &str) -> BTreeMap<i32, i64> {
             }
         }
     }
+}
+
+/// A record read from the host: key, value and headers.
+#[derive(Debug)]
+pub struct Received {
+    /// Its key.
+    pub key: Option<Vec<u8>>,
+    /// Its value.
+    pub payload: Option<Vec<u8>>,
+    /// Its headers, values as text.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Every record of `topic` up to its end offsets now, read from the host (own group, nothing
+/// committed), each partition in offset order.
+pub async fn read_topic(bootstrap: &str, topic: &str) -> Vec<Received> {
+    let ends = end_offsets(bootstrap, topic).await;
+    let consumer = reader(bootstrap, &format!("test-reader-{}", Uuid::new_v4()));
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
+        for (&partition, &high) in &ends {
+            if high > 0 {
+                tpl.add_partition_offset(&topic, partition, rdkafka::Offset::Beginning)
+                    .expect("partition offset");
+                remaining.insert(partition, high);
+            }
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut records = Vec::new();
+        let started = Instant::now();
+        while !remaining.is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{topic} not read to its end in 60 s; left: {remaining:?}"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+                continue;
+            };
+            let message = message.unwrap_or_else(|e| panic!("reading {topic}: {e}"));
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                            (h.key.to_owned(), value.into_owned())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push(Received {
+                key: message.key().map(<[u8]>::to_vec),
+                payload: message.payload().map(<[u8]>::to_vec),
+                headers,
+            });
+            if remaining
+                .get(&message.partition())
+                .is_some_and(|high| message.offset() + 1 >= *high)
+            {
+                remaining.remove(&message.partition());
+            }
+        }
+        records
+    })
+    .await
+    .expect("topic reader task")
 }
 
 /// Rows in `diag`.

@@ -264,6 +264,27 @@ mod tests {
     }
 
     #[test]
+    fn consumer_publish_interval_defaults_and_is_checked() {
+        let text = MASTER.replace("publish_interval = \"1s\"\n", "");
+        let c = load_from_str(&text, "x.toml", no_env()).unwrap();
+        assert_eq!(
+            c.consumer.publish_interval,
+            std::time::Duration::from_secs(1)
+        );
+        let text = MASTER.replace("publish_interval = \"1s\"", "publish_interval = \"0s\"");
+        let c = load_from_str(&text, "x.toml", no_env()).unwrap();
+        assert_eq!(c.consumer.publish_interval, std::time::Duration::ZERO);
+        let text = MASTER.replace("publish_interval = \"1s\"", "publish_interval = \"61s\"");
+        match load_from_str(&text, "x.toml", no_env()).unwrap_err() {
+            ConfigError::Invalid { key, line, .. } => {
+                assert_eq!(key, "consumer.publish_interval");
+                assert!(line.is_some());
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
     fn ingest_limits_default_and_are_checked() {
         let c = load_from_str(MASTER, "x.toml", no_env()).unwrap();
         assert_eq!(c.ingest.request_timeout, std::time::Duration::from_secs(30));

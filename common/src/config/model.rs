@@ -317,6 +317,16 @@ pub struct ConsumerConfig {
     /// (`results/end_to_end.md`).
     #[serde(with = "humantime_serde", default = "default_fetch_wait")]
     pub fetch_wait: Duration,
+    /// How long the consumer gathers its output-topic messages before it produces them
+    /// (0s to 60s: `settings::limits::PUBLISH_INTERVAL`; optional, default 1s). Within one
+    /// interval only the latest value of each key is produced (a vehicle's summary, a window,
+    /// a histogram), as Kafka Streams' record cache does, so a vehicle reporting faster than
+    /// this costs one summary per interval instead of one per batch. `0s` produces each
+    /// batch's messages as soon as it committed. A stopping consumer produces what it gathered;
+    /// a replica that starts or takes partitions over produces again the summaries stored
+    /// within this interval (plus `publish_timeout` and a minute) before the newest one.
+    #[serde(with = "humantime_serde", default = "default_publish_interval")]
+    pub publish_interval: Duration,
     /// Containers running the consumer (`consumer-0`, `consumer-1`, ...), sharing the topic's
     /// partitions: the live replicas in the registry split them, each resuming from the offsets
     /// in PostgreSQL. 1: a single container `consumer`.
@@ -387,6 +397,12 @@ fn one() -> u32 {
 /// The default of `consumer.fetch_wait`.
 fn default_fetch_wait() -> Duration {
     Duration::from_millis(100)
+}
+
+/// The default of `consumer.publish_interval`: the dashboard's refresh period, so the page
+/// misses no update it could show.
+fn default_publish_interval() -> Duration {
+    Duration::from_secs(1)
 }
 
 fn yes() -> bool {

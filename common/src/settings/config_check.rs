@@ -43,6 +43,7 @@ const CONFIG_KEYS: &[(&str, &str)] = &[
     (CONSUMER_REPLICAS, "consumer.replicas"),
     (CONSUMER_BATCH_MAX_WAIT, "consumer.batch_max_wait"),
     (CONSUMER_FETCH_WAIT, "consumer.fetch_wait"),
+    (CONSUMER_PUBLISH_INTERVAL, "consumer.publish_interval"),
     (VEHICLE_REPORT_INTERVAL, "vehicles.report_interval"),
     (VEHICLE_REPORT_JITTER, "vehicles.report_jitter"),
     (VEHICLE_FAULT_SPIKE_RATE, "vehicles.fault_spike_rate"),

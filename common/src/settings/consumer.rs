@@ -90,6 +90,13 @@ pub struct ConsumerSettings {
           value_parser = limits::FETCH_WAIT.parser())]
     pub fetch_wait: Duration,
 
+    /// How long output-topic messages are gathered before they are produced, keeping only the
+    /// latest value of each key, e.g. `1s`; `0s` produces each batch's messages as soon as it
+    /// committed; 0s to 60s.
+    #[arg(long, env = CONSUMER_PUBLISH_INTERVAL, default_value = "1s",
+          value_parser = limits::PUBLISH_INTERVAL.parser())]
+    pub publish_interval: Duration,
+
     /// Output topic of the per-vehicle summaries (key = VIN).
     #[arg(long, env = CONSUMER_SUMMARY_TOPIC, default_value = "telemetry.summary")]
     pub summary_topic: String,
@@ -141,6 +148,7 @@ impl ConsumerSettings {
             batch_max_records: c.batch_max_records,
             batch_max_wait: c.batch_max_wait,
             fetch_wait: c.fetch_wait,
+            publish_interval: c.publish_interval,
             summary_topic: b.summary_topic.clone(),
             metrics_topic: b.metrics_topic.clone(),
             histograms_topic: b.histograms_topic.clone(),
@@ -153,7 +161,8 @@ impl ConsumerSettings {
         limits::CONSUMER_REPLICAS.check(CONSUMER_REPLICAS, self.replicas)?;
         self.check_replica_index()?;
         limits::BATCH_MAX_WAIT.check(CONSUMER_BATCH_MAX_WAIT, self.batch_max_wait)?;
-        limits::FETCH_WAIT.check(CONSUMER_FETCH_WAIT, self.fetch_wait)
+        limits::FETCH_WAIT.check(CONSUMER_FETCH_WAIT, self.fetch_wait)?;
+        limits::PUBLISH_INTERVAL.check(CONSUMER_PUBLISH_INTERVAL, self.publish_interval)
     }
 
     /// The replica index, checked against the replica count.
@@ -196,6 +205,10 @@ impl ConsumerSettings {
             ),
             (CONSUMER_BATCH_MAX_WAIT, duration_text(self.batch_max_wait)),
             (CONSUMER_FETCH_WAIT, duration_text(self.fetch_wait)),
+            (
+                CONSUMER_PUBLISH_INTERVAL,
+                duration_text(self.publish_interval),
+            ),
             (CONSUMER_SUMMARY_TOPIC, self.summary_topic.clone()),
             (CONSUMER_METRICS_TOPIC, self.metrics_topic.clone()),
             (CONSUMER_HISTOGRAMS_TOPIC, self.histograms_topic.clone()),

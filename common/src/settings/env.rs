@@ -88,6 +88,8 @@ pub const CONSUMER_BATCH_MAX_RECORDS: &str = "CONSUMER_BATCH_MAX_RECORDS";
 pub const CONSUMER_BATCH_MAX_WAIT: &str = "CONSUMER_BATCH_MAX_WAIT";
 /// The broker's `fetch.wait.max.ms`.
 pub const CONSUMER_FETCH_WAIT: &str = "CONSUMER_FETCH_WAIT";
+/// How long output-topic messages are gathered (latest value per key) before they are produced.
+pub const CONSUMER_PUBLISH_INTERVAL: &str = "CONSUMER_PUBLISH_INTERVAL";
 /// Output topic of the per-vehicle summaries.
 pub const CONSUMER_SUMMARY_TOPIC: &str = "CONSUMER_SUMMARY_TOPIC";
 /// Output topic of the window metrics.

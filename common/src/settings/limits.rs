@@ -193,6 +193,8 @@ pub const AREA_RADIUS_M: Limit<f64> = Limit::new(10.0, 100_000.0);
 pub const CONSUMER_REPLICAS: Limit<u32> = Limit::new(1, 16);
 /// `CONSUMER_FETCH_WAIT` (`consumer.fetch_wait`).
 pub const FETCH_WAIT: Limit<Duration> = Limit::new(ms(10), secs(10));
+/// `CONSUMER_PUBLISH_INTERVAL` (`consumer.publish_interval`): 0 publishes every batch.
+pub const PUBLISH_INTERVAL: Limit<Duration> = Limit::new(ms(0), secs(60));
 /// `CONSUMER_BATCH_MAX_WAIT` (`consumer.batch_max_wait`, live too).
 pub const BATCH_MAX_WAIT: Limit<Duration> = Limit::new(ms(1), secs(60));
 

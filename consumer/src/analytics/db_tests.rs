@@ -370,6 +370,49 @@ async fn last_position_is_the_latest_by_event_time_not_by_arrival() {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL: set CONSUMER_TEST_PG"]
+async fn a_replica_taking_over_reads_again_the_summaries_stored_just_before_the_newest() {
+    let db = TestDb::create("recent").await;
+    let mut sink = db.sink(Duration::from_secs(3600));
+    assert!(
+        sink.recent_summaries(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing stored, nothing to produce again"
+    );
+    // Two vehicles, then after a pause two others and one of the first again.
+    let early = events(2, 2, start(), 11);
+    write(&mut sink, &batch(&early, 0, 0)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let late: Vec<DiagRow> = events(2, 2, start(), 21)
+        .into_iter()
+        .chain(events(1, 1, start() + TimeDelta::seconds(30), 11))
+        .map(|mut r| {
+            r.event_id = Uuid::new_v4();
+            r
+        })
+        .collect();
+    let w = write(&mut sink, &batch(&late, 0, 4)).await;
+    let mut expected = w.aggregates.vehicles.clone();
+    expected.sort_by(|a, b| a.vin.cmp(&b.vin));
+    assert_eq!(expected.len(), 3);
+    let recent = sink.recent_summaries(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(
+        recent, expected,
+        "the second batch's vehicles, as they are stored"
+    );
+    let all = sink
+        .recent_summaries(Duration::from_secs(60))
+        .await
+        .unwrap();
+    let vins: Vec<&str> = all.iter().map(|v| v.vin.as_str()).collect();
+    assert_eq!(all.len(), 4, "{vins:?}");
+    assert_eq!(all.iter().map(|v| v.events).sum::<i64>(), 9);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CONSUMER_TEST_PG"]
 async fn events_beyond_the_lateness_are_stored_but_not_windowed() {
     let db = TestDb::create("late").await;
     let mut sink = db.sink(Duration::from_secs(600));

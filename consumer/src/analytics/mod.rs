@@ -5,6 +5,7 @@ mod check;
 #[cfg(test)]
 mod db_tests;
 mod delta;
+mod gathered;
 mod histograms;
 mod publish;
 mod store;
@@ -16,3 +17,4 @@ pub use delta::{Known, as_stored};
 pub use histograms::{DEFAULT_HISTOGRAM_BINS, HistogramBins};
 pub use publish::{PublishSettings, Publisher};
 pub use store::{Aggregates, AnalyticsSettings, Pruned, Statements};
+pub use summary::{SELECT_RECENT_SUMMARIES, from_row as summary_from_row};

@@ -1,18 +1,23 @@
-//! Publishing a committed batch's aggregates to the output topics: per-vehicle summaries
+//! Publishing committed aggregates to the output topics: per-vehicle summaries
 //! (key = VIN), window metrics (key = `granularity|window_start`) and histograms
 //! (key = `sensor|window_start`), JSON values of the types in [`fleet_common::wire::topics`].
-//! At-least-once after the commit; the latest value of a key is the current one. A failure is
-//! logged and counted, never waited for by the sink.
+//! At-least-once after the commit; the latest value of a key is the current one (a summary
+//! also carries its own order: its `events` only grow). Messages are gathered for the publish
+//! interval, keeping the latest value of each key ([`super::gathered`]), then produced; a
+//! failure is logged and counted, never waited for by the sink.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use fleet_common::producer::ReplaceableProducer;
 use fleet_common::wire::WindowMessage;
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureRecord, Producer as _};
 use serde::Serialize;
+use tokio::task::JoinHandle;
 
+use super::gathered::Gathered;
 use super::store::Aggregates;
 use crate::metrics::Metrics;
 
@@ -25,9 +30,15 @@ pub struct PublishSettings {
     pub metrics_topic: String,
     /// Topic of the sensor histograms.
     pub histograms_topic: String,
-    /// How long one batch's deliveries are waited for.
+    /// How long one interval's deliveries are waited for.
     pub timeout: Duration,
+    /// How long messages are gathered before they are produced (only the latest value of each
+    /// key is); zero produces each batch's messages at once.
+    pub interval: Duration,
 }
+
+/// Added to the republish window for the registry's session expiry (seconds by default).
+pub const REPUBLISH_MARGIN: Duration = Duration::from_secs(60);
 
 /// One message to produce.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,60 +90,153 @@ pub fn messages(aggregates: &Aggregates, settings: &PublishSettings) -> Vec<Outg
     out
 }
 
-/// Produces the aggregates of committed batches.
+/// Produces the aggregates of committed batches, every publish interval.
 pub struct Publisher {
+    shared: Arc<Shared>,
+    /// The task producing what was gathered at each interval's end (none without interval).
+    flusher: Option<JoinHandle<()>>,
+}
+
+/// What the publisher and its flusher share.
+struct Shared {
     producer: ReplaceableProducer,
     settings: PublishSettings,
     metrics: Arc<Metrics>,
+    gathered: Mutex<Gathered>,
 }
 
 impl Publisher {
-    /// A publisher on its own idempotent producer (see [`crate::kafka::producer_config`]).
+    /// A publisher on its own idempotent producer (see [`crate::kafka::producer_config`]);
+    /// with a publish interval, its flusher starts now (in the current runtime).
     pub fn new(
         producer: ReplaceableProducer,
         settings: PublishSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self {
+        let interval = settings.interval;
+        let shared = Arc::new(Shared {
             producer,
             settings,
             metrics,
+            gathered: Mutex::new(Gathered::default()),
+        });
+        let flusher = (!interval.is_zero()).then(|| {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(interval);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    let due = shared.take();
+                    if !due.is_empty() {
+                        tokio::spawn(shared.send(due));
+                    }
+                }
+            })
+        });
+        Self { shared, flusher }
+    }
+
+    /// Publishes the messages of `aggregates`: gathers them for the interval's end, or, without
+    /// interval, queues them now (so batches are published in commit order) and waits for their
+    /// deliveries in a background task, bounded by the timeout.
+    pub fn publish(&self, aggregates: &Aggregates) {
+        if self.flusher.is_none() {
+            return self.publish_now(aggregates);
+        }
+        let outgoing = messages(aggregates, &self.shared.settings);
+        let mut gathered = self
+            .shared
+            .gathered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut replaced = 0u64;
+        for m in outgoing {
+            replaced += u64::from(gathered.add(m));
+        }
+        drop(gathered);
+        self.shared.metrics.record_coalesced(replaced);
+    }
+
+    /// Queues the messages of `aggregates` now, whatever the interval (summaries read back to
+    /// be produced again: they must not wait for the interval's end), and waits for their
+    /// deliveries in a background task.
+    pub fn publish_now(&self, aggregates: &Aggregates) {
+        let outgoing = messages(aggregates, &self.shared.settings);
+        if !outgoing.is_empty() {
+            tokio::spawn(self.shared.send(outgoing));
         }
     }
 
-    /// Queues the messages of `aggregates` now (so batches are published in commit order) and
-    /// waits for their deliveries in a background task, bounded by the timeout.
-    pub fn publish(&self, aggregates: &Aggregates) {
-        let outgoing = messages(aggregates, &self.settings);
-        if outgoing.is_empty() {
-            return;
+    /// How far before the newest stored summary a replica that starts or takes partitions over
+    /// produces the summaries again: what its predecessor may have gathered and not produced
+    /// (one interval), or queued and not had acknowledged (the timeout), plus
+    /// [`REPUBLISH_MARGIN`] for the time the registry takes to notice a replica is gone.
+    pub fn republish_window(&self) -> Duration {
+        self.shared.settings.interval + self.shared.settings.timeout + REPUBLISH_MARGIN
+    }
+
+    /// Stops the flusher, produces what is gathered and waits for it, then for every other
+    /// message still queued in the producer, each bounded by the timeout.
+    pub async fn close(self) {
+        if let Some(flusher) = self.flusher {
+            flusher.abort();
         }
-        let producer = match self.producer.usable() {
-            Ok(producer) => producer,
-            Err(e) => {
-                self.metrics.record_published(0, outgoing.len() as u64);
-                tracing::warn!(error = %e,
-                    "publishing analytics failed (the aggregates are stored in PostgreSQL)");
-                return;
-            }
-        };
+        let rest = self.shared.take();
+        let count = rest.len();
+        if count > 0 {
+            self.shared.send(rest).await;
+        }
+        let producer = self.shared.producer.current();
+        let timeout = self.shared.settings.timeout;
+        let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
+        match flushed {
+            Ok(Ok(())) => tracing::debug!(last = count, "analytics publisher closed"),
+            Ok(Err(e)) => tracing::warn!(error = %e,
+                "closing the analytics publisher: messages still queued are lost (the aggregates are stored in PostgreSQL)"),
+            Err(e) => tracing::warn!(error = %e, "closing the analytics publisher"),
+        }
+    }
+}
+
+impl Shared {
+    /// Every gathered message.
+    fn take(&self) -> Vec<Outgoing> {
+        self.gathered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Queues `outgoing` on the producer now and returns the wait for their deliveries,
+    /// bounded by the timeout, which counts and logs the outcome.
+    fn send(&self, outgoing: Vec<Outgoing>) -> impl Future<Output = ()> + Send + 'static {
         let mut deliveries = Vec::with_capacity(outgoing.len());
         let mut failed = 0u64;
         let mut first_error = None;
-        for m in &outgoing {
-            let record = FutureRecord::to(&m.topic).key(&m.key).payload(&m.value);
-            match producer.send_result(record) {
-                Ok(delivery) => deliveries.push((m.topic.clone(), delivery)),
-                Err((e, _)) => {
-                    failed += 1;
-                    first_error.get_or_insert_with(|| format!("queueing for {}: {e}", m.topic));
+        match self.producer.usable() {
+            Ok(producer) => {
+                for m in &outgoing {
+                    let record = FutureRecord::to(&m.topic).key(&m.key).payload(&m.value);
+                    match producer.send_result(record) {
+                        Ok(delivery) => deliveries.push((m.topic.clone(), delivery)),
+                        Err((e, _)) => {
+                            failed += 1;
+                            first_error
+                                .get_or_insert_with(|| format!("queueing for {}: {e}", m.topic));
+                        }
+                    }
                 }
+            }
+            Err(e) => {
+                failed = outgoing.len() as u64;
+                first_error = Some(e.to_string());
             }
         }
         let metrics = self.metrics.clone();
-        let deadline = tokio::time::Instant::now() + self.settings.timeout;
         let timeout = self.settings.timeout;
-        tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + timeout;
+        async move {
             let waits = deliveries.into_iter().map(|(topic, delivery)| async move {
                 match tokio::time::timeout_at(deadline, delivery).await {
                     Ok(Ok(Ok(_))) => Ok(()),
@@ -156,7 +260,7 @@ impl Publisher {
             } else {
                 tracing::debug!(delivered, "analytics published");
             }
-        });
+        }
     }
 }
 
@@ -177,6 +281,7 @@ mod tests {
             metrics_topic: "telemetry.metrics".into(),
             histograms_topic: "telemetry.histograms".into(),
             timeout: Duration::from_secs(1),
+            interval: Duration::ZERO,
         }
     }
 

@@ -6,7 +6,7 @@ use fleet_common::wire::{LastPosition, VehicleSummary};
 
 /// The summary (the value published to `telemetry.summary`) from a row of
 /// [`UPSERT_VEHICLES`]'s `RETURNING` list.
-pub(crate) fn from_row(row: &tokio_postgres::Row) -> Result<VehicleSummary, tokio_postgres::Error> {
+pub fn from_row(row: &tokio_postgres::Row) -> Result<VehicleSummary, tokio_postgres::Error> {
     Ok(VehicleSummary {
         vin: row.try_get("vin")?,
         make: row.try_get("make")?,
@@ -52,6 +52,17 @@ ON CONFLICT (vin) DO UPDATE SET
     speed = CASE WHEN (EXCLUDED.last_seen, EXCLUDED.last_seq) > (v.last_seen, v.last_seq) THEN EXCLUDED.speed ELSE v.speed END
 RETURNING vin, make, model, first_seen, last_seen, last_seq, events,
           position_x, position_y, lat, lon, speed
+"#;
+
+/// The summaries stored within `$1` seconds before the newest stored one: what a replica that
+/// starts or takes partitions over produces again, since the replica before it may have
+/// stopped with them gathered and not yet produced (`consumer.publish_interval`).
+pub const SELECT_RECENT_SUMMARIES: &str = r#"
+SELECT vin, make, model, first_seen, last_seen, last_seq, events,
+       position_x, position_y, lat, lon, speed
+  FROM vehicle_summary
+ WHERE updated_at >= (SELECT max(updated_at) FROM vehicle_summary) - make_interval(secs => $1)
+ ORDER BY vin
 "#;
 
 /// Folds the new events per make and model (`$4..$6`; model `''` holds the make's total) into

@@ -83,6 +83,7 @@ mod tests {
         let mut c = config();
         c.consumer.replicas = 2;
         c.consumer.fetch_wait = std::time::Duration::from_millis(250);
+        c.consumer.publish_interval = std::time::Duration::ZERO;
         let plan = infra_plan(&c, &images(), &secrets("pw"));
         let b = Builder::new(&c);
         let replicas: Vec<&ServicePlan> = plan
@@ -96,6 +97,10 @@ mod tests {
             assert_eq!(parsed.settings, settings(&b, i));
             assert_eq!(parsed.settings.replica_index, i);
             assert_eq!(parsed.settings.fetch_wait, c.consumer.fetch_wait);
+            assert_eq!(
+                parsed.settings.publish_interval,
+                c.consumer.publish_interval
+            );
             assert_eq!(
                 parsed.settings.batch_max_records,
                 c.consumer.batch_max_records

@@ -193,6 +193,7 @@ fn replicas_share_a_name_and_the_balancer_holds_the_host_port() {
     assert_eq!(ids, ["fleet-consumer-0", "fleet-consumer-1"]);
     for consumer in &consumers {
         assert_eq!(consumer.spec.env["CONSUMER_FETCH_WAIT"], "100ms");
+        assert_eq!(consumer.spec.env["CONSUMER_PUBLISH_INTERVAL"], "1s");
     }
     let secrets: Vec<&String> = consumers
         .iter()
