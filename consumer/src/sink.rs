@@ -286,19 +286,10 @@ impl PgSink {
     pub async fn ping(&mut self) -> Result<(), SinkError> {
         self.connect().await?;
         let conn = self.conn.as_ref().expect("connected above");
-        match tokio::time::timeout(self.settings.timeout, conn.client.simple_query("SELECT 1"))
-            .await
-        {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                self.conn = None;
-                Err(self.error("checking the connection", e))
-            }
-            Err(_) => {
-                self.conn = None;
-                Err(self.timeout("checking the connection"))
-            }
-        }
+        let limit = self.settings.timeout;
+        let outcome = tokio::time::timeout(limit, conn.client.simple_query("SELECT 1")).await;
+        self.settle("checking the connection", limit, outcome)
+            .map(drop)
     }
 
     /// The stored next offsets of `partitions` for this group and topic; partitions without a
@@ -346,16 +337,28 @@ impl PgSink {
     ) -> Result<Vec<tokio_postgres::Row>, SinkError> {
         self.connect().await?;
         let conn = self.conn.as_ref().expect("connected above");
-        let query = conn.client.query(sql, params);
-        match tokio::time::timeout(self.settings.timeout, query).await {
-            Ok(Ok(rows)) => Ok(rows),
+        let limit = self.settings.timeout;
+        let outcome = tokio::time::timeout(limit, conn.client.query(sql, params)).await;
+        self.settle(operation, limit, outcome)
+    }
+
+    /// The result of an operation on the connection that was given `limit`: a failure or the
+    /// timeout drops the connection (it may be broken or still busy) and names `operation`.
+    fn settle<T>(
+        &mut self,
+        operation: &'static str,
+        limit: Duration,
+        outcome: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T, SinkError> {
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 self.conn = None;
                 Err(self.error(operation, e))
             }
             Err(_) => {
                 self.conn = None;
-                Err(self.timeout(operation))
+                Err(self.timeout_after(operation, limit))
             }
         }
     }
@@ -418,16 +421,7 @@ impl Sink for PgSink {
         let levels = u32::BITS - (entries.len() as u32).leading_zeros() + 1;
         let limit = self.transaction_limit() * levels;
         let conn = self.conn.as_mut().expect("connected above");
-        match tokio::time::timeout(limit, probe_rows(conn, entries)).await {
-            Ok(Ok(rejected)) => Ok(rejected),
-            Ok(Err(e)) => {
-                self.conn = None;
-                Err(self.error(OPERATION, e))
-            }
-            Err(_) => {
-                self.conn = None;
-                Err(self.timeout_after(OPERATION, limit))
-            }
-        }
+        let outcome = tokio::time::timeout(limit, probe_rows(conn, entries)).await;
+        self.settle(OPERATION, limit, outcome)
     }
 }
