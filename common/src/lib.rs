@@ -8,6 +8,7 @@
 //! - [`schema`]: the PostgreSQL schema of the `av_telemetry` database.
 //! - [`roles`]: the PostgreSQL roles (schema owner, least-privileged application role).
 //! - [`logging`]: the one `tracing` setup that every binary uses.
+//! - [`latency_histogram`]: the latency histogram of the services' Prometheus metrics.
 //! - [`shutdown`]: the SIGTERM / ctrl-c signal every service stops on.
 //! - [`wire`]: every message format between two fleet programs (output topics, the answer to
 //!   `POST /events`, `GET /stats`, registry nodes), one type per format for writer and reader.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod event;
 #[cfg(feature = "kafka")]
 pub mod fetch;
+pub mod latency_histogram;
 pub mod logging;
 #[cfg(feature = "kafka")]
 pub mod producer;

@@ -22,6 +22,9 @@ pub struct Record {
     pub key: Option<Vec<u8>>,
     /// Its value; `None` for a tombstone.
     pub payload: Option<Vec<u8>>,
+    /// Its timestamp, milliseconds since the Unix epoch, when it has one: for the records that
+    /// ingest produced, the time ingest handed it to its producer.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// A row to store, with the record it came from (kept in case PostgreSQL refuses the row and it
@@ -106,6 +109,14 @@ impl Batch {
         &self.entries
     }
 
+    /// Every record of the batch: the rows' records, then the poison.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.entries
+            .iter()
+            .map(|e| &e.record)
+            .chain(self.poison.iter().map(|p| &p.record))
+    }
+
     /// All poison records of the batch.
     pub fn poison(&self) -> &[Poison] {
         &self.poison
@@ -180,6 +191,7 @@ mod tests {
             offset,
             key: None,
             payload: Some(b"{}".to_vec()),
+            timestamp_ms: None,
         }
     }
 

@@ -190,6 +190,7 @@ mod tests {
             offset: 9,
             key: Some(b"1M8GDM9AXKP042788".to_vec()),
             payload: Some(payload.to_vec()),
+            timestamp_ms: None,
         }
     }
 

@@ -267,6 +267,7 @@ pub(crate) mod tests {
             offset,
             key: None,
             payload: Some(b"x".to_vec()),
+            timestamp_ms: None,
         };
         for &o in rows {
             let row = DiagRow::from_event(&event(o as u32), 0, o).unwrap();

@@ -200,6 +200,7 @@ pub fn record(message: &BorrowedMessage<'_>) -> Record {
         offset: message.offset(),
         key: message.key().map(<[u8]>::to_vec),
         payload: message.payload().map(<[u8]>::to_vec),
+        timestamp_ms: message.timestamp().to_millis(),
     }
 }
 

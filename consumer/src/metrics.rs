@@ -2,7 +2,12 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use fleet_common::latency_histogram::LatencyHistogram;
+
+use crate::batch::Record;
 use crate::flush::Flushed;
 use crate::health::Snapshot;
 
@@ -22,6 +27,17 @@ pub struct Metrics {
     last_batch_size: AtomicU64,
     /// `f64` bits.
     last_batch_latency: AtomicU64,
+    /// Records' ages when this consumer received them.
+    received_age: LatencyHistogram,
+    /// Records' ages when the transaction that stored them committed.
+    stored_age: LatencyHistogram,
+}
+
+/// Time from a record's timestamp to `now`; `None` without a timestamp. A timestamp ahead of
+/// `now` (another host's clock) counts as age zero.
+fn age(record: &Record, now: DateTime<Utc>) -> Option<Duration> {
+    let millis = now.timestamp_millis().saturating_sub(record.timestamp_ms?);
+    Some(Duration::from_millis(u64::try_from(millis).unwrap_or(0)))
 }
 
 impl Metrics {
@@ -56,6 +72,20 @@ impl Metrics {
     /// produced.
     pub fn record_coalesced(&self, replaced: u64) {
         self.coalesced.fetch_add(replaced, Ordering::Relaxed);
+    }
+
+    /// Counts the age of a record received at `now`.
+    pub fn record_received(&self, record: &Record, now: DateTime<Utc>) {
+        if let Some(age) = age(record, now) {
+            self.received_age.observe(age);
+        }
+    }
+
+    /// Counts the ages of `records`, stored by a transaction that committed at `now`.
+    pub fn record_stored<'a>(&self, records: impl Iterator<Item = &'a Record>, now: DateTime<Utc>) {
+        for age in records.filter_map(|r| age(r, now)) {
+            self.stored_age.observe(age);
+        }
     }
 
     /// Records a change of this replica's share of the partitions.
@@ -171,6 +201,16 @@ impl Metrics {
             "# HELP consumer_ready 1 when /readyz answers 200.\n# TYPE consumer_ready gauge\nconsumer_ready {}",
             u8::from(health.is_ready())
         );
+        self.received_age.render(
+            "record_received_age_seconds",
+            "Time from a record's timestamp (ingest's produce call) to its receipt by this consumer: the producer's linger, the broker's write and the fetch.",
+            &mut out,
+        );
+        self.stored_age.render(
+            "record_stored_age_seconds",
+            "Time from a record's timestamp (ingest's produce call) to the commit of the transaction that stored it (or sent it to the dead-letter topic): end to end after ingest.",
+            &mut out,
+        );
         out
     }
 }
@@ -229,10 +269,57 @@ mod tests {
     }
 
     #[test]
+    fn record_ages_run_from_the_record_timestamp() {
+        let m = Metrics::default();
+        let now = DateTime::parse_from_rfc3339("2026-12-05T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let at = |ms_before: i64| Record {
+            partition: 0,
+            offset: 0,
+            key: None,
+            payload: None,
+            timestamp_ms: Some(now.timestamp_millis() - ms_before),
+        };
+        let untimed = Record {
+            timestamp_ms: None,
+            ..at(0)
+        };
+        m.record_received(&at(3), now);
+        m.record_received(&untimed, now);
+        m.record_stored([at(40), at(40), at(700), at(-5), untimed].iter(), now);
+        let text = m.render(&Snapshot::default());
+        assert_eq!(value(&text, "record_received_age_seconds_count"), "1");
+        assert_eq!(value(&text, "record_received_age_seconds_sum"), "0.003");
+        assert_eq!(
+            value(&text, "record_received_age_seconds_bucket{le=\"0.005\"}"),
+            "1"
+        );
+        assert_eq!(value(&text, "record_stored_age_seconds_count"), "4");
+        assert_eq!(
+            value(&text, "record_stored_age_seconds_bucket{le=\"0.001\"}"),
+            "1"
+        );
+        assert_eq!(
+            value(&text, "record_stored_age_seconds_bucket{le=\"0.05\"}"),
+            "3"
+        );
+        assert_eq!(value(&text, "record_stored_age_seconds_sum"), "0.78");
+    }
+
+    #[test]
     fn every_sample_has_help_and_type() {
         let text = Metrics::default().render(&Snapshot::default());
         for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let name = line.split(' ').next().unwrap();
+            let sample = line.split([' ', '{']).next().unwrap();
+            let name = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| {
+                    sample
+                        .strip_suffix(suffix)
+                        .filter(|base| text.contains(&format!("# TYPE {base} histogram")))
+                })
+                .unwrap_or(sample);
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
         }

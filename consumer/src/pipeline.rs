@@ -190,7 +190,9 @@ impl Pipeline {
     fn on_record(&mut self, received: KafkaResult<Record>) {
         match received {
             Ok(record) => {
-                let verdict = dlq::classify(&record, chrono::Utc::now());
+                let now = chrono::Utc::now();
+                self.metrics.record_received(&record, now);
+                let verdict = dlq::classify(&record, now);
                 self.open.add(record, verdict);
             }
             Err(e) => tracing::warn!(error = %e, "receiving from Kafka"),
@@ -284,6 +286,8 @@ impl Pipeline {
                 if let (Some(flushed), Some(batch)) = (flushed, &done.batch) {
                     kafka::commit_async(&self.consumer, &self.settings.topic, batch.next_offsets());
                     self.metrics.record_batch(&flushed);
+                    self.metrics
+                        .record_stored(batch.records(), chrono::Utc::now());
                     if let Some(publisher) = &self.publisher {
                         publisher.publish(&flushed.aggregates);
                     }

@@ -16,6 +16,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use fleet_common::latency_histogram::LatencyHistogram;
+
 /// What the producer reports when scraped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProducerReadings {
@@ -27,11 +29,6 @@ pub struct ProducerReadings {
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Upper bounds of the produce latency buckets, seconds.
-pub const LATENCY_BUCKETS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
 
 /// What became of one record of `POST /events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +69,7 @@ type RequestKey = (&'static str, String, u16);
 pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, u64>>,
     records: [AtomicU64; RecordOutcome::ALL.len()],
-    latency: Histogram,
+    latency: LatencyHistogram,
 }
 
 impl Metrics {
@@ -134,12 +131,11 @@ impl Metrics {
             );
         }
 
-        out.push_str(
-            "# HELP ingest_produce_latency_seconds Time from queueing a record to the broker's acknowledgement.\n\
-             # TYPE ingest_produce_latency_seconds histogram\n",
+        self.latency.render(
+            "ingest_produce_latency_seconds",
+            "Time from queueing a record to the broker's acknowledgement.",
+            &mut out,
         );
-        self.latency
-            .render("ingest_produce_latency_seconds", &mut out);
 
         out.push_str(
             "# HELP ingest_producer_queue_depth Records queued in the producer and not yet acknowledged.\n\
@@ -156,42 +152,6 @@ impl Metrics {
             producer.replacements
         );
         out
-    }
-}
-
-/// A histogram over [`LATENCY_BUCKETS`]; counts per bucket are kept apart and summed up when
-/// rendered, as the format wants cumulative counts.
-#[derive(Debug, Default)]
-struct Histogram {
-    /// One count per bucket plus the last for values above every bound.
-    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
-}
-
-impl Histogram {
-    fn observe(&self, value: Duration) {
-        let seconds = value.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(value.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
-
-    fn render(&self, name: &str, out: &mut String) {
-        let mut cumulative = 0;
-        for (index, count) in self.buckets.iter().enumerate() {
-            cumulative += count.load(Ordering::Relaxed);
-            let le = LATENCY_BUCKETS
-                .get(index)
-                .map_or_else(|| "+Inf".to_owned(), f64::to_string);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        let sum = Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(out, "{name}_count {cumulative}");
     }
 }
 

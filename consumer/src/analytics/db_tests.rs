@@ -231,6 +231,7 @@ fn batch(rows: &[DiagRow], partition: i32, first_offset: i64) -> Batch {
             offset,
             key: None,
             payload: None,
+            timestamp_ms: None,
         };
         b.add(record, Ok(row));
     }

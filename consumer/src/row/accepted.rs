@@ -178,6 +178,7 @@ fn produced(event: &TelemetryEvent) -> Record {
         offset: 77,
         key: Some(event.vin.as_str().as_bytes().to_vec()),
         payload: Some(serde_json::to_vec(event).expect("an accepted event serializes")),
+        timestamp_ms: None,
     }
 }
 

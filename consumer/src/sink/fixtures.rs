@@ -13,6 +13,7 @@ pub(super) fn entry(n: u32) -> Entry {
             offset: i64::from(n) + 100,
             key: None,
             payload: None,
+            timestamp_ms: None,
         },
     }
 }
