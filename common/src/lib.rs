@@ -14,6 +14,8 @@
 //!   `POST /events`, `GET /stats`, registry nodes), one type per format for writer and reader.
 //! - `producer` (feature `kafka`): the idempotent Kafka producer that is replaced when the
 //!   broker loses its state.
+//! - `rounds` (feature `kafka`): records handed to the producer one round at a time, so
+//!   librdkafka's idempotent producer neither waits on a linger nor spins behind its one request.
 //! - `fetch` (feature `kafka`): how a consumer of fleet's topics fetches from Nisshi.
 
 pub mod config;
@@ -25,6 +27,8 @@ pub mod logging;
 #[cfg(feature = "kafka")]
 pub mod producer;
 pub mod roles;
+#[cfg(feature = "kafka")]
+pub mod rounds;
 pub mod schema;
 pub mod settings;
 pub mod shutdown;

@@ -4,7 +4,9 @@
 //! - `acks=all`, `enable.idempotence=true`: an acknowledged record is held by the broker, and
 //!   librdkafka's own retries never duplicate it.
 //! - `max.in.flight.requests.per.connection`: [`DEFAULT_PRODUCER_MAX_IN_FLIGHT`] unless the
-//!   caller set it (ingest's `ingest.producer_max_in_flight`), at most 5 with idempotence.
+//!   caller set it (ingest's `ingest.producer_max_in_flight`), at most 5 with idempotence. In
+//!   practice librdkafka keeps one produce request per partition in flight for an idempotent
+//!   producer (confluentinc/librdkafka#4989); [`crate::rounds`] sends to it accordingly.
 //!   Tansu 0.6.0 needed 1 (its storage panicked on a local epoch bump); Nisshi 0.8 handles the
 //!   epoch bump, and the broker tests (`tests/broker.rs`: brokers killed and stopped under load)
 //!   find every acknowledged record once in the topic with 5.

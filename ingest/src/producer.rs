@@ -1,26 +1,34 @@
 //! The real [`Broker`]: one shared idempotent producer (acks=all) for every request, replaced
-//! by a fresh one (a new producer id) when librdkafka declares it unusable.
+//! by a fresh one (a new producer id) when librdkafka declares it unusable. Records reach it in
+//! rounds ([`fleet_common::rounds`]): the records of every request that arrives while a produce
+//! request is in flight leave together in the next one.
 //! Metadata and watermark requests are blocking librdkafka calls and run on tokio's blocking
 //! pool.
 
 use std::time::Duration;
 
 use fleet_common::producer::ReplaceableProducer;
+use fleet_common::rounds::{KafkaHandover, Outgoing, RoundLimits, Rounds};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureRecord, Producer};
+use rdkafka::producer::Producer;
 
 use crate::broker::{Appended, Broker, BrokerError, PartitionWatermarks};
 
 /// How long a metadata or watermark request may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// librdkafka's `linger.ms`: a round is queued whole within it (2,000 records take about a
+/// millisecond), so it leaves as one produce request. The batching itself is the rounds'.
+const HANDOVER_LINGER_MS: &str = "0.2";
+
 /// A Kafka topic reached through one idempotent producer at a time.
 #[derive(Clone)]
 pub struct KafkaBroker {
     producer: ReplaceableProducer,
+    rounds: Rounds,
     topic: String,
 }
 
@@ -30,12 +38,15 @@ impl KafkaBroker {
     ///
     /// How long a request waits for the acknowledgement is the HTTP side's produce timeout;
     /// a record answered 503 may therefore still reach the topic later, and the vehicle sends
-    /// it again with the same `event_id`, which the consumer stores once. The queue stays
-    /// bounded by librdkafka's `queue.buffering.max.messages`; beyond it requests get 503 at
-    /// once.
+    /// it again with the same `event_id`, which the consumer stores once.
     ///
-    /// `linger` is how long librdkafka waits for more records before it sends a batch;
-    /// `max_in_flight` how many produce requests it keeps in flight per broker connection.
+    /// The queue stays bounded: beyond [`RoundLimits::queued`] records waiting for the broker,
+    /// requests get 503 at once.
+    ///
+    /// `linger` is how long a record that arrives while no produce request is in flight waits
+    /// for more before it is sent; `max_in_flight` how many produce requests librdkafka may keep
+    /// in flight per broker connection (with idempotence it keeps one per partition).
+    /// Starts the dispatch loop of the rounds, so call it within a tokio runtime.
     pub fn new(
         brokers: &str,
         topic: &str,
@@ -46,21 +57,41 @@ impl KafkaBroker {
         config
             .set("bootstrap.servers", brokers)
             .set("client.id", "fleet-ingest")
-            .set("linger.ms", linger_ms(linger));
+            .set("linger.ms", HANDOVER_LINGER_MS);
         fleet_common::producer::set_max_in_flight(&mut config, max_in_flight);
         let producer = ReplaceableProducer::new(config)
             .map_err(|e| BrokerError::new("creating the producer", topic, e))?;
+        let rounds = Rounds::start(
+            KafkaHandover::new(producer.clone()),
+            RoundLimits {
+                linger,
+                ..RoundLimits::default()
+            },
+        );
         Ok(Self {
             producer,
+            rounds,
             topic: topic.to_owned(),
         })
     }
 
     /// Waits until every queued record is delivered or `timeout` passes.
     pub async fn flush(&self, timeout: Duration) -> Result<(), BrokerError> {
+        let started = tokio::time::Instant::now();
+        if !self.rounds.drained(timeout).await {
+            return Err(BrokerError::new(
+                "flushing the producer",
+                &self.topic,
+                format!(
+                    "{} records still unacknowledged after {timeout:?}",
+                    self.rounds.unanswered()
+                ),
+            ));
+        }
+        let rest = timeout.saturating_sub(started.elapsed());
         let producer = self.producer.current();
         let topic = self.topic.clone();
-        tokio::task::spawn_blocking(move || producer.flush(timeout))
+        tokio::task::spawn_blocking(move || producer.flush(rest))
             .await
             .map_err(|e| BrokerError::new("flushing the producer", &topic, e))?
             .map_err(|e| BrokerError::new("flushing the producer", &topic, e))
@@ -75,11 +106,6 @@ impl KafkaBroker {
             .usable()
             .map_err(|e| BrokerError::new(operation, &self.topic, e))
     }
-}
-
-/// `linger` as librdkafka's `linger.ms`, which takes fractions of a millisecond.
-fn linger_ms(linger: Duration) -> String {
-    format!("{}", linger.as_secs_f64() * 1e3)
 }
 
 /// Runs a blocking librdkafka call on the blocking pool.
@@ -101,35 +127,23 @@ impl Broker for KafkaBroker {
         payload: Vec<u8>,
     ) -> BoxFuture<'static, Result<Appended, BrokerError>> {
         const OPERATION: &str = "producing a record";
-        let producer = match self.usable(OPERATION) {
-            Ok(producer) => producer,
-            Err(e) => return futures::future::ready(Err(e)).boxed(),
-        };
-        let record = FutureRecord::to(&self.topic).key(key).payload(&payload);
+        let answer = self.rounds.send(Outgoing {
+            topic: self.topic.clone(),
+            key: key.as_bytes().to_vec(),
+            payload,
+        });
+        let topic = self.topic.clone();
         // Queued right here, in call order; the future only waits for the acknowledgement.
-        match producer.send_result(record) {
-            Ok(delivery) => {
-                let topic = self.topic.clone();
-                async move {
-                    match delivery.await {
-                        Ok(Ok(d)) => Ok(Appended {
-                            partition: d.partition,
-                            offset: d.offset,
-                        }),
-                        Ok(Err((e, _message))) => Err(BrokerError::new(OPERATION, &topic, e)),
-                        Err(_canceled) => Err(BrokerError::new(
-                            OPERATION,
-                            &topic,
-                            "the producer shut down before the broker answered",
-                        )),
-                    }
-                }
-                .boxed()
-            }
-            Err((e, _record)) => {
-                futures::future::ready(Err(BrokerError::new(OPERATION, &self.topic, e))).boxed()
-            }
+        async move {
+            answer
+                .await
+                .map(|d| Appended {
+                    partition: d.partition,
+                    offset: d.offset,
+                })
+                .map_err(|e| BrokerError::new(OPERATION, &topic, e))
         }
+        .boxed()
     }
 
     fn watermarks(&self) -> BoxFuture<'static, Result<Vec<PartitionWatermarks>, BrokerError>> {
@@ -170,7 +184,7 @@ impl Broker for KafkaBroker {
     }
 
     fn queue_depth(&self) -> u64 {
-        u64::try_from(self.producer.current().in_flight_count()).unwrap_or(0)
+        self.rounds.unanswered()
     }
 
     fn producer_replacements(&self) -> u64 {

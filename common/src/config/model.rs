@@ -235,9 +235,10 @@ pub struct IngestConfig {
     /// How long a request waits for the broker's acknowledgement before answering 503.
     #[serde(with = "humantime_serde")]
     pub produce_timeout: Duration,
-    /// How long ingest's producer waits for more records before it sends a batch to the
-    /// broker (librdkafka's `linger.ms`, at most 1 s): shorter answers a lone event sooner,
-    /// longer sends fewer and larger produce requests.
+    /// How long a record that arrives while ingest has no produce request in flight waits for
+    /// more before it is sent (at most 1 s); records that arrive during a flight leave
+    /// together right after it whatever this is. Longer sends fewer and larger produce
+    /// requests at low load, and answers a lone event later.
     #[serde(default = "default_producer_linger", with = "humantime_serde")]
     pub producer_linger: Duration,
     /// Produce requests ingest's producer keeps in flight to one broker connection (librdkafka's

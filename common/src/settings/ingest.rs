@@ -46,10 +46,11 @@ pub struct IngestSettings {
           value_parser = limits::PRODUCE_TIMEOUT.parser())]
     pub produce_timeout: Duration,
 
-    /// How long the producer waits for more records before it sends a batch to the broker
-    /// (librdkafka's `linger.ms`; e.g. `1ms`, `500us`; `0s` sends at once). At most 1 s. The
-    /// default is [`limits::DEFAULT_PRODUCER_LINGER`].
-    #[arg(long, env = INGEST_PRODUCER_LINGER, default_value = "5ms",
+    /// How long a record that arrives while no produce request is in flight waits for more
+    /// before it is sent (records arriving during a flight always leave together right after
+    /// it, see `fleet_common::rounds`; e.g. `1ms`, `500us`; `0s` sends at once). At most 1 s.
+    /// The default is [`limits::DEFAULT_PRODUCER_LINGER`].
+    #[arg(long, env = INGEST_PRODUCER_LINGER, default_value = "0s",
           value_parser = limits::PRODUCER_LINGER.parser())]
     pub producer_linger: Duration,
 

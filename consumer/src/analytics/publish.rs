@@ -3,8 +3,10 @@
 //! (key = `sensor|window_start`), JSON values of the types in [`fleet_common::wire::topics`].
 //! At-least-once after the commit; the latest value of a key is the current one (a summary
 //! also carries its own order: its `events` only grow). Messages are gathered for the publish
-//! interval, keeping the latest value of each key ([`super::gathered`]), then produced; a
-//! failure is logged and counted, never waited for by the sink.
+//! interval, keeping the latest value of each key ([`super::gathered`]), then produced in
+//! rounds ([`fleet_common::rounds`]: one produce request in flight, the next one carrying what
+//! waits, without librdkafka's broker thread spinning behind the first); a failure is logged
+//! and counted, never waited for by the sink.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,8 +14,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use fleet_common::producer::ReplaceableProducer;
+use fleet_common::rounds::{self, KafkaHandover, RoundLimits, Rounds};
 use fleet_common::wire::WindowMessage;
-use rdkafka::producer::{FutureRecord, Producer as _};
+use rdkafka::producer::Producer as _;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
@@ -100,22 +103,26 @@ pub struct Publisher {
 /// What the publisher and its flusher share.
 struct Shared {
     producer: ReplaceableProducer,
+    rounds: Rounds,
     settings: PublishSettings,
     metrics: Arc<Metrics>,
     gathered: Mutex<Gathered>,
 }
 
 impl Publisher {
-    /// A publisher on its own idempotent producer (see [`crate::kafka::producer_config`]);
-    /// with a publish interval, its flusher starts now (in the current runtime).
+    /// A publisher on its own idempotent producer (see [`crate::kafka::producer_config`]); its
+    /// rounds' dispatch loop and, with a publish interval, its flusher start now (in the
+    /// current runtime).
     pub fn new(
         producer: ReplaceableProducer,
         settings: PublishSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
         let interval = settings.interval;
+        let rounds = Rounds::start(KafkaHandover::new(producer.clone()), RoundLimits::default());
         let shared = Arc::new(Shared {
             producer,
+            rounds,
             settings,
             metrics,
             gathered: Mutex::new(Gathered::default()),
@@ -187,9 +194,18 @@ impl Publisher {
         if count > 0 {
             self.shared.send(rest).await;
         }
-        let producer = self.shared.producer.current();
         let timeout = self.shared.settings.timeout;
-        let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
+        let started = tokio::time::Instant::now();
+        if !self.shared.rounds.drained(timeout).await {
+            tracing::warn!(
+                unanswered = self.shared.rounds.unanswered(),
+                "closing the analytics publisher: messages still unacknowledged are lost (the aggregates are stored in PostgreSQL)"
+            );
+            return;
+        }
+        let producer = self.shared.producer.current();
+        let rest = timeout.saturating_sub(started.elapsed());
+        let flushed = tokio::task::spawn_blocking(move || producer.flush(rest)).await;
         match flushed {
             Ok(Ok(())) => tracing::debug!(last = count, "analytics publisher closed"),
             Ok(Err(e)) => tracing::warn!(error = %e,
@@ -208,40 +224,30 @@ impl Shared {
             .take()
     }
 
-    /// Queues `outgoing` on the producer now and returns the wait for their deliveries,
-    /// bounded by the timeout, which counts and logs the outcome.
+    /// Queues `outgoing` for the producer's next rounds now and returns the wait for their
+    /// deliveries, bounded by the timeout, which counts and logs the outcome.
     fn send(&self, outgoing: Vec<Outgoing>) -> impl Future<Output = ()> + Send + 'static {
-        let mut deliveries = Vec::with_capacity(outgoing.len());
+        let deliveries: Vec<_> = outgoing
+            .into_iter()
+            .map(|m| {
+                let answer = self.rounds.send(rounds::Outgoing {
+                    topic: m.topic.clone(),
+                    key: m.key.into_bytes(),
+                    payload: m.value.into_bytes(),
+                });
+                (m.topic, answer)
+            })
+            .collect();
         let mut failed = 0u64;
-        let mut first_error = None;
-        match self.producer.usable() {
-            Ok(producer) => {
-                for m in &outgoing {
-                    let record = FutureRecord::to(&m.topic).key(&m.key).payload(&m.value);
-                    match producer.send_result(record) {
-                        Ok(delivery) => deliveries.push((m.topic.clone(), delivery)),
-                        Err((e, _)) => {
-                            failed += 1;
-                            first_error
-                                .get_or_insert_with(|| format!("queueing for {}: {e}", m.topic));
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                failed = outgoing.len() as u64;
-                first_error = Some(e.to_string());
-            }
-        }
+        let mut first_error: Option<String> = None;
         let metrics = self.metrics.clone();
         let timeout = self.settings.timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         async move {
             let waits = deliveries.into_iter().map(|(topic, delivery)| async move {
                 match tokio::time::timeout_at(deadline, delivery).await {
-                    Ok(Ok(Ok(_))) => Ok(()),
-                    Ok(Ok(Err((e, _)))) => Err(format!("producing to {topic}: {e}")),
-                    Ok(Err(_)) => Err(format!("producing to {topic}: delivery canceled")),
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("producing to {topic}: {e}")),
                     Err(_) => Err(format!(
                         "producing to {topic}: no acknowledgement within {timeout:?}"
                     )),
