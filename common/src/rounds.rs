@@ -113,7 +113,7 @@ pub trait Handover: Send + Sync + 'static {
 }
 
 /// The real [`Handover`]: librdkafka through a [`ReplaceableProducer`] (a producer with a fatal
-/// error is replaced before the next round).
+/// error is replaced before the next record is handed over).
 pub struct KafkaHandover {
     producer: ReplaceableProducer,
 }

@@ -16,7 +16,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use fleet_common::producer::ReplaceableProducer;
 use fleet_common::rounds::{self, KafkaHandover, RoundLimits, Rounds};
 use fleet_common::wire::WindowMessage;
-use rdkafka::producer::Producer as _;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
@@ -102,7 +101,6 @@ pub struct Publisher {
 
 /// What the publisher and its flusher share.
 struct Shared {
-    producer: ReplaceableProducer,
     rounds: Rounds,
     settings: PublishSettings,
     metrics: Arc<Metrics>,
@@ -119,9 +117,8 @@ impl Publisher {
         metrics: Arc<Metrics>,
     ) -> Self {
         let interval = settings.interval;
-        let rounds = Rounds::start(KafkaHandover::new(producer.clone()), RoundLimits::default());
+        let rounds = Rounds::start(KafkaHandover::new(producer), RoundLimits::default());
         let shared = Arc::new(Shared {
-            producer,
             rounds,
             settings,
             metrics,
@@ -184,7 +181,8 @@ impl Publisher {
     }
 
     /// Stops the flusher, produces what is gathered and waits for it, then for every other
-    /// message still queued in the producer, each bounded by the timeout.
+    /// message still unanswered in the rounds (every message reaches the producer through them,
+    /// so then librdkafka holds none of ours), each bounded by the timeout.
     pub async fn close(self) {
         if let Some(flusher) = self.flusher {
             flusher.abort();
@@ -194,23 +192,18 @@ impl Publisher {
         if count > 0 {
             self.shared.send(rest).await;
         }
-        let timeout = self.shared.settings.timeout;
-        let started = tokio::time::Instant::now();
-        if !self.shared.rounds.drained(timeout).await {
+        if self
+            .shared
+            .rounds
+            .drained(self.shared.settings.timeout)
+            .await
+        {
+            tracing::debug!(last = count, "analytics publisher closed");
+        } else {
             tracing::warn!(
                 unanswered = self.shared.rounds.unanswered(),
                 "closing the analytics publisher: messages still unacknowledged are lost (the aggregates are stored in PostgreSQL)"
             );
-            return;
-        }
-        let producer = self.shared.producer.current();
-        let rest = timeout.saturating_sub(started.elapsed());
-        let flushed = tokio::task::spawn_blocking(move || producer.flush(rest)).await;
-        match flushed {
-            Ok(Ok(())) => tracing::debug!(last = count, "analytics publisher closed"),
-            Ok(Err(e)) => tracing::warn!(error = %e,
-                "closing the analytics publisher: messages still queued are lost (the aggregates are stored in PostgreSQL)"),
-            Err(e) => tracing::warn!(error = %e, "closing the analytics publisher"),
         }
     }
 }
