@@ -231,8 +231,6 @@ impl Shared {
                 (m.topic, answer)
             })
             .collect();
-        let mut failed = 0u64;
-        let mut first_error: Option<String> = None;
         let metrics = self.metrics.clone();
         let timeout = self.settings.timeout;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -248,12 +246,9 @@ impl Shared {
             });
             let results = futures::future::join_all(waits).await;
             let delivered = results.iter().filter(|r| r.is_ok()).count() as u64;
-            for e in results.into_iter().filter_map(Result::err) {
-                failed += 1;
-                first_error.get_or_insert(e);
-            }
+            let failed = results.len() as u64 - delivered;
             metrics.record_published(delivered, failed);
-            if let Some(error) = first_error {
+            if let Some(error) = results.into_iter().find_map(Result::err) {
                 tracing::warn!(%error, failed, delivered,
                     "publishing analytics failed (the aggregates are stored in PostgreSQL)");
             } else {
