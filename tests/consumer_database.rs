@@ -10,7 +10,8 @@
 //! On the same stack it checks the roles: the application role that the consumer and the
 //! user's `psql` URL use is no superuser, cannot run programs (`COPY ... TO PROGRAM`), create,
 //! alter or drop anything, or create roles or databases; the superuser takes no password login;
-//! `fleet_admin` owns the schema but is no superuser either.
+//! `fleet_admin` owns the schema but is no superuser either. And a `postgres.server_settings`
+//! override reaches both PostgreSQL servers of the stack.
 
 mod support;
 
@@ -49,10 +50,25 @@ async fn refused(client: &tokio_postgres::Client, sql: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_application_role_has_least_privilege() {
-    let stack = TestStack::new("pg-roles", &[]);
+    let stack = TestStack::new(
+        "pg-roles",
+        &[("FLEET_POSTGRES__SERVER_SETTINGS__WORK_MEM", "12MB")],
+    );
     stack.fleet_ok(&["launch-infra"]).await;
     // launch-infra waited for the consumer's /readyz, which needs PostgreSQL as this role.
     let app = login(&stack, "fleet", "postgres-password").await.unwrap();
+    // `postgres.server_settings` reaches both servers: this one and the broker's storage.
+    let work_mem: String = app.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
+    assert_eq!(work_mem, "12MB", "work_mem of the stack's PostgreSQL");
+    let storage = support::stream::docker(&[
+        "exec",
+        &format!("{}-broker-storage", stack.name),
+        "sh",
+        "-c",
+        "PGPASSWORD=$(cat \"$POSTGRES_PASSWORD_FILE\") psql -h 127.0.0.1 -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\" -Atc 'SHOW work_mem'",
+    ])
+    .await;
+    assert_eq!(storage.trim(), "12MB", "work_mem of the broker's storage");
     let attributes = app
         .query_one(
             "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles

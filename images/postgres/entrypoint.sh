@@ -1,6 +1,7 @@
 #!/bin/sh
 # Creates the cluster on first start (role POSTGRES_USER with the password from
-# POSTGRES_PASSWORD_FILE, database POSTGRES_DB), then runs the server in the foreground.
+# POSTGRES_PASSWORD_FILE, database POSTGRES_DB), then runs the server in the foreground with
+# the arguments given (server settings as `-c name=value`).
 set -eu
 : "${POSTGRES_USER:?POSTGRES_USER is not set}"
 : "${POSTGRES_DB:?POSTGRES_DB is not set}"
@@ -15,4 +16,4 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     echo "CREATE DATABASE \"$POSTGRES_DB\" OWNER \"$POSTGRES_USER\"" \
         | "$bin/postgres" --single -D "$PGDATA" -j postgres >/dev/null
 fi
-exec "$bin/postgres" -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories=/var/run/postgresql
+exec "$bin/postgres" -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories=/var/run/postgresql "$@"

@@ -473,6 +473,62 @@ mod tests {
     }
 
     #[test]
+    fn postgres_server_settings_are_read_typed_and_checked() {
+        use super::super::model::ServerSetting;
+        let c = load_from_str(MASTER, "x.toml", no_env()).unwrap();
+        assert!(c.postgres.server_settings.is_empty());
+        let with = |lines: &str| {
+            MASTER.replace(
+                "[postgres.server_settings]\n",
+                &format!("[postgres.server_settings]\n{lines}\n"),
+            )
+        };
+        let text = with("shared_buffers = \"256MB\"\nmax_connections = 200\nfsync = true");
+        let c = load_from_str(&text, "x.toml", no_env()).unwrap();
+        let shown: Vec<String> = c
+            .postgres
+            .server_settings
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            shown,
+            ["fsync=on", "max_connections=200", "shared_buffers=256MB"]
+        );
+        let env = vec![(
+            "FLEET_POSTGRES__SERVER_SETTINGS__WORK_MEM".to_owned(),
+            "8MB".to_owned(),
+        )];
+        let c = load_from_str(MASTER, "x.toml", env).unwrap();
+        assert_eq!(
+            c.postgres.server_settings["work_mem"],
+            ServerSetting::Text("8MB".into())
+        );
+        for (line, key, says) in [
+            ("shared_buffers = \"1GB\"", "shared_buffers", "half"),
+            ("shared_buffers = 100000", "shared_buffers", "half"),
+            ("shared_buffers = \"lots\"", "shared_buffers", "not a size"),
+            ("listen_addresses = \"*\"", "listen_addresses", "fleet sets"),
+            ("\"Work-Mem\" = \"8MB\"", "Work-Mem", "setting name"),
+            ("work_mem = \"\"", "work_mem", "non-empty"),
+        ] {
+            match load_from_str(&with(line), "x.toml", no_env()).unwrap_err() {
+                ConfigError::Invalid {
+                    key: k, message, ..
+                } => {
+                    assert_eq!(k, format!("postgres.server_settings.{key}"), "{line}");
+                    assert!(message.contains(says), "{line}: {message}");
+                }
+                other => panic!("{line}: unexpected {other}"),
+            }
+        }
+        let err = load_from_str(&with("shared_buffers = \"1GB\""), "x.toml", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
     fn duplicate_ports_are_rejected() {
         let env = vec![("FLEET_INGEST__HOST_PORT".to_owned(), "5432".to_owned())];
         let err = load_from_str(MASTER, "x.toml", env)

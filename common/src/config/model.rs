@@ -215,9 +215,44 @@ pub struct PostgresConfig {
     /// How long to wait for a query to succeed.
     #[serde(with = "humantime_serde")]
     pub start_timeout: Duration,
+    /// Server settings for both PostgreSQL servers of the stack (this database and the broker's
+    /// storage), each passed to the server as `-c name=value` (the server checks the value and
+    /// refuses to start on a bad one). Empty: PostgreSQL's own defaults.
+    #[serde(default)]
+    pub server_settings: BTreeMap<String, ServerSetting>,
     /// Upstream image instead of the built one.
     #[serde(default)]
     pub upstream: Option<ImageOverride>,
+}
+
+/// The memory limit of each PostgreSQL container, MiB: `postgres.server_settings.shared_buffers`
+/// may take at most half of it (PostgreSQL's shared memory counts against it).
+pub const POSTGRES_MEMORY_MIB: i64 = 1024;
+
+/// The value of one PostgreSQL server setting, as TOML writes it (`"1GB"`, `200`, `0.9`, `on`
+/// as `true`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ServerSetting {
+    /// A string, passed as it is (units included: `"512MB"`, `"15min"`).
+    Text(String),
+    /// An integer.
+    Integer(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// A boolean, passed as `on` or `off`.
+    Bool(bool),
+}
+
+impl std::fmt::Display for ServerSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Text(s) => f.write_str(s),
+            Self::Integer(n) => write!(f, "{n}"),
+            Self::Float(x) => write!(f, "{x}"),
+            Self::Bool(b) => f.write_str(if *b { "on" } else { "off" }),
+        }
+    }
 }
 
 /// The ingest service.

@@ -27,6 +27,93 @@ fn is_topic(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+/// PostgreSQL settings fleet sets itself: the stack reaches the servers through them.
+const OWNED_SERVER_SETTINGS: [&str; 7] = [
+    "listen_addresses",
+    "port",
+    "unix_socket_directories",
+    "data_directory",
+    "config_file",
+    "hba_file",
+    "ident_file",
+];
+
+/// `postgres.server_settings`: names PostgreSQL could know (lower case, `_`, and `.` for an
+/// extension's), values that fit on a command line, and none of the settings fleet owns.
+fn check_server_settings(
+    settings: &BTreeMap<String, super::model::ServerSetting>,
+) -> Result<(), Failure> {
+    for (name, value) in settings {
+        let key = format!("postgres.server_settings.{name}");
+        let well_formed = !name.is_empty()
+            && name.len() <= 63
+            && name.starts_with(|ch: char| ch.is_ascii_lowercase())
+            && name.chars().all(|ch| {
+                ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '_' | '.')
+            });
+        if !well_formed {
+            fail(
+                &key,
+                format!("{name:?} is not a PostgreSQL setting name (lower case, digits, `_`, `.`)"),
+            )?;
+        }
+        if OWNED_SERVER_SETTINGS.contains(&name.as_str()) {
+            fail(
+                &key,
+                "fleet sets this one itself: the stack reaches the server through it",
+            )?;
+        }
+        let text = value.to_string();
+        if text.trim().is_empty() || text.contains(['\0', '\n', '\r']) {
+            fail(
+                &key,
+                format!("{text:?} is not a value: give a non-empty single line"),
+            )?;
+        }
+        if name == "shared_buffers" {
+            let limit = super::model::POSTGRES_MEMORY_MIB as f64 * 1024.0 * 1024.0;
+            match pg_memory_bytes(&text, 8192.0) {
+                None => fail(
+                    &key,
+                    format!(
+                        "{text:?} is not a size: give one like \"256MB\" (units B, kB, MB, GB, TB) or a number of 8 kB blocks"
+                    ),
+                )?,
+                Some(bytes) if bytes > limit / 2.0 => fail(
+                    &key,
+                    format!(
+                        "{text:?} is more than half of the server container's {} MiB of memory: the server would be killed for want of memory",
+                        super::model::POSTGRES_MEMORY_MIB
+                    ),
+                )?,
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A PostgreSQL memory setting's bytes: a number with a unit (`B`, `kB`, `MB`, `GB`, `TB`, as
+/// PostgreSQL spells them) or without one, in `unit_bytes`.
+fn pg_memory_bytes(text: &str, unit_bytes: f64) -> Option<f64> {
+    let text = text.trim();
+    let split = text
+        .find(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "" => unit_bytes,
+        "B" => 1.0,
+        "kB" => 1024.0,
+        "MB" => 1024.0 * 1024.0,
+        "GB" => 1024.0 * 1024.0 * 1024.0,
+        "TB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some(number * factor)
+}
+
 /// Returns the first failure as (key, message).
 pub(super) fn validate(c: &Config) -> Result<(), Failure> {
     super::target::validate(&c.target)?;
@@ -133,6 +220,7 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
             ),
         )?;
     }
+    check_server_settings(&c.postgres.server_settings)?;
     crate::settings::check_config(c)?;
     if !(1..=16).contains(&c.ingest.replicas) {
         fail("ingest.replicas", "must be between 1 and 16")?;

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use fleet_common::config::POSTGRES_MEMORY_MIB;
+
 use super::Readiness;
 use crate::docker::ContainerSpec;
 
@@ -61,7 +63,7 @@ impl Service {
         let (memory_mib, pids) = match self {
             Service::Zookeeper => (512, 512),
             Service::Broker | Service::BrokerHost => (1024, 1024),
-            Service::Postgres | Service::BrokerStorage => (1024, 512),
+            Service::Postgres | Service::BrokerStorage => (POSTGRES_MEMORY_MIB, 512),
             Service::Ingest | Service::Consumer => (512, 512),
             Service::IngestBalancer => (256, 256),
         };

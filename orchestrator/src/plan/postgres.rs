@@ -1,6 +1,9 @@
 //! The stack's PostgreSQL server (and the broker storage's, which shares the recipe): its
 //! container, data and secrets volumes, and the password handed over as a file.
 
+use std::collections::BTreeMap;
+
+use fleet_common::config::ServerSetting;
 use fleet_common::settings::env::{POSTGRES_DB, POSTGRES_PASSWORD_FILE, POSTGRES_USER};
 use fleet_common::settings::ports::POSTGRES_PORT;
 
@@ -49,7 +52,17 @@ pub(super) fn server(
         POSTGRES_UID,
         password.as_bytes(),
     ));
+    pg.cmd = server_args(&b.config.postgres.server_settings);
     pg
+}
+
+/// The server's arguments for `settings`: `-c name=value` each, which the recipe's entrypoint
+/// (and the official image's) hands to `postgres`.
+fn server_args(settings: &BTreeMap<String, ServerSetting>) -> Vec<String> {
+    settings
+        .iter()
+        .flat_map(|(name, value)| ["-c".to_owned(), format!("{name}={value}")])
+        .collect()
 }
 
 /// The stack's PostgreSQL: the application role's password as a file, the admin's for the
@@ -86,5 +99,41 @@ pub(super) fn plan(b: &Builder<'_>, images: &ImageSet, secrets: &Secrets) -> Ser
             other => other,
         },
         timeout: pg.start_timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fleet_common::config::ServerSetting;
+
+    use super::super::tests::{config, first, images, secrets};
+    use super::super::{Service, infra_plan};
+
+    #[test]
+    fn server_settings_reach_both_servers_as_arguments() {
+        let plan = infra_plan(&config(), &images(), &secrets("pw"));
+        assert!(first(&plan, Service::Postgres).spec.cmd.is_empty());
+        let mut c = config();
+        c.postgres.server_settings = [
+            ("max_wal_size".to_owned(), ServerSetting::Text("8GB".into())),
+            ("max_connections".to_owned(), ServerSetting::Integer(200)),
+            ("fsync".to_owned(), ServerSetting::Bool(true)),
+        ]
+        .into();
+        let plan = infra_plan(&c, &images(), &secrets("pw"));
+        for service in [Service::Postgres, Service::BrokerStorage] {
+            assert_eq!(
+                first(&plan, service).spec.cmd,
+                [
+                    "-c",
+                    "fsync=on",
+                    "-c",
+                    "max_connections=200",
+                    "-c",
+                    "max_wal_size=8GB"
+                ],
+                "{service:?}"
+            );
+        }
     }
 }
