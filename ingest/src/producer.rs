@@ -1,7 +1,9 @@
-//! The real [`Broker`]: one shared idempotent producer (acks=all) for every request, replaced
-//! by a fresh one (a new producer id) when librdkafka declares it unusable. Records reach it in
-//! rounds ([`fleet_common::rounds`]): the records of every request that arrives while a produce
-//! request is in flight leave together in the next one.
+//! The real [`Broker`]: shared idempotent producers (acks=all) for every request, each replaced
+//! by a fresh one (a new producer id) when librdkafka declares it unusable. Records reach them
+//! in rounds ([`fleet_common::rounds`]): the records of every request that arrives while a
+//! produce request is in flight leave together in the next one. Rounds of fewer than
+//! `LARGE_ROUND` records go to a producer with a short linger, larger ones to a second
+//! producer whose linger covers queuing them, so that every round leaves in one request.
 //! Metadata and watermark requests are blocking librdkafka calls and run on tokio's blocking
 //! pool.
 
@@ -20,11 +22,20 @@ use crate::broker::{Appended, Broker, BrokerError, PartitionWatermarks};
 /// How long a metadata or watermark request may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// librdkafka's `linger.ms`: a round is queued whole within it (2,000 records take about a
-/// millisecond), so it leaves as one produce request. The batching itself is the rounds'.
+/// librdkafka's `linger.ms` for rounds of fewer than [`LARGE_ROUND`] records: such a round is
+/// queued whole within it (a hundred records take about 0.1 ms), so it leaves as one produce
+/// request. The batching itself is the rounds'.
 const HANDOVER_LINGER_MS: &str = "0.2";
 
-/// A Kafka topic reached through one idempotent producer at a time.
+/// Rounds of at least this many records go to the second producer
+/// ([`fleet_common::rounds::KafkaHandover`] says why).
+const LARGE_ROUND: usize = 128;
+
+/// The second producer's `linger.ms`: it covers queuing a round of up to 2,000 records on a
+/// machine under load, so that a large round leaves in one produce request.
+const LARGE_ROUND_LINGER_MS: &str = "5";
+
+/// A Kafka topic reached through two idempotent producers, one round at a time.
 #[derive(Clone)]
 pub struct KafkaBroker {
     producer: ReplaceableProducer,
@@ -53,21 +64,29 @@ impl KafkaBroker {
         linger: Duration,
         max_in_flight: u32,
     ) -> Result<Self, BrokerError> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", brokers)
-            .set("client.id", "fleet-ingest")
-            .set("linger.ms", HANDOVER_LINGER_MS);
-        fleet_common::producer::set_max_in_flight(&mut config, max_in_flight);
-        let producer = ReplaceableProducer::new(config)
-            .map_err(|e| BrokerError::new("creating the producer", topic, e))?;
+        let limits = RoundLimits {
+            linger,
+            ..RoundLimits::default()
+        };
+        let producer = |client: &str, linger_ms: &str| {
+            let mut config = ClientConfig::new();
+            config
+                .set("bootstrap.servers", brokers)
+                .set("client.id", client)
+                .set("linger.ms", linger_ms)
+                // A full round is ready as soon as its last record is queued.
+                .set("batch.num.messages", limits.records.to_string());
+            fleet_common::producer::set_max_in_flight(&mut config, max_in_flight);
+            ReplaceableProducer::new(config)
+                .map_err(|e| BrokerError::new("creating the producer", topic, e))
+        };
+        let small = producer("fleet-ingest", HANDOVER_LINGER_MS)?;
+        let large = producer("fleet-ingest-large-rounds", LARGE_ROUND_LINGER_MS)?;
         let rounds = Rounds::start(
-            KafkaHandover::new(producer.clone()),
-            RoundLimits {
-                linger,
-                ..RoundLimits::default()
-            },
+            KafkaHandover::new(small.clone()).with_large_rounds(large, LARGE_ROUND),
+            limits,
         );
+        let producer = small;
         Ok(Self {
             producer,
             rounds,

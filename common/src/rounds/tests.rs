@@ -8,6 +8,8 @@ use super::*;
 #[derive(Clone, Default)]
 struct Fake {
     handed: Arc<Mutex<Vec<String>>>,
+    /// The length of the round each record was handed over in.
+    round_lens: Arc<Mutex<Vec<usize>>>,
     unreleased: Arc<Mutex<Vec<oneshot::Sender<()>>>>,
 }
 
@@ -39,6 +41,7 @@ impl Handover for Fake {
     fn hand_over(
         &self,
         record: &Outgoing,
+        round_len: usize,
     ) -> Result<BoxFuture<'static, Result<Delivered, SendError>>, SendError> {
         let key = String::from_utf8(record.key.clone()).unwrap();
         if key == "refused" {
@@ -47,6 +50,7 @@ impl Handover for Fake {
         let mut handed = self.handed.lock().unwrap();
         let offset = handed.len() as i64;
         handed.push(key);
+        self.round_lens.lock().unwrap().push(round_len);
         let (gate, released) = oneshot::channel();
         self.unreleased.lock().unwrap().push(gate);
         Ok(async move {
@@ -98,6 +102,11 @@ async fn records_sent_while_a_round_is_in_flight_go_together_into_the_next() {
     fake.release();
     assert_eq!(b.await.unwrap().offset, 1);
     assert_eq!(c.await.unwrap().offset, 2);
+    assert_eq!(
+        *fake.round_lens.lock().unwrap(),
+        [1, 2, 2],
+        "each record is handed over with the length of its round"
+    );
     assert!(rounds.drained(Duration::from_secs(1)).await);
     assert_eq!(rounds.unanswered(), 0);
 }
