@@ -86,9 +86,8 @@ impl KafkaBroker {
             KafkaHandover::new(small.clone()).with_large_rounds(large, LARGE_ROUND),
             limits,
         );
-        let producer = small;
         Ok(Self {
-            producer,
+            producer: small,
             rounds,
             topic: topic.to_owned(),
         })

@@ -27,6 +27,17 @@ fn is_topic(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+/// A lower-case PostgreSQL name of at most 63 bytes: a letter, then letters, digits, `_` and
+/// the characters in `also`.
+fn is_lower_identifier(s: &str, also: &[char]) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|ch: char| ch.is_ascii_lowercase())
+        && s.chars().all(|ch| {
+            ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || also.contains(&ch)
+        })
+}
+
 /// PostgreSQL settings fleet sets itself: the stack reaches the servers through them.
 const OWNED_SERVER_SETTINGS: [&str; 7] = [
     "listen_addresses",
@@ -45,13 +56,7 @@ fn check_server_settings(
 ) -> Result<(), Failure> {
     for (name, value) in settings {
         let key = format!("postgres.server_settings.{name}");
-        let well_formed = !name.is_empty()
-            && name.len() <= 63
-            && name.starts_with(|ch: char| ch.is_ascii_lowercase())
-            && name.chars().all(|ch| {
-                ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '_' | '.')
-            });
-        if !well_formed {
+        if !is_lower_identifier(name, &['.']) {
             fail(
                 &key,
                 format!("{name:?} is not a PostgreSQL setting name (lower case, digits, `_`, `.`)"),
@@ -72,7 +77,7 @@ fn check_server_settings(
         }
         if name == "shared_buffers" {
             let limit = super::model::POSTGRES_MEMORY_MIB as f64 * 1024.0 * 1024.0;
-            match pg_memory_bytes(&text, 8192.0) {
+            match shared_buffers_bytes(&text) {
                 None => fail(
                     &key,
                     format!(
@@ -93,9 +98,9 @@ fn check_server_settings(
     Ok(())
 }
 
-/// A PostgreSQL memory setting's bytes: a number with a unit (`B`, `kB`, `MB`, `GB`, `TB`, as
-/// PostgreSQL spells them) or without one, in `unit_bytes`.
-fn pg_memory_bytes(text: &str, unit_bytes: f64) -> Option<f64> {
+/// `shared_buffers` in bytes: a number with a unit (`B`, `kB`, `MB`, `GB`, `TB`, as PostgreSQL
+/// spells them) or without one, in 8 kB blocks.
+fn shared_buffers_bytes(text: &str) -> Option<f64> {
     let text = text.trim();
     let split = text
         .find(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
@@ -103,7 +108,7 @@ fn pg_memory_bytes(text: &str, unit_bytes: f64) -> Option<f64> {
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().ok()?;
     let factor = match unit.trim() {
-        "" => unit_bytes,
+        "" => 8192.0,
         "B" => 1.0,
         "kB" => 1024.0,
         "MB" => 1024.0 * 1024.0,
@@ -195,13 +200,7 @@ pub(super) fn validate(c: &Config) -> Result<(), Failure> {
         ("postgres.database", &c.postgres.database),
         ("postgres.user", &c.postgres.user),
     ] {
-        if ident.is_empty()
-            || ident.len() > 63
-            || !ident.starts_with(|ch: char| ch.is_ascii_lowercase())
-            || !ident
-                .chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
-        {
+        if !is_lower_identifier(ident, &[]) {
             fail(
                 key,
                 format!("{ident:?} must be a lower-case SQL identifier"),
